@@ -1,0 +1,167 @@
+/**
+ * The `dockergate` command line. Each command is a thin shell over a coordinator function;
+ * errors print one line naming their kind and exit non-zero.
+ */
+import { Command, Option } from 'commander';
+import { formatPlatform, parsePlatformSpec } from '../extractor/manifest.js';
+import type { DirImageConfig } from '../extractor/source.js';
+import { defaultCacheDir } from '../infra/config.js';
+import { DockergateError } from '../infra/errors.js';
+import { DEFAULT_LIMITS } from '../infra/limits.js';
+import { formatBytes, terminalProgress } from '../infra/progress.js';
+import { embeddedRuntime } from './embedded.js';
+import { fileJson, type InspectResult, inspectImage } from './inspect.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+interface InspectFlags {
+  json?: boolean;
+  files?: boolean;
+  platform: string;
+  insecure?: boolean;
+  cacheDir: string;
+  dockerConfig?: string;
+  entrypoint?: string;
+  cmd?: string;
+  env: string[];
+  workdir?: string;
+  user?: string;
+}
+
+function buildProgram(): Command {
+  const program = new Command('dockergate')
+    .description('Static analysis of container images into tight seccomp profiles')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('inspect')
+    .description('read an image and print its config, layers and classified file tree')
+    .argument('<ref>', 'docker://host/repo:tag, docker-daemon:name:tag, docker-archive:file.tar, oci:dir[:tag], dir:/rootfs')
+    .option('--json', 'print JSON (config, layers, counts, entrypoint and every file)')
+    .option('--files', 'also list every file in the text output')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
+    .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
+    .option('--cache-dir <dir>', 'CAS and layer-record cache', defaultCacheDir())
+    .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)')
+    .addOption(new Option('--entrypoint <json>', 'dir: sources: Entrypoint as a JSON array'))
+    .addOption(new Option('--cmd <json>', 'dir: sources: Cmd as a JSON array'))
+    .option('--env <NAME=value>', 'dir: sources: an environment variable (repeatable)', collect, [])
+    .option('--workdir <dir>', 'dir: sources: WorkingDir')
+    .option('--user <user>', 'dir: sources: User')
+    .action(async (ref: string, flags: InspectFlags) => {
+      const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+      try {
+        const result = await inspectImage(runtime, ref, {
+          source: {
+            platform: parsePlatformSpec(flags.platform),
+            insecure: Boolean(flags.insecure),
+            ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
+            dirConfig: dirConfigOf(flags),
+          },
+          progress: terminalProgress(),
+        });
+        process.stdout.write(flags.json ? `${JSON.stringify(inspectJson(result), null, 2)}\n` : inspectText(result, Boolean(flags.files)));
+      } finally {
+        await runtime.close();
+      }
+    });
+
+  return program;
+}
+
+function parseJsonArray(value: string | undefined, flag: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const parsed: unknown = JSON.parse(value);
+  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
+    throw new Error(`${flag} must be a JSON array of strings, e.g. '["/bin/sh","-c","echo hi"]'`);
+  }
+  return parsed as string[];
+}
+
+function dirConfigOf(flags: InspectFlags): DirImageConfig {
+  const entrypoint = parseJsonArray(flags.entrypoint, '--entrypoint');
+  const cmd = parseJsonArray(flags.cmd, '--cmd');
+  return {
+    ...(entrypoint ? { entrypoint } : {}),
+    ...(cmd ? { cmd } : {}),
+    ...(flags.env.length > 0 ? { env: flags.env } : {}),
+    ...(flags.workdir ? { workingDir: flags.workdir } : {}),
+    ...(flags.user ? { user: flags.user } : {}),
+  };
+}
+
+export function inspectJson(result: InspectResult): Record<string, unknown> {
+  return {
+    reference: result.reference,
+    manifestDigest: result.manifestDigest,
+    configDigest: result.configDigest,
+    platform: result.platform,
+    config: result.config,
+    layers: result.layers,
+    counts: result.counts,
+    entrypoint: {
+      argv: result.entrypoint.argv,
+      ...(result.entrypoint.path ? { path: result.entrypoint.path } : {}),
+      ...(result.entrypoint.file ? { file: fileJson(result.entrypoint.file) } : {}),
+      ...(result.entrypoint.problem ? { problem: result.entrypoint.problem } : {}),
+    },
+    files: [...result.tree.files()].map(fileJson),
+  };
+}
+
+function inspectText(result: InspectResult, withFiles: boolean): string {
+  const { config, entrypoint, counts } = result;
+  const lines = [
+    `image      ${result.reference}`,
+    `manifest   ${result.manifestDigest}`,
+    `config     ${result.configDigest}`,
+    `platform   ${formatPlatform(config.platform)}`,
+    `entrypoint ${JSON.stringify(config.entrypoint)}`,
+    `cmd        ${JSON.stringify(config.cmd)}`,
+    `workdir    ${config.workingDir || '/'}`,
+    `user       ${config.user || '(root)'}`,
+    `env        ${config.env.join(' ')}`,
+    ...(config.healthcheck ? [`healthcheck ${JSON.stringify(config.healthcheck)}`] : []),
+    '',
+    `layers (${result.layers.length}):`,
+    ...result.layers.map(
+      (layer, i) =>
+        `  ${i}  ${layer.digest.slice(0, 19)}  ${formatBytes(layer.size).padStart(10)}  ${String(layer.files).padStart(7)} files  ${layer.mediaType}${layer.cached ? '  (cached)' : ''}`,
+    ),
+    '',
+    `files      ${counts.files}`,
+    `elf        ${Object.entries(counts.elfByMachine).map(([machine, n]) => `${machine}: ${n}`).join(', ') || 'none'}`,
+    `scripts    ${counts.scripts}`,
+    entrypoint.file
+      ? `runs       ${entrypoint.path} → ${entrypoint.file.path} (${entrypoint.file.kind}${entrypoint.file.elfMachine ? ` ${entrypoint.file.elfMachine}` : ''}${entrypoint.file.interpreter ? ` via ${entrypoint.file.interpreter}` : ''}, sha256:${entrypoint.file.sha256?.slice(0, 12)})`
+      : `runs       ? ${entrypoint.problem}`,
+  ];
+  if (withFiles) {
+    lines.push('');
+    for (const file of result.tree.files()) {
+      const detail = file.linkTarget !== undefined ? `-> ${file.linkTarget}` : file.sha256 ? `sha256:${file.sha256}` : '';
+      lines.push(`${file.type.padEnd(7)} 0${file.mode.toString(8).padStart(4, '0')} ${file.path} ${detail}${file.kind && file.kind !== 'other' ? ` [${file.kind}]` : ''}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
+    }
+    if (err instanceof DockergateError) {
+      process.stderr.write(`dockergate: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`dockergate: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The embedded runtime: one process, an in-process bus, a directory CAS and layer-record store
+ * under the user's cache dir. The cluster runtime swaps these for NATS, S3 and PostgreSQL.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { LayerDescriptor, OpenedImage } from '../extractor/types.js';
+import { type Bus, InProcessBus } from '../infra/bus.js';
+import { defaultCacheDir } from '../infra/config.js';
+import { NotFoundError } from '../infra/errors.js';
+import type { Limits } from '../infra/limits.js';
+import { DirCas } from '../store/cas.js';
+import { DirLayerRecordStore, type LayerRecordStore } from '../store/layer-records.js';
+import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
+
+export interface Runtime {
+  readonly bus: Bus;
+  readonly cas: DirCas;
+  readonly records: LayerRecordStore;
+  readonly limits: Limits;
+  /** Makes an opened image's layers readable by workers; returns the key units name it by. */
+  share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): () => void;
+  close(): Promise<void>;
+}
+
+export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): Runtime {
+  const cas = new DirCas(path.join(cacheDir));
+  const records = new DirLayerRecordStore(cacheDir);
+  const bus = new InProcessBus({ concurrency: Math.max(1, Math.min(os.availableParallelism(), 4)), maxAttempts: 3, backoffMs: 250 });
+  const shared = new Map<string, { image: OpenedImage; wrap?: (layer: LayerDescriptor, blob: Readable) => Readable }>();
+  const blobs: LayerBlobs = {
+    async open(reference, layer, signal) {
+      const entry = shared.get(reference);
+      if (!entry) throw new NotFoundError(`image ${reference} is not open in this process`);
+      const blob = await entry.image.openLayer(layer, signal);
+      return entry.wrap ? entry.wrap(layer, blob) : blob;
+    },
+  };
+  registerLayerExtractor(bus, { cas, records, blobs, limits });
+  return {
+    bus,
+    cas,
+    records,
+    limits,
+    share(image, wrap) {
+      shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });
+      return () => shared.delete(image.reference);
+    },
+    close: () => bus.close(),
+  };
+}

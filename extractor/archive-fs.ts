@@ -1,0 +1,168 @@
+/**
+ * Read-only access to the members of an image archive, whether it is a directory (an OCI layout
+ * on disk) or a tar file (`docker save` output, an OCI layout tarball). Members are read by their
+ * archive path; nothing is extracted, and no path can reach outside the archive.
+ */
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { asInputError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
+import type { Limits } from '../infra/limits.js';
+import { normaliseEntryPath } from './paths.js';
+
+export interface ArchiveFs {
+  /** Size of a regular member, or undefined when there is none at that path. */
+  sizeOf(member: string): Promise<number | undefined>;
+  /** Reads a small member whole, refusing more than `maxBytes`. */
+  readSmall(member: string, maxBytes: number, limitName: string): Promise<Buffer>;
+  /** Streams a member's bytes. */
+  open(member: string): Promise<Readable>;
+  /** First bytes of a member (to sniff compression). */
+  head(member: string, bytes: number): Promise<Buffer>;
+}
+
+/** Opens `location` as a directory archive or a tar archive, whichever it is. */
+export async function openArchive(location: string, limits: Limits): Promise<ArchiveFs> {
+  let stat;
+  try {
+    stat = await fs.stat(location);
+  } catch (err) {
+    throw new NotFoundError(`${location}: no such file or directory`, { cause: err });
+  }
+  if (stat.isDirectory()) return new DirectoryArchive(location, limits);
+  if (stat.isFile()) return TarArchive.index(location, limits);
+  throw new InvalidInputError(`${location} is neither a directory nor a tar file`);
+}
+
+class DirectoryArchive implements ArchiveFs {
+  constructor(
+    private readonly root: string,
+    private readonly limits: Limits,
+  ) {}
+
+  /** The member's host path, confined to the root; symlinks inside the archive are refused. */
+  private async locate(member: string): Promise<{ file: string; size: number } | undefined> {
+    const relative = normaliseEntryPath(member, this.limits).slice(1);
+    const file = path.join(this.root, relative);
+    try {
+      const stat = await fs.lstat(file);
+      return stat.isFile() ? { file, size: stat.size } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async require(member: string): Promise<{ file: string; size: number }> {
+    const found = await this.locate(member);
+    if (!found) throw new NotFoundError(`${this.root}: no regular file ${member}`);
+    return found;
+  }
+
+  async sizeOf(member: string): Promise<number | undefined> {
+    return (await this.locate(member))?.size;
+  }
+
+  async readSmall(member: string, maxBytes: number, limitName: string): Promise<Buffer> {
+    const { file, size } = await this.require(member);
+    if (size > maxBytes) throw new LimitExceededError(limitName, maxBytes, `${member} in ${this.root}`);
+    return fs.readFile(file);
+  }
+
+  async open(member: string): Promise<Readable> {
+    const { file } = await this.require(member);
+    return createReadStream(file, { highWaterMark: 1024 * 1024 });
+  }
+
+  async head(member: string, bytes: number): Promise<Buffer> {
+    const { file } = await this.require(member);
+    const handle = await fs.open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(bytes);
+      const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+interface TarMember {
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** A tar archive indexed once (member → data offset); members are then read as byte ranges. */
+class TarArchive implements ArchiveFs {
+  private constructor(
+    private readonly file: string,
+    private readonly members: ReadonlyMap<string, TarMember>,
+    private readonly limits: Limits,
+  ) {}
+
+  static async index(file: string, limits: Limits): Promise<TarArchive> {
+    const members = new Map<string, TarMember>();
+    const extract = tar.extract();
+    const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
+    try {
+      input.pipe(extract as unknown as NodeJS.WritableStream);
+      for await (const entry of extract) {
+        // tar-stream sets byteOffset to the first data byte of the member (after any PAX header).
+        const offset = (entry.header as { byteOffset?: number }).byteOffset;
+        if (entry.header.type === 'file' && typeof offset === 'number') {
+          if (members.size >= limits.maxEntriesPerLayer) {
+            throw new LimitExceededError('maxEntriesPerLayer', limits.maxEntriesPerLayer, `archive ${file}`);
+          }
+          members.set(normaliseEntryPath(entry.header.name, limits), { offset, size: entry.header.size ?? 0 });
+        }
+        entry.resume();
+      }
+    } catch (err) {
+      throw asInputError(err, `archive ${file}`);
+    } finally {
+      input.destroy();
+    }
+    return new TarArchive(file, members, limits);
+  }
+
+  private lookup(member: string): TarMember | undefined {
+    return this.members.get(normaliseEntryPath(member, this.limits));
+  }
+
+  private require(member: string): TarMember {
+    const found = this.lookup(member);
+    if (!found) throw new NotFoundError(`${this.file}: no member ${member}`);
+    return found;
+  }
+
+  async sizeOf(member: string): Promise<number | undefined> {
+    return this.lookup(member)?.size;
+  }
+
+  async readSmall(member: string, maxBytes: number, limitName: string): Promise<Buffer> {
+    const { size } = this.require(member);
+    if (size > maxBytes) throw new LimitExceededError(limitName, maxBytes, `${member} in ${this.file}`);
+    return this.head(member, size);
+  }
+
+  async open(member: string): Promise<Readable> {
+    const { offset, size } = this.require(member);
+    if (size === 0) return createReadStream(this.file, { start: 1, end: 0 });
+    return createReadStream(this.file, { start: offset, end: offset + size - 1, highWaterMark: 1024 * 1024 });
+  }
+
+  async head(member: string, bytes: number): Promise<Buffer> {
+    const { offset, size } = this.require(member);
+    const length = Math.min(bytes, size);
+    const handle = await fs.open(this.file, 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, offset);
+      if (bytesRead !== length) throw new InvalidInputError(`${this.file}: member ${member} is truncated`);
+      return buffer;
+    } finally {
+      await handle.close();
+    }
+  }
+}

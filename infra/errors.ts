@@ -1,0 +1,97 @@
+/**
+ * One error class per failure kind. The class decides what happens to a work unit that throws it:
+ * `retryable` errors (a registry that timed out, a daemon that is restarting) are retried with
+ * backoff; every other error is final for that input and is recorded with its reason, never retried.
+ */
+
+export type ErrorCode =
+  | 'invalid-input'
+  | 'unsafe-path'
+  | 'limit-exceeded'
+  | 'digest-mismatch'
+  | 'unsupported'
+  | 'not-found'
+  | 'auth'
+  | 'unavailable'
+  | 'aborted';
+
+export abstract class DockergateError extends Error {
+  abstract readonly code: ErrorCode;
+  /** True when the same input may succeed later (network, daemon restart); false for bad input. */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Malformed input: a manifest that is not JSON, a truncated tar or gzip stream, a bad header. */
+export class InvalidInputError extends DockergateError {
+  readonly code = 'invalid-input';
+}
+
+/** An archive entry or link that would leave the image root (`../`, link escapes). */
+export class UnsafePathError extends DockergateError {
+  readonly code = 'unsafe-path';
+  constructor(
+    readonly entryPath: string,
+    reason: string,
+  ) {
+    super(`unsafe path ${JSON.stringify(entryPath)}: ${reason}`);
+  }
+}
+
+/** A bound from `infra/limits.ts` was reached; `limit` names the field. */
+export class LimitExceededError extends DockergateError {
+  readonly code = 'limit-exceeded';
+  constructor(
+    readonly limit: string,
+    readonly max: number,
+    what: string,
+  ) {
+    super(`${what} exceeds limit ${limit} (${max})`);
+  }
+}
+
+/** Bytes whose digest or size differs from the descriptor that named them. */
+export class DigestMismatchError extends DockergateError {
+  readonly code = 'digest-mismatch';
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    what: string,
+  ) {
+    super(`${what}: expected ${expected}, got ${actual}`);
+  }
+}
+
+/** Valid input that dockergate does not handle (a media type, a platform, a credential helper). */
+export class UnsupportedError extends DockergateError {
+  readonly code = 'unsupported';
+}
+
+export class NotFoundError extends DockergateError {
+  readonly code = 'not-found';
+}
+
+export class AuthError extends DockergateError {
+  readonly code = 'auth';
+}
+
+/** A service did not answer or failed transiently: the only kind that is retried. */
+export class UnavailableError extends DockergateError {
+  readonly code = 'unavailable';
+  override readonly retryable = true;
+}
+
+export class AbortedError extends DockergateError {
+  readonly code = 'aborted';
+}
+
+/** Wraps anything thrown by a library while reading untrusted bytes into `InvalidInputError`. */
+export function asInputError(err: unknown, context: string): DockergateError {
+  if (err instanceof DockergateError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InvalidInputError(`${context}: ${message}`, { cause: err });
+}

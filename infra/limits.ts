@@ -1,0 +1,89 @@
+/**
+ * Every limit dockergate enforces on untrusted input, in one place, in units.
+ *
+ * Images, manifests, layers and binaries come from anywhere. Nothing read from them (a size in a
+ * manifest, a tar header, an ELF header) is trusted to bound work or memory: these limits do, and
+ * each is enforced by a counting stream or an explicit check that throws `LimitExceededError`.
+ */
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+export interface Limits {
+  /** A manifest, index or image config is JSON held in memory. */
+  readonly maxManifestBytes: number;
+  readonly maxConfigBytes: number;
+  /** Entries of an image index (manifest list) and layers of one image. */
+  readonly maxIndexEntries: number;
+  readonly maxLayersPerImage: number;
+  /** Compressed bytes of one layer blob, whatever its descriptor claims. */
+  readonly maxLayerBlobBytes: number;
+  /** Uncompressed bytes of one layer tar: the decompression-bomb bound. */
+  readonly maxLayerTarBytes: number;
+  /** Uncompressed bytes / compressed bytes of one layer, checked once past `bombRatioGraceBytes`. */
+  readonly maxCompressionRatio: number;
+  readonly bombRatioGraceBytes: number;
+  /** Tar entries in one layer, and files in the merged image tree. */
+  readonly maxEntriesPerLayer: number;
+  readonly maxFilesPerImage: number;
+  /** Bytes of one path and of one symlink target, and components of one path. */
+  readonly maxPathBytes: number;
+  readonly maxPathDepth: number;
+  /** Symlinks followed while resolving one path (Linux's MAXSYMLINKS is 40). */
+  readonly maxSymlinkHops: number;
+  /** One regular file stored in the CAS (ELF and scripts only). */
+  readonly maxBlobBytes: number;
+  /** Small JSON members of an archive (manifest.json, index.json, configs) read into memory. */
+  readonly maxArchiveMetadataBytes: number;
+  /** Bytes sniffed from the head of a file to classify it (ELF magic, `#!` line). */
+  readonly classifyHeadBytes: number;
+  /** HTTP: one request's time, and redirects followed. */
+  readonly httpTimeoutMs: number;
+  readonly maxRedirects: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  maxManifestBytes: 4 * MiB,
+  maxConfigBytes: 8 * MiB,
+  maxIndexEntries: 1_000,
+  maxLayersPerImage: 256,
+  maxLayerBlobBytes: 16 * GiB,
+  maxLayerTarBytes: 32 * GiB,
+  maxCompressionRatio: 200,
+  bombRatioGraceBytes: 64 * MiB,
+  maxEntriesPerLayer: 2_000_000,
+  maxFilesPerImage: 4_000_000,
+  maxPathBytes: 4 * KiB,
+  maxPathDepth: 256,
+  maxSymlinkHops: 40,
+  maxBlobBytes: 2 * GiB,
+  maxArchiveMetadataBytes: 16 * MiB,
+  classifyHeadBytes: 256,
+  httpTimeoutMs: 5 * 60_000,
+  maxRedirects: 5,
+});
+
+/** Limits with some values overridden (tests use small ones to exercise each bound quickly). */
+export function limitsWith(overrides: Partial<Limits>): Limits {
+  return Object.freeze({ ...DEFAULT_LIMITS, ...overrides });
+}
+
+/**
+ * Media types of the layers dockergate can read (OCI image spec `media-types.md`, Docker image
+ * manifest v2 schema 2), mapped to their compression. Checked before any work is dispatched.
+ * Foreign/non-distributable layers are readable the same way when a source holds their bytes.
+ */
+export type LayerCompression = 'gzip' | 'zstd' | 'none';
+
+export const LAYER_MEDIA_TYPES: ReadonlyMap<string, LayerCompression> = new Map([
+  ['application/vnd.oci.image.layer.v1.tar', 'none'],
+  ['application/vnd.oci.image.layer.v1.tar+gzip', 'gzip'],
+  ['application/vnd.oci.image.layer.v1.tar+zstd', 'zstd'],
+  ['application/vnd.oci.image.layer.nondistributable.v1.tar', 'none'],
+  ['application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'gzip'],
+  ['application/vnd.oci.image.layer.nondistributable.v1.tar+zstd', 'zstd'],
+  ['application/vnd.docker.image.rootfs.diff.tar', 'none'],
+  ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'gzip'],
+  ['application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'gzip'],
+]);

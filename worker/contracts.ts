@@ -1,0 +1,27 @@
+/**
+ * Wire contracts between the coordinator and workers: unit kinds, payloads and replies.
+ * Payloads are plain JSON so that the cluster mode can carry them unchanged.
+ */
+import type { Digest, LayerDescriptor } from '../extractor/types.js';
+
+export const UNIT_EXTRACT_LAYER = 'extract-layer';
+
+/** Extract one layer of an image into a `LayerRecord` (stored) and CAS blobs. */
+export interface ExtractLayerUnit {
+  /** The image reference the layer is read from. */
+  readonly image: string;
+  readonly layer: LayerDescriptor;
+}
+
+export interface ExtractLayerDone {
+  readonly digest: Digest;
+  readonly extractorVersion: number;
+  /** True when the record already existed and the layer was not read. */
+  readonly cached: boolean;
+  readonly files: number;
+}
+
+/** The unit id: a layer is processed once per (digest, extractor version), whatever the image. */
+export function extractLayerUnitId(layer: LayerDescriptor, extractorVersion: number): string {
+  return `${layer.digest}@${extractorVersion}`;
+}

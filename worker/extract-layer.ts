@@ -1,0 +1,32 @@
+import type { Readable } from 'node:stream';
+import { EXTRACTOR_VERSION, extractLayer } from '../extractor/layer-extract.js';
+import type { LayerDescriptor } from '../extractor/types.js';
+import type { Bus } from '../infra/bus.js';
+import type { Limits } from '../infra/limits.js';
+import type { Cas } from '../store/cas.js';
+import type { LayerRecordStore } from '../store/layer-records.js';
+import { type ExtractLayerDone, type ExtractLayerUnit, UNIT_EXTRACT_LAYER } from './contracts.js';
+
+/** Where a worker reads layer bytes from: the opened images in process, the registry in a cluster. */
+export interface LayerBlobs {
+  open(image: string, layer: LayerDescriptor, signal: AbortSignal): Promise<Readable>;
+}
+
+export interface LayerExtractorDeps {
+  readonly cas: Cas;
+  readonly records: LayerRecordStore;
+  readonly blobs: LayerBlobs;
+  readonly limits: Limits;
+}
+
+/** Handles `extract-layer` units: skip known layers, else stream, record and store. */
+export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void {
+  bus.handle<ExtractLayerUnit, ExtractLayerDone>(UNIT_EXTRACT_LAYER, async (unit, context) => {
+    const known = await deps.records.get(unit.layer.digest, EXTRACTOR_VERSION);
+    if (known) return { digest: known.digest, extractorVersion: EXTRACTOR_VERSION, cached: true, files: known.files.length };
+    const blob = await deps.blobs.open(unit.image, unit.layer, context.signal);
+    const record = await extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
+    await deps.records.put(record);
+    return { digest: record.digest, extractorVersion: EXTRACTOR_VERSION, cached: false, files: record.files.length };
+  });
+}
