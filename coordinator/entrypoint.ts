@@ -5,6 +5,7 @@
  * relative to WorkingDir. Shell-form instructions are already stored as `["/bin/sh", "-c", ...]`.
  */
 import type { ImageConfig } from '../extractor/types.js';
+import { DockergateError } from '../infra/errors.js';
 import type { ImageTree, TreeFile } from './image-tree.js';
 
 /** The PATH runc uses when the image's environment has none. */
@@ -39,10 +40,20 @@ export function resolveEntrypoint(config: ImageConfig, tree: ImageTree): Resolve
         .split(':')
         .filter((dir) => dir.startsWith('/'))
         .map((dir) => `${dir}/${program}`);
+  const failures: string[] = [];
   for (const candidate of candidates) {
-    const file = tree.tryResolve(candidate);
+    let file: TreeFile | undefined;
+    try {
+      file = tree.tryResolve(candidate);
+    } catch (err) {
+      // A symlink loop on one PATH entry is that entry's problem, as ELOOP is for execvp.
+      if (!(err instanceof DockergateError)) throw err;
+      failures.push(err.message);
+      continue;
+    }
     // runc's lookup accepts a regular file with any execute bit.
     if (file && file.type === 'file' && (file.mode & 0o111) !== 0) return { argv, path: candidate, file };
   }
-  return { argv, problem: `${program}: executable not found in the image (looked in ${candidates.join(', ')})` };
+  const detail = failures.length > 0 ? `; ${failures.join('; ')}` : '';
+  return { argv, problem: `${program}: executable not found in the image (looked in ${candidates.join(', ')})${detail}` };
 }

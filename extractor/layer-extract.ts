@@ -75,15 +75,23 @@ export async function extractLayer(
   const bombGuard = new CompressionRatioGuard(compressed, limits, layer.digest);
   const collector = new LayerCollector(options);
   const extract = tar.extract();
+  // The first error of an entry handler is the real cause; the pipeline only sees "premature close".
+  let entryError: unknown;
   extract.on('entry', (header, stream, next) => {
-    collector.onEntry(header, stream as AsyncIterable<Buffer>).then(() => next(), (err: unknown) => next(err as Error));
+    collector.onEntry(header, stream as AsyncIterable<Buffer>).then(
+      () => next(),
+      (err: unknown) => {
+        entryError ??= err;
+        next(err as Error);
+      },
+    );
   });
 
   try {
     await pipeline([blob, compressed, decompressor(compression), bombGuard, uncompressed, extract], { signal });
   } catch (err) {
     if (signal?.aborted) throw new AbortedError('layer extraction aborted', { cause: err });
-    throw asInputError(err, `layer ${layer.digest}`);
+    throw asInputError(entryError ?? err, `layer ${layer.digest}`);
   } finally {
     await collector.discardSpool();
   }
@@ -160,8 +168,14 @@ class LayerCollector {
     const name = baseName(entryPath);
     if (name.startsWith(WHITEOUT_PREFIX)) {
       await drain(content);
-      if (name === OPAQUE_MARKER) this.opaqueDirs.push(parentOf(entryPath));
-      else this.whiteouts.push(normaliseEntryPath(`${parentOf(entryPath)}/${name.slice(WHITEOUT_PREFIX.length)}`, limits));
+      if (name === OPAQUE_MARKER) {
+        this.opaqueDirs.push(parentOf(entryPath));
+        return;
+      }
+      const hidden = name.slice(WHITEOUT_PREFIX.length);
+      // A whiteout names one sibling; `.wh.`, `.wh..` or `.wh...` would name the dir or its parent.
+      if (hidden === '' || hidden === '.' || hidden === '..') throw new UnsafePathError(header.name, 'whiteout of a directory itself');
+      this.whiteouts.push(`${parentOf(entryPath) === '/' ? '' : parentOf(entryPath)}/${hidden}`);
       return;
     }
 

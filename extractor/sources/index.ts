@@ -15,7 +15,7 @@ export const IMAGE_SOURCES: readonly ImageSource[] = [
   dockerArchiveSource,
   ociLayoutSource,
   dirSource,
-] as readonly ImageSource<never>[] as readonly ImageSource[];
+] as readonly unknown[] as readonly ImageSource[];
 
 export async function openImage(reference: SourceReference, options: SourceOptions): Promise<OpenedImage> {
   const source = IMAGE_SOURCES.find((candidate) => candidate.transport === reference.transport);

@@ -22,7 +22,7 @@ export async function tarOf(entries: readonly EntrySpec[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (chunk: Buffer) => chunks.push(chunk));
+    pack.on('data', (chunk) => chunks.push(chunk as Buffer));
     pack.on('end', () => resolve());
     pack.on('error', reject);
   });
@@ -54,7 +54,7 @@ export async function tarOf(entries: readonly EntrySpec[]): Promise<Buffer> {
 }
 
 export const gzip = (bytes: Buffer): Buffer => zlib.gzipSync(bytes);
-export const zstd = (bytes: Buffer): Promise<Buffer> => zstdCompress(bytes);
+export const zstd = async (bytes: Buffer): Promise<Buffer> => zstdCompress(bytes);
 
 export function sha256(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -149,4 +149,22 @@ export async function listFiles(dir: string): Promise<string[]> {
   };
   await walk('');
   return out.sort();
+}
+
+/** A ustar header block for a regular file of `size` bytes (size may exceed what follows). */
+export function ustarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 'utf8');
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\x0000', 257);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return header;
 }

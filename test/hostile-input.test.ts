@@ -1,0 +1,317 @@
+/**
+ * Hostile images: each case is a crafted layer (or layout) that must end in a typed error or a
+ * bounded result, with nothing written outside the sandbox's CAS and record store.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import zlib from 'node:zlib';
+import { embeddedRuntime } from '../coordinator/embedded.js';
+import { SymlinkLoopError } from '../coordinator/image-tree.js';
+import { type InspectResult, inspectImage } from '../coordinator/inspect.js';
+import {
+  DigestMismatchError,
+  DockergateError,
+  InvalidInputError,
+  LimitExceededError,
+  UnsafePathError,
+  UnsupportedError,
+} from '../infra/errors.js';
+import { type Limits, limitsWith, MiB } from '../infra/limits.js';
+import {
+  digestOf,
+  type EntrySpec,
+  gzip,
+  gzipLayer,
+  listFiles,
+  type OciImageSpec,
+  type OciLayer,
+  tarOf,
+  tempDir,
+  ustarHeader,
+  writeOciLayout,
+  zstd,
+} from './helpers/layers.js';
+
+type ErrorClass = abstract new (...args: never[]) => DockergateError;
+
+interface HostileCase {
+  readonly name: string;
+  readonly image: () => Promise<OciImageSpec>;
+  readonly limits?: Partial<Limits>;
+  /** The typed error expected, or a check of the bounded result. */
+  readonly expect: ErrorClass | ((result: InspectResult) => void | Promise<void>);
+}
+
+const layers = async (...sets: EntrySpec[][]): Promise<OciImageSpec> => ({ layers: await Promise.all(sets.map(gzipLayer)) });
+const rawLayer = (blob: Buffer, mediaType: string, tar: Buffer = blob): OciLayer => ({ blob, mediaType, tar });
+const paths = (result: InspectResult): string[] => [...result.tree.files()].map((file) => file.path);
+const TAR = 'application/vnd.oci.image.layer.v1.tar';
+const TGZ = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const TZST = 'application/vnd.oci.image.layer.v1.tar+zstd';
+
+/** A tar with `count` empty files, built without tar-stream's per-entry overhead. */
+function manyFilesTar(count: number): Buffer {
+  const blocks: Buffer[] = [];
+  for (let i = 0; i < count; i++) blocks.push(ustarHeader(`f/${i}`, 0));
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const CASES: HostileCase[] = [
+  { name: '../ traversal', image: () => layers([{ name: '../etc/passwd', content: 'x' }]), expect: UnsafePathError },
+  { name: 'nested ../ climbing out', image: () => layers([{ name: 'a/b/../../../x', content: 'x' }]), expect: UnsafePathError },
+  { name: 'PAX path with ..', image: () => layers([{ name: 'ok', content: 'x', pax: { path: '../../../tmp/evil' } }]), expect: UnsafePathError },
+  {
+    name: 'absolute path lands inside the image',
+    image: () => layers([{ name: '/etc/abs', content: 'x' }]),
+    expect: (r) => assert.deepEqual(paths(r), ['/etc', '/etc/abs']),
+  },
+  {
+    name: '.. that stays inside is cleaned',
+    image: () => layers([{ name: 'a/../b/./c', content: 'x' }]),
+    expect: (r) => assert.deepEqual(paths(r), ['/b', '/b/c']),
+  },
+  {
+    name: 'symlink to an absolute path outside resolves inside',
+    image: () => layers([{ name: 'etc/passwd', content: 'inside' }, { name: 'esc', type: 'symlink', linkname: '/../../../etc/passwd' }]),
+    expect: (r) => assert.equal(r.tree.resolve('/esc').path, '/etc/passwd'),
+  },
+  {
+    name: 'relative symlink escape is confined',
+    image: () => layers([{ name: 'etc/shadow', content: 's' }, { name: 'a/b/up', type: 'symlink', linkname: '../../../../../../etc/shadow' }]),
+    expect: (r) => assert.equal(r.tree.resolve('/a/b/up').path, '/etc/shadow'),
+  },
+  {
+    name: 'file written through a symlinked parent stays inside',
+    image: () => layers([{ name: 'tmp/', type: 'directory' }, { name: 'lnk', type: 'symlink', linkname: '../../../../tmp' }, { name: 'lnk/evil', content: 'x' }]),
+    expect: (r) => assert.ok(paths(r).includes('/tmp/evil')),
+  },
+  {
+    name: 'file written through a dangling symlinked parent',
+    image: () => layers([{ name: 'lnk', type: 'symlink', linkname: '/nowhere/../../x' }, { name: 'lnk/evil', content: 'x' }]),
+    expect: InvalidInputError,
+  },
+  { name: 'hard link escaping the root', image: () => layers([{ name: 'h', type: 'link', linkname: '../../etc/passwd' }]), expect: UnsafePathError },
+  { name: 'hard link to a missing file', image: () => layers([{ name: 'h', type: 'link', linkname: 'nowhere' }]), expect: InvalidInputError },
+  {
+    name: 'hard link to a file of a lower layer',
+    image: () => layers([{ name: 'bin/real', content: 'data' }], [{ name: 'bin/alias', type: 'link', linkname: 'bin/real' }]),
+    expect: (r) => assert.equal(r.tree.resolve('/bin/alias').sha256, r.tree.resolve('/bin/real').sha256),
+  },
+  {
+    name: 'symlink loop a→b→a',
+    image: () => layers([{ name: 'a', type: 'symlink', linkname: 'b' }, { name: 'b', type: 'symlink', linkname: 'a' }]),
+    expect: (r) => assert.throws(() => r.tree.resolve('/a'), SymlinkLoopError),
+  },
+  {
+    name: 'self-referencing symlink',
+    image: () => layers([{ name: 'self', type: 'symlink', linkname: '/self' }]),
+    expect: (r) => assert.throws(() => r.tree.resolve('/self/x'), SymlinkLoopError),
+  },
+  {
+    name: 'chain of 60 symlinks exceeds the hop limit',
+    image: () => layers(Array.from({ length: 60 }, (_, i) => ({ name: `l${i}`, type: 'symlink' as const, linkname: `l${i + 1}` }))),
+    expect: (r) => assert.throws(() => r.tree.resolve('/l0'), SymlinkLoopError),
+  },
+  {
+    name: 'entrypoint through a symlink loop is reported, not thrown',
+    image: async () => ({ ...(await layers([{ name: 'bin/x', type: 'symlink', linkname: 'x' }])), config: { Entrypoint: ['/bin/x'] } }),
+    expect: (r) => assert.match(r.entrypoint.problem ?? '', /too many levels of symbolic links/),
+  },
+  {
+    name: 'a symlink replaced by a directory in a later layer',
+    image: () => layers([{ name: 'x', type: 'symlink', linkname: '/etc' }], [{ name: 'x/', type: 'directory' }, { name: 'x/f', content: '1' }]),
+    expect: (r) => {
+      assert.equal(r.tree.lstat('/x')?.type, 'dir');
+      assert.ok(paths(r).includes('/x/f'));
+    },
+  },
+  {
+    name: 'a directory replaced by a file',
+    image: () => layers([{ name: 'd/a', content: '1' }, { name: 'd/b', content: '2' }], [{ name: 'd', content: 'now a file' }]),
+    expect: (r) => {
+      assert.equal(r.tree.lstat('/d')?.type, 'file');
+      assert.equal(r.counts.files, 1);
+    },
+  },
+  {
+    name: 'file as a parent directory',
+    image: () => layers([{ name: 'f', content: 'x' }, { name: 'f/child', content: 'y' }]),
+    expect: InvalidInputError,
+  },
+  {
+    name: 'device files and fifos are data only',
+    image: () => layers([{ name: 'dev/sda', type: 'block-device' }, { name: 'dev/null', type: 'character-device' }, { name: 'dev/p', type: 'fifo' }]),
+    expect: (r) => assert.deepEqual([...r.tree.files()].map((f) => f.type), ['dir', 'char', 'fifo', 'block']),
+  },
+  { name: 'whiteout of the parent (.wh...)', image: () => layers([{ name: 'a/.wh...', content: '' }]), expect: UnsafePathError },
+  {
+    name: 'opaque marker at the root hides every lower file',
+    image: () => layers([{ name: 'old', content: '1' }], [{ name: '.wh..wh..opq', content: '' }, { name: 'new', content: '2' }]),
+    expect: (r) => assert.deepEqual(paths(r), ['/new']),
+  },
+  {
+    name: 'duplicate entries: the last one wins',
+    image: () => layers([{ name: 'dup', content: 'first' }, { name: 'dup', content: 'second' }]),
+    expect: (r) => assert.equal(r.tree.resolve('/dup').size, 'second'.length),
+  },
+  {
+    name: 'huge PAX header (5 MiB)',
+    image: () => layers([{ name: 'p', content: 'x', pax: { comment: 'c'.repeat(5 * MiB) } }]),
+    expect: InvalidInputError,
+  },
+  { name: 'PAX path longer than maxPathBytes', image: () => layers([{ name: 'p', content: 'x', pax: { path: 'a/'.repeat(3000) } }]), expect: LimitExceededError },
+  { name: 'path deeper than maxPathDepth', image: () => layers([{ name: 'p', content: 'x', pax: { path: 'd/'.repeat(300) + 'f' } }]), expect: LimitExceededError },
+  { name: 'symlink target longer than maxPathBytes', image: () => layers([{ name: 's', type: 'symlink', linkname: 'x', pax: { linkpath: 'y'.repeat(5000) } }]), expect: LimitExceededError },
+  {
+    name: 'truncated gzip stream',
+    image: async () => {
+      const layer = await gzipLayer([{ name: 'f', content: 'x'.repeat(10000) }]);
+      const blob = layer.blob.subarray(0, layer.blob.length - 20);
+      return { layers: [rawLayer(blob, TGZ, layer.tar)] };
+    },
+    expect: InvalidInputError,
+  },
+  {
+    name: 'truncated zstd stream',
+    image: async () => {
+      const tar = await tarOf([{ name: 'f', content: Buffer.alloc(200000, 3) }]);
+      const blob = (await zstd(tar)).subarray(0, 30);
+      return { layers: [rawLayer(blob, TZST, tar)] };
+    },
+    expect: InvalidInputError,
+  },
+  {
+    name: 'truncated tar (cut inside a file)',
+    image: async () => {
+      const tar = (await tarOf([{ name: 'f', content: Buffer.alloc(5000, 1) }])).subarray(0, 2048);
+      return { layers: [rawLayer(tar, TAR)] };
+    },
+    expect: InvalidInputError,
+  },
+  { name: 'garbage declared as gzip', image: async () => ({ layers: [rawLayer(Buffer.from('not gzip at all'), TGZ)] }), expect: InvalidInputError },
+  {
+    name: 'tar header with a bad checksum',
+    image: async () => {
+      const tar = await tarOf([{ name: 'f', content: 'x' }]);
+      tar[0] = 0x41;
+      return { layers: [rawLayer(tar, TAR)] };
+    },
+    expect: InvalidInputError,
+  },
+  {
+    name: 'gzip decompression bomb (1 GiB of zeros)',
+    image: async () => {
+      const zero = Buffer.alloc(MiB);
+      const gz = zlib.createGzip({ level: 9 });
+      const chunks: Buffer[] = [];
+      gz.on('data', (chunk: Buffer) => chunks.push(chunk));
+      gz.write(ustarHeader('bomb', 8 * 1024 * MiB));
+      for (let i = 0; i < 1024; i++) gz.write(zero);
+      await new Promise<void>((resolve) => gz.end(resolve));
+      return { layers: [rawLayer(Buffer.concat(chunks), TGZ, Buffer.alloc(0))] };
+    },
+    limits: { bombRatioGraceBytes: 16 * MiB },
+    expect: LimitExceededError,
+  },
+  {
+    name: 'zstd bomb past maxLayerTarBytes',
+    image: async () => {
+      const tar = await tarOf([{ name: 'zeros', content: Buffer.alloc(64 * MiB) }]);
+      return { layers: [rawLayer(await zstd(tar), TZST, tar)] };
+    },
+    limits: { maxLayerTarBytes: 8 * MiB },
+    expect: LimitExceededError,
+  },
+  {
+    name: '100k tiny files are handled',
+    image: async () => {
+      const tar = manyFilesTar(100_000);
+      return { layers: [rawLayer(gzip(tar), TGZ, tar)] };
+    },
+    expect: (r) => assert.equal(r.counts.files, 100_001),
+  },
+  {
+    name: '100k tiny files past maxEntriesPerLayer',
+    image: async () => {
+      const tar = manyFilesTar(100_000);
+      return { layers: [rawLayer(gzip(tar), TGZ, tar)] };
+    },
+    limits: { maxEntriesPerLayer: 50_000 },
+    expect: LimitExceededError,
+  },
+  {
+    name: 'ELF file larger than maxBlobBytes',
+    image: () => layers([{ name: 'big', content: Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(2 * MiB)]) }]),
+    limits: { maxBlobBytes: MiB },
+    expect: LimitExceededError,
+  },
+  {
+    name: 'layer blob larger than declared',
+    image: async () => {
+      const layer = await gzipLayer([{ name: 'f', content: 'x' }]);
+      return { layers: [{ ...layer, declaredSize: layer.blob.length - 10 }] };
+    },
+    expect: DigestMismatchError,
+  },
+  {
+    name: 'layer blob whose digest is wrong',
+    image: async () => {
+      const layer = await gzipLayer([{ name: 'f', content: 'x' }]);
+      return { layers: [{ ...layer, declaredDigest: digestOf('something else') }] };
+    },
+    expect: DigestMismatchError,
+  },
+  {
+    name: 'diff_id that does not match the uncompressed layer',
+    image: async () => {
+      const layer = await gzipLayer([{ name: 'f', content: 'x' }]);
+      return { layers: [{ ...layer, diffId: digestOf('other') }] };
+    },
+    expect: DigestMismatchError,
+  },
+  {
+    name: 'unsupported layer media type',
+    image: async () => ({ layers: [{ ...(await gzipLayer([{ name: 'f', content: 'x' }])), mediaType: 'application/x-evil' }] }),
+    expect: UnsupportedError,
+  },
+];
+
+async function runCase(testCase: HostileCase): Promise<void> {
+  const sandbox = await tempDir('dockergate-hostile-');
+  try {
+    const layout = path.join(sandbox, 'layout');
+    const cache = path.join(sandbox, 'cache');
+    const spec = await testCase.image();
+    await writeOciLayout(layout, spec);
+    const before = await listFiles(layout);
+    const runtime = embeddedRuntime(limitsWith(testCase.limits ?? {}), cache);
+    let outcome: InspectResult | unknown;
+    try {
+      outcome = await inspectImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+    } catch (err) {
+      outcome = err;
+    } finally {
+      await runtime.close();
+    }
+    if (typeof testCase.expect === 'function' && testCase.expect.prototype instanceof DockergateError) {
+      assert.ok(outcome instanceof (testCase.expect as ErrorClass), `expected ${testCase.expect.name}, got ${outcome instanceof Error ? `${outcome.name}: ${outcome.message}` : 'a result'}`);
+    } else {
+      if (outcome instanceof Error) throw outcome;
+      await (testCase.expect as (r: InspectResult) => void)(outcome as InspectResult);
+    }
+    // Nothing written outside the CAS and the record store; the input is untouched; no spool left.
+    const written = (await listFiles(sandbox)).filter((file) => !file.startsWith('layout/'));
+    for (const file of written) assert.match(file, /^cache\/(blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}|layers\/v\d+\/[0-9a-f]{2}\/[0-9a-f]{64}\.json)$/);
+    assert.deepEqual(await listFiles(layout), before);
+  } finally {
+    await fs.rm(sandbox, { recursive: true, force: true });
+  }
+}
+
+describe('hostile input', () => {
+  it('has at least 30 crafted cases', () => assert.ok(CASES.length >= 30, `${CASES.length} cases`));
+  for (const testCase of CASES) it(testCase.name, { timeout: 120_000 }, () => runCase(testCase));
+});
