@@ -16,7 +16,7 @@ import type { Limits } from '../../infra/limits.js';
 import type { SourceReference } from '../reference.js';
 import type { ImageSource } from '../source.js';
 import { sha256Digest } from '../streams.js';
-import type { Digest, ImageConfig, LayerDescriptor, OpenedImage } from '../types.js';
+import type { ImageConfig, LayerDescriptor, OpenedImage } from '../types.js';
 
 type DirReference = Extract<SourceReference, { transport: 'dir' }>;
 

@@ -8,7 +8,8 @@ import { InvalidInputError, NotFoundError } from '../../infra/errors.js';
 import { type ArchiveFs, openArchive } from '../archive-fs.js';
 import { type Descriptor, MEDIA_TYPES, parseManifestOrIndex } from '../manifest.js';
 import { formatReference, type SourceReference } from '../reference.js';
-import { type BlobReader, resolveManifest, verifyBlob } from '../resolve-image.js';
+import { type BlobReader, type ManifestBytes, resolveManifest, verifyBlob } from '../resolve-image.js';
+import type { Limits } from '../../infra/limits.js';
 import type { ImageSource, SourceOptions } from '../source.js';
 import { VerifyingStream } from '../streams.js';
 import type { Digest, LayerDescriptor, OpenedImage } from '../types.js';
@@ -21,13 +22,15 @@ export function blobPath(digest: Digest): string {
   return `blobs/${digest.replace(':', '/')}`;
 }
 
-/** Verified small blobs of an archive, for `resolveManifest`. */
-export function archiveBlobReader(archive: ArchiveFs, where: string): BlobReader {
+/** Verified manifests and configs of an archive, for `resolveManifest`. */
+export function archiveBlobReader(archive: ArchiveFs, where: string, limits: Limits): BlobReader {
+  const read = async (descriptor: Descriptor, maxBytes: number, limitName: string): Promise<ManifestBytes> => {
+    const bytes = await archive.readSmall(blobPath(descriptor.digest), maxBytes, limitName);
+    return { ...verifyBlob(bytes, descriptor, `${where}: blob ${descriptor.digest}`), contentType: descriptor.mediaType };
+  };
   return {
-    async fetch(descriptor: Descriptor, maxBytes: number, limitName: string) {
-      const bytes = await archive.readSmall(blobPath(descriptor.digest), maxBytes, limitName);
-      return { ...verifyBlob(bytes, descriptor, `${where}: blob ${descriptor.digest}`), contentType: descriptor.mediaType };
-    },
+    manifest: (descriptor) => read(descriptor, limits.maxManifestBytes, 'maxManifestBytes'),
+    config: (descriptor) => read(descriptor, limits.maxConfigBytes, 'maxConfigBytes'),
   };
 }
 
@@ -59,9 +62,8 @@ export const ociLayoutSource: ImageSource<OciReference> = {
     const index = parseManifestOrIndex(indexBytes, options.limits, MEDIA_TYPES.ociIndex);
     if (index.kind !== 'index') throw new InvalidInputError(`${where}: index.json is not an image index`);
     const top = chooseByTag(index.manifests, reference.tag, where);
-    const reader = archiveBlobReader(archive, where);
-    const first = await reader.fetch(top, options.limits.maxManifestBytes, 'maxManifestBytes');
-    const resolved = await resolveManifest(first, reader, options.platform, options.limits);
+    const reader = archiveBlobReader(archive, where, options.limits);
+    const resolved = await resolveManifest(await reader.manifest(top), reader, options.platform, options.limits, where);
     return {
       reference: where,
       manifestDigest: resolved.manifestDigest,
