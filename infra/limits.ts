@@ -41,6 +41,16 @@ export interface Limits {
   /** HTTP: one request's time, and redirects followed. */
   readonly httpTimeoutMs: number;
   readonly maxRedirects: number;
+  /** ELF analysis: one object's size, and counts of what its headers claim. */
+  readonly maxElfBytes: number;
+  readonly maxElfSections: number;
+  readonly maxElfSymbols: number;
+  readonly maxElfRelocations: number;
+  readonly maxFdes: number;
+  readonly maxGoFunctions: number;
+  /** Instructions decoded for one object, and wall time of one object's analysis. */
+  readonly maxInstructions: number;
+  readonly analysisTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -62,6 +72,14 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   classifyHeadBytes: 256,
   httpTimeoutMs: 5 * 60_000,
   maxRedirects: 5,
+  maxElfBytes: 512 * MiB,
+  maxElfSections: 4_096,
+  maxElfSymbols: 2_000_000,
+  maxElfRelocations: 4_000_000,
+  maxFdes: 1_000_000,
+  maxGoFunctions: 1_000_000,
+  maxInstructions: 60_000_000,
+  analysisTimeoutMs: 120_000,
 });
 
 /** Limits with some values overridden (tests use small ones to exercise each bound quickly). */
