@@ -11,6 +11,8 @@ import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
 import { fileJson, type InspectResult, inspectImage } from './inspect.js';
+import { type AnalyzedFile, analyzeFiles } from './analyze.js';
+import type { ObjectFacts } from '../worker/analyser.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -67,7 +69,56 @@ function buildProgram(): Command {
       }
     });
 
+  program
+    .command('analyze')
+    .description('analyse ELF files: syscalls reachable from each export, the entry point and initialisers')
+    .argument('<file...>', 'ELF executables or shared libraries')
+    .option('--json', 'print the full facts as JSON')
+    .option('--export <name>', 'show only this export (any version)')
+    .option('--cache-dir <dir>', 'CAS and knowledge base', defaultCacheDir())
+    .action(async (files: string[], flags: { json?: boolean; export?: string; cacheDir: string }) => {
+      const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+      try {
+        const results = await analyzeFiles(runtime, files);
+        const selected = results.map((result) => ({
+          ...result,
+          ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => baseSymbol(e.symbol) === flags.export) } } : {}),
+        }));
+        process.stdout.write(flags.json ? `${JSON.stringify(selected, null, 2)}\n` : selected.map((r) => analyzeText(r, flags.export)).join('\n'));
+        if (results.some((result) => result.failure)) process.exitCode = 1;
+      } finally {
+        await runtime.close();
+      }
+    });
+
   return program;
+}
+
+const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
+
+function analyzeText(result: AnalyzedFile, only: string | undefined): string {
+  const lines = [`${result.path}  sha256:${result.sha256}${result.cached ? '  (known)' : ''}`];
+  if (result.failure) return `${lines[0]}\n  failed: ${result.failure.code}: ${result.failure.message}\n`;
+  const facts = result.facts!;
+  const { stats } = facts;
+  const resolvedPercent = stats.syscallSites === 0 ? 100 : (100 * stats.resolvedSites) / stats.syscallSites;
+  lines.push(
+    `  ${facts.arch} ${facts.elfType}${facts.flags.pie ? ' pie' : ''}${facts.flags.static ? ' static' : ''}${facts.flags.go ? ' go' : ''}${facts.flags.stripped ? ' stripped' : ''}` +
+      `${facts.soname ? `  soname ${facts.soname}` : ''}${facts.interpreter ? `  interp ${facts.interpreter}` : ''}`,
+    ...(facts.needed.length > 0 ? [`  needs ${facts.needed.join(' ')}`] : []),
+    `  ${stats.functions} functions, ${stats.syscallSites} syscall sites, ${stats.resolvedSites} resolved (${resolvedPercent.toFixed(1)} %), ${facts.unresolved.length} unresolved`,
+  );
+  const show = (summary: ObjectFacts['exports'][number]): string =>
+    `  ${summary.symbol}: ${summary.syscalls.length} syscalls${summary.indirect ? ' (+ callbacks)' : ''}${summary.unresolvedCount ? `, ${summary.unresolvedCount} unresolved` : ''}${summary.imports.length ? `, ${summary.imports.length} imports` : ''}\n    ${summary.syscalls.join(' ')}`;
+  if (!only) {
+    if (facts.entry) lines.push(show(facts.entry));
+    for (const init of facts.initialisers) lines.push(show(init));
+    lines.push(`  ${facts.exports.length} exports${facts.exports.length > 0 ? ' (--export NAME to show one)' : ''}`);
+  } else {
+    for (const summary of facts.exports) lines.push(show(summary));
+    if (facts.exports.length === 0) lines.push(`  no export named ${only}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 function parseJsonArray(value: string | undefined, flag: string): string[] | undefined {

@@ -1,6 +1,6 @@
 /**
  * The embedded runtime: one process, an in-process bus, a directory CAS and layer-record store
- * under the user's cache dir. The cluster runtime swaps these for NATS, S3 and PostgreSQL.
+ * under the user's cache dir, an embedded knowledge base (PGlite) and a pool of analysis threads. The cluster runtime swaps these for NATS, S3 and PostgreSQL.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -13,11 +13,17 @@ import type { Limits } from '../infra/limits.js';
 import { DirCas } from '../store/cas.js';
 import { DirLayerRecordStore, type LayerRecordStore } from '../store/layer-records.js';
 import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
+import { registerObjectAnalyser } from '../worker/analyse-object.js';
+import { AnalysisPool } from '../worker/analysis-pool.js';
+import { type KnowledgeBase, openEmbeddedKnowledgeBase } from '../store/kb/index.js';
 
 export interface Runtime {
   readonly bus: Bus;
   readonly cas: DirCas;
   readonly records: LayerRecordStore;
+  /** The knowledge base, opened on first use (PGlite takes about a second to open). */
+  readonly kb: () => Promise<KnowledgeBase>;
+  readonly counters: { analysed: number; failed: number };
   readonly limits: Limits;
   /** Makes an opened image's layers readable by workers; returns the key units name it by. */
   share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): () => void;
@@ -38,15 +44,26 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): R
     },
   };
   registerLayerExtractor(bus, { cas, records, blobs, limits });
+  let kbOpening: Promise<KnowledgeBase> | undefined;
+  const kb = (): Promise<KnowledgeBase> => (kbOpening ??= openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb')));
+  const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
+  const counters = { analysed: 0, failed: 0 };
+  registerObjectAnalyser(bus, { cas, kb, pool, counters });
   return {
     bus,
     cas,
     records,
+    kb,
+    counters,
     limits,
     share(image, wrap) {
       shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });
       return () => shared.delete(image.reference);
     },
-    close: () => bus.close(),
+    async close() {
+      await bus.close();
+      await pool.close();
+      if (kbOpening) await (await kbOpening).close();
+    },
   };
 }

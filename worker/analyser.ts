@@ -20,12 +20,21 @@ export interface ExportSummary {
   /** `name` or `name@version` (`@@` for the default version, as readelf prints). */
   readonly symbol: string;
   readonly address: number;
-  /** Sorted syscall numbers of the object's architecture table. */
-  readonly syscalls: readonly number[];
+  /**
+   * Sorted syscall names (the kernel's, as seccomp profiles spell them) of the object's
+   * architecture; `int 0x80` sites in x86-64 code are named from the i386 table.
+   */
+  readonly syscalls: readonly string[];
   /** Imported symbols (PLT/GOT) reachable from this root, sorted; linked across objects later. */
   readonly imports: readonly string[];
   /** Count of unresolved sites reachable from this root; the sites themselves are in `unresolved`. */
   readonly unresolvedCount: number;
+  /**
+   * True when an indirect call is reachable: the callee may be any address-taken function of any
+   * loaded object (callbacks such as `main` passed to `__libc_start_main`), so linking must add
+   * every loaded object's `addressTaken` summary.
+   */
+  readonly indirect: boolean;
 }
 
 export interface ObjectFacts {
@@ -50,6 +59,8 @@ export interface ObjectFacts {
   readonly entry?: ExportSummary;
   /** DT_INIT, DT_INIT_ARRAY (and preinit) functions: they run when the object is loaded. */
   readonly initialisers: readonly ExportSummary[];
+  /** The closure of every function whose address is taken in this object (callback targets). */
+  readonly addressTaken: ExportSummary;
   /** Every defined, exported function symbol, sorted by symbol. */
   readonly exports: readonly ExportSummary[];
   /** All unresolved sites of the object, sorted by address. */

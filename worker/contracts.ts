@@ -25,3 +25,23 @@ export interface ExtractLayerDone {
 export function extractLayerUnitId(layer: LayerDescriptor, extractorVersion: number): string {
   return `${layer.digest}@${extractorVersion}`;
 }
+
+export const UNIT_ANALYSE_OBJECT = 'analyse-object';
+
+/** Analyse one object (an ELF blob already in the CAS) once per analyser version. */
+export interface AnalyseObjectUnit {
+  readonly sha256: string;
+  readonly analyser: string;
+  readonly analyserVersion: number;
+}
+
+export interface AnalyseObjectDone {
+  readonly sha256: string;
+  readonly status: 'ok' | 'failed';
+  /** True when the knowledge base already had the outcome and nothing was analysed. */
+  readonly cached: boolean;
+}
+
+export function analyseObjectUnitId(unit: AnalyseObjectUnit): string {
+  return `${unit.sha256}@${unit.analyser}@${unit.analyserVersion}`;
+}

@@ -1,0 +1,456 @@
+/**
+ * The knowledge base on both drivers: every case runs against embedded PGlite (a temp data dir,
+ * opened once: initdb takes seconds) and against the real PostgreSQL of the test environment, in a
+ * database created for this run and dropped at the end, so runs never see each other's rows.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import pg from 'pg';
+import type { Digest, LayerFile, LayerRecord } from '../extractor/types.js';
+import { UnavailableError } from '../infra/errors.js';
+import {
+  type FactsKey,
+  type KnowledgeBase,
+  openEmbeddedKnowledgeBase,
+  openPostgresKnowledgeBase,
+} from '../store/kb/index.js';
+import type { ExportSummary, ObjectFacts } from '../worker/analyser.js';
+
+/** Any database of the test cluster; per-run databases are created and dropped through it. */
+const PG_URL = process.env.DOCKERGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const ANALYSER = 'native';
+
+function randomSha256(): string {
+  return randomBytes(32).toString('hex');
+}
+
+function digestOf(text: string): Digest {
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}
+
+function keyOf(facts: ObjectFacts): FactsKey {
+  return { sha256: facts.sha256, analyser: facts.analyser, analyserVersion: facts.analyserVersion };
+}
+
+function summary(symbol: string, syscalls: string[], extra: Partial<ExportSummary> = {}): ExportSummary {
+  return { symbol, address: 0x1000 + symbol.length * 16, syscalls, imports: [], unresolvedCount: 0, indirect: false, ...extra };
+}
+
+/** Facts of a dynamic library with every optional field present. */
+function libraryFacts(overrides: Partial<ObjectFacts> = {}): ObjectFacts {
+  return {
+    sha256: randomSha256(),
+    analyser: ANALYSER,
+    analyserVersion: 1,
+    arch: 'x86_64',
+    elfType: 'dyn',
+    interpreter: '/lib64/ld-linux-x86-64.so.2',
+    soname: 'libexample.so.1',
+    needed: ['libc.so.6', 'libm.so.6'],
+    rpath: [],
+    runpath: ['$ORIGIN/../lib'],
+    flags: { static: false, pie: true, go: false, stripped: true },
+    entry: summary('_start', ['exit', 'exit_group', 'read', 'write'], { imports: ['__libc_start_main@GLIBC_2.34'], indirect: true }),
+    initialisers: [summary('frame_dummy', [])],
+    addressTaken: summary('<address-taken>', ['close', 'openat'], { indirect: true }),
+    exports: [
+      summary('example_open', ['close', 'open', 'openat'], { imports: ['malloc@GLIBC_2.2.5'], unresolvedCount: 1, indirect: true }),
+      summary('example_read@@EXAMPLE_1.0', ['pread64', 'read']),
+      summary('example_read@EXAMPLE_0.9', ['read']),
+      // Addresses above 2^32: the column is a bigint.
+      summary('example_far', [], { address: 0x7f12_3456_7890 }),
+    ],
+    unresolved: [
+      { address: 0x1234, kind: 'syscall-number', detail: 'rax from memory' },
+      { address: 0x2000, kind: 'indirect-jump-table' },
+    ],
+    pathStrings: ['/etc/example.conf', '/usr/lib/example'],
+    stats: { functions: 42, syscallSites: 7, resolvedSites: 6, codeBytes: 12_345 },
+    ...overrides,
+  };
+}
+
+/** Facts of a static executable with no optional field at all. */
+function staticFacts(): ObjectFacts {
+  return {
+    sha256: randomSha256(),
+    analyser: ANALYSER,
+    analyserVersion: 1,
+    arch: 'aarch64',
+    elfType: 'exec',
+    needed: [],
+    rpath: [],
+    runpath: [],
+    flags: { static: true, pie: false, go: true, stripped: false },
+    initialisers: [],
+    addressTaken: summary('<address-taken>', []),
+    exports: [],
+    unresolved: [],
+    pathStrings: [],
+    stats: { functions: 0, syscallSites: 0, resolvedSites: 0, codeBytes: 0 },
+  };
+}
+
+function smallLayer(): LayerRecord {
+  const elf = randomSha256();
+  return {
+    digest: digestOf(`small-${randomSha256()}`),
+    diffId: digestOf(`diff-${randomSha256()}`),
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    compressedBytes: 1234,
+    // Above 2^32: bigint column.
+    uncompressedBytes: 5_000_000_000,
+    extractorVersion: 3,
+    files: [
+      { path: '/usr', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 },
+      { path: '/usr/bin/true', type: 'file', mode: 0o4755, uid: 0, gid: 0, size: 39_000, sha256: elf, kind: 'elf', elfMachine: 'x86_64' },
+      { path: '/usr/bin/true-again', type: 'hardlink', mode: 0o755, uid: 0, gid: 0, size: 39_000, linkTarget: '/usr/bin/true', sha256: elf, kind: 'elf', elfMachine: 'x86_64' },
+      { path: '/entry.sh', type: 'file', mode: 0o755, uid: 1000, gid: 1000, size: 20, sha256: randomSha256(), kind: 'script', interpreter: '/bin/sh -e' },
+      { path: '/etc/motd', type: 'file', mode: 0o644, uid: 4_294_967_294, gid: 65_534, size: 6, sha256: randomSha256(), kind: 'other' },
+      { path: '/bin', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: 'usr/bin' },
+      // An empty link target is present, not absent.
+      { path: '/odd-link', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: '' },
+      { path: '/dev/null', type: 'char', mode: 0o666, uid: 0, gid: 0, size: 0 },
+      { path: '/big.bin', type: 'file', mode: 0o600, uid: 0, gid: 0, size: 10_000_000_000, sha256: randomSha256(), kind: 'other' },
+      { path: "/with 'quotes\" and \\ and ünïcødé\n", type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, sha256: randomSha256(), kind: 'other' },
+    ],
+    whiteouts: ['/data/gone', '/etc/old.conf'],
+    opaqueDirs: ['/data/replace-dir'],
+  };
+}
+
+/** A layer of `count` files shaped like a distribution's /usr (dirs, files, ELF, links). */
+function bigLayer(count: number): LayerRecord {
+  const files: LayerFile[] = [];
+  for (let i = 0; i < count; i++) {
+    const dir = `/usr/share/pkg${Math.floor(i / 50)}`;
+    switch (i % 10) {
+      case 0:
+        files.push({ path: `${dir}`, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 });
+        break;
+      case 1:
+        files.push({ path: `${dir}/lib${i}.so.1`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 100_000 + i, sha256: createHash('sha256').update(String(i)).digest('hex'), kind: 'elf', elfMachine: 'x86_64' });
+        break;
+      case 2:
+        files.push({ path: `${dir}/lib${i}.so`, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: `lib${i - 1}.so.1` });
+        break;
+      case 3:
+        files.push({ path: `${dir}/run${i}.sh`, type: 'file', mode: 0o755, uid: 0, gid: 0, size: 200, sha256: createHash('sha256').update(`s${i}`).digest('hex'), kind: 'script', interpreter: '/bin/sh' });
+        break;
+      default:
+        files.push({ path: `${dir}/doc/file-${i}.txt`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: i, sha256: createHash('sha256').update(`f${i}`).digest('hex'), kind: 'other' });
+    }
+  }
+  return {
+    digest: digestOf(`big-${randomSha256()}`),
+    diffId: digestOf(`big-diff-${randomSha256()}`),
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    compressedBytes: 300_000_000,
+    uncompressedBytes: 900_000_000,
+    extractorVersion: 1,
+    files,
+    whiteouts: [],
+    opaqueDirs: [],
+  };
+}
+
+async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await run();
+  return { value, ms: Math.round(performance.now() - start) };
+}
+
+/** What differs between the drivers; the cases below are the same for both. */
+interface Driver {
+  readonly name: string;
+  /** Upper bounds for a 100k-file layer record (cluster mode only: PGlite is single-threaded WASM). */
+  readonly budget?: { readonly putMs: number; readonly getMs: number };
+  setup(): Promise<void>;
+  /** The knowledge base shared by the cases (opened in setup). */
+  kb(): KnowledgeBase;
+  /** Closes the shared knowledge base and opens the same store again (migrations run again). */
+  reopen(): Promise<void>;
+  /** Two opens at the same time of a store never opened before. */
+  concurrentOpens(t: TestContext): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+function embeddedDriver(): Driver {
+  let root = '';
+  let dataDir = '';
+  let shared: KnowledgeBase | undefined;
+  return {
+    name: 'PGlite (embedded)',
+    async setup() {
+      root = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-kb-'));
+      dataDir = path.join(root, 'kb');
+      shared = await openEmbeddedKnowledgeBase(dataDir);
+    },
+    kb() {
+      assert.ok(shared, 'knowledge base not open');
+      return shared;
+    },
+    async reopen() {
+      await shared?.close();
+      shared = undefined;
+      shared = await openEmbeddedKnowledgeBase(dataDir);
+    },
+    async concurrentOpens() {
+      // One PGlite per data directory: a second open, in this process or another, is refused
+      // while the first is open, and a lock left by a dead process is taken over.
+      const fresh = path.join(root, 'kb-concurrent');
+      const results = await Promise.allSettled([openEmbeddedKnowledgeBase(fresh), openEmbeddedKnowledgeBase(fresh)]);
+      const opened = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.equal(opened.length, 1);
+      assert.equal(refused.length, 1);
+      assert.ok(refused[0]?.status === 'rejected' && refused[0].reason instanceof UnavailableError, String((refused[0] as PromiseRejectedResult | undefined)?.reason));
+      const first = (opened[0] as PromiseFulfilledResult<KnowledgeBase>).value;
+      assert.deepEqual(await first.missing([]), []);
+      await first.close();
+      const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+      await fs.writeFile(`${fresh}.lock`, `${deadPid}\n`);
+      const again = await openEmbeddedKnowledgeBase(fresh);
+      await again.close();
+    },
+    async teardown() {
+      await shared?.close();
+      if (root) await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresDriver(): Driver {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  const databases: string[] = [];
+  let url = '';
+  let shared: KnowledgeBase | undefined;
+  async function createDatabase(): Promise<string> {
+    const name = `dockergate_kb_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+    await admin.query(`create database "${name}"`);
+    databases.push(name);
+    const dbUrl = new URL(PG_URL);
+    dbUrl.pathname = `/${name}`;
+    return dbUrl.toString();
+  }
+  return {
+    name: 'PostgreSQL (pg)',
+    budget: { putMs: 5000, getMs: 2000 },
+    async setup() {
+      await admin.connect();
+      url = await createDatabase();
+      shared = await openPostgresKnowledgeBase(url);
+    },
+    kb() {
+      assert.ok(shared, 'knowledge base not open');
+      return shared;
+    },
+    async reopen() {
+      // A second open while the first is still open, as a second worker would.
+      const second = await openPostgresKnowledgeBase(url);
+      await shared?.close();
+      shared = second;
+    },
+    async concurrentOpens(t) {
+      const fresh = await createDatabase();
+      const { value: both, ms } = await timed(() => Promise.all([openPostgresKnowledgeBase(fresh), openPostgresKnowledgeBase(fresh), openPostgresKnowledgeBase(fresh)]));
+      t.diagnostic(`three concurrent opens of a new database: ${ms} ms`);
+      const facts = staticFacts();
+      await both[0].putFacts(facts, 1);
+      for (const kb of both) assert.deepEqual(await kb.getFacts([keyOf(facts)]), new Map([[facts.sha256, facts]]));
+      await Promise.all(both.map((kb) => kb.close()));
+      const probe = new pg.Client({ connectionString: fresh });
+      await probe.connect();
+      try {
+        const applied = await probe.query('select count(*)::int as n from drizzle.__drizzle_migrations');
+        const journal = JSON.parse(await fs.readFile(new URL('../store/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] };
+        assert.equal(applied.rows[0]?.n, journal.entries.length, 'each migration applied once');
+      } finally {
+        await probe.end();
+      }
+    },
+    async teardown() {
+      await shared?.close();
+      for (const name of databases) await admin.query(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+for (const driver of [embeddedDriver(), postgresDriver()]) {
+  describe(`knowledge base on ${driver.name}`, () => {
+    before(() => driver.setup());
+    after(() => driver.teardown());
+
+    it('returns stored facts exactly as they were put', async () => {
+      const kb = driver.kb();
+      const library = libraryFacts();
+      const executable = staticFacts();
+      await kb.putFacts(library, 12.6);
+      await kb.putFacts(executable, 3);
+      const found = await kb.getFacts([keyOf(library), keyOf(executable), { ...keyOf(library), analyserVersion: 2 }, { sha256: randomSha256(), analyser: ANALYSER, analyserVersion: 1 }]);
+      assert.deepEqual(found, new Map([[library.sha256, library], [executable.sha256, executable]]));
+      assert.deepEqual(await kb.getFacts([]), new Map());
+    });
+
+    it('reports as missing exactly the keys with no analysis, in one statement for any number of keys', async (t) => {
+      const kb = driver.kb();
+      const ok = staticFacts();
+      await kb.putFacts(ok, 1);
+      const failed: FactsKey = { sha256: randomSha256(), analyser: ANALYSER, analyserVersion: 1 };
+      await kb.recordFailure(failed, { code: 'invalid-input', message: 'truncated ELF header' }, 2);
+      const unseen: FactsKey = { sha256: randomSha256(), analyser: ANALYSER, analyserVersion: 1 };
+      const otherVersion: FactsKey = { ...keyOf(ok), analyserVersion: 2 };
+      const otherAnalyser: FactsKey = { ...keyOf(ok), analyser: 'radare2' };
+      assert.deepEqual(await kb.missing([keyOf(ok), failed, unseen, otherVersion, unseen, otherAnalyser]), [unseen, otherVersion, otherAnalyser]);
+      assert.deepEqual(await kb.missing([]), []);
+      // 30 000 keys are 90 000 values: more than one statement may carry as parameters (65 535),
+      // so this only passes if the keys travel as arrays in a single statement.
+      const many: FactsKey[] = Array.from({ length: 30_000 }, () => ({ sha256: randomSha256(), analyser: ANALYSER, analyserVersion: 1 }));
+      const { value, ms } = await timed(() => kb.missing([...many, keyOf(ok), failed]));
+      t.diagnostic(`missing() of 30 002 keys: ${ms} ms`);
+      assert.deepEqual(value, many);
+      const facts = await kb.getFacts([...many, keyOf(ok)]);
+      assert.deepEqual([...facts.keys()], [ok.sha256]);
+      const failures = await kb.getFailures([...many, keyOf(ok), failed]);
+      assert.deepEqual([...failures.keys()], [failed.sha256]);
+    });
+
+    it('keeps failures: reported, not missing, and overridden only by facts', async () => {
+      const kb = driver.kb();
+      const facts = libraryFacts();
+      const key = keyOf(facts);
+      const failure = { code: 'limit-exceeded', message: 'analysis time exceeds limit analysisMs (60000)' };
+      await kb.recordFailure(key, failure, 60_000);
+      await kb.recordFailure(key, { code: 'invalid-input', message: 'a second, different failure' }, 1);
+      assert.deepEqual(await kb.getFailures([key]), new Map([[key.sha256, failure]]));
+      assert.deepEqual(await kb.missing([key]), []);
+      assert.deepEqual(await kb.getFacts([key]), new Map());
+      // Facts that arrive later (limits raised) replace the failure...
+      await kb.putFacts(facts, 5);
+      assert.deepEqual(await kb.getFailures([key]), new Map());
+      assert.deepEqual(await kb.getFacts([key]), new Map([[key.sha256, facts]]));
+      // ...and a failure after facts changes nothing.
+      await kb.recordFailure(key, failure, 1);
+      assert.deepEqual(await kb.getFailures([key]), new Map());
+      assert.deepEqual(await kb.getFacts([key]), new Map([[key.sha256, facts]]));
+      await assert.rejects(kb.recordFailure({ ...key, sha256: 'not-a-digest' }, failure, 1), /not a sha256/);
+    });
+
+    it('stores the same facts twice, also concurrently, without error or duplicates', async () => {
+      const kb = driver.kb();
+      const symbol = `idempotent_${randomBytes(4).toString('hex')}`;
+      const facts = libraryFacts({ exports: [summary(symbol, ['open', 'read']), summary(`${symbol}_2`, ['close'])] });
+      await kb.putFacts(facts, 1);
+      await kb.putFacts(facts, 2);
+      await Promise.all([kb.putFacts(facts, 3), kb.putFacts(facts, 4)]);
+      const twin = libraryFacts({ exports: [summary(symbol, ['fstat'])] });
+      await Promise.all([kb.putFacts(twin, 1), kb.putFacts(twin, 1), kb.putFacts(twin, 1)]);
+      assert.deepEqual(await kb.getFacts([keyOf(facts)]), new Map([[facts.sha256, facts]]));
+      const named = await kb.exportsNamed(symbol);
+      assert.deepEqual(named.map((row) => row.sha256).sort(), [facts.sha256, twin.sha256].sort());
+    });
+
+    it('finds exports by name across objects, symbol versions and analyser versions', async () => {
+      const kb = driver.kb();
+      const name = `getaddrinfo_${randomBytes(4).toString('hex')}`;
+      const libc = libraryFacts({
+        soname: 'libc.so.6',
+        exports: [
+          summary(`${name}@@GLIBC_2.2.5`, ['close', 'connect', 'recvfrom', 'sendto', 'socket'], { indirect: true }),
+          summary(`${name}@GLIBC_2.0`, ['connect', 'socket']),
+          summary(`${name}x`, ['getpid']),
+          summary('other', ['write']),
+        ],
+      });
+      const musl = libraryFacts({ soname: 'libc.musl-x86_64.so.1', exports: [summary(name, ['connect', 'recvfrom', 'socket'])] });
+      const { soname: _absent, ...noSoname } = libraryFacts({ exports: [summary(name, [])] });
+      // A newer analyser version of musl: only its row is reported for that object.
+      const muslV2 = { ...musl, analyserVersion: 2, exports: [summary(name, ['connect', 'recvfrom', 'sendto', 'socket'])] };
+      for (const facts of [libc, musl, muslV2, noSoname]) await kb.putFacts(facts, 1);
+      const expected = [
+        { sha256: libc.sha256, soname: 'libc.so.6', symbol: `${name}@@GLIBC_2.2.5`, syscalls: ['close', 'connect', 'recvfrom', 'sendto', 'socket'], indirect: true, analyser: ANALYSER, analyserVersion: 1 },
+        { sha256: libc.sha256, soname: 'libc.so.6', symbol: `${name}@GLIBC_2.0`, syscalls: ['connect', 'socket'], indirect: false, analyser: ANALYSER, analyserVersion: 1 },
+        { sha256: musl.sha256, soname: 'libc.musl-x86_64.so.1', symbol: name, syscalls: ['connect', 'recvfrom', 'sendto', 'socket'], indirect: false, analyser: ANALYSER, analyserVersion: 2 },
+        { sha256: noSoname.sha256, symbol: name, syscalls: [], indirect: false, analyser: ANALYSER, analyserVersion: 1 },
+      ].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : a.symbol < b.symbol ? -1 : 1));
+      assert.deepEqual(await kb.exportsNamed(name), expected);
+      assert.deepEqual(await kb.exportsNamed(`${name}@GLIBC_2.0`), expected.filter((row) => row.symbol === `${name}@GLIBC_2.0`));
+      assert.deepEqual(await kb.exportsNamed(`no_such_symbol_${name}`), []);
+    });
+
+    it('round-trips a small layer record with every optional field absent and present', async () => {
+      const kb = driver.kb();
+      const record = smallLayer();
+      assert.equal(await kb.get(record.digest, record.extractorVersion), undefined);
+      await kb.put(record);
+      await kb.put(record);
+      assert.deepEqual(await kb.get(record.digest, record.extractorVersion), record);
+      assert.equal(await kb.get(record.digest, record.extractorVersion + 1), undefined);
+      const empty: LayerRecord = { ...record, digest: digestOf(`empty-${randomSha256()}`), files: [], whiteouts: [], opaqueDirs: [] };
+      await kb.put(empty);
+      assert.deepEqual(await kb.get(empty.digest, empty.extractorVersion), empty);
+    });
+
+    it('round-trips a layer record of 100 000 files in tar order', async (t) => {
+      const kb = driver.kb();
+      const record = bigLayer(100_000);
+      const put = await timed(() => kb.put(record));
+      const got = await timed(() => kb.get(record.digest, record.extractorVersion));
+      t.diagnostic(`${driver.name}: put 100k files ${put.ms} ms, get ${got.ms} ms`);
+      assert.deepEqual(got.value, record);
+      if (driver.budget) {
+        assert.ok(put.ms < driver.budget.putMs, `put took ${put.ms} ms`);
+        assert.ok(got.ms < driver.budget.getMs, `get took ${got.ms} ms`);
+      }
+      const again = await timed(() => kb.put(record));
+      t.diagnostic(`${driver.name}: second put (already stored) ${again.ms} ms`);
+    });
+
+    it('fails a statement with the operation and the driver error, not the parameters, and rolls back', async () => {
+      const kb = driver.kb();
+      const record = smallLayer();
+      // A NUL character cannot be stored in a PostgreSQL text value.
+      const bad = { ...record, files: [...record.files, { ...record.files[0]!, path: `/nul\u0000${'x'.repeat(100_000)}` }] };
+      await assert.rejects(kb.put(bad), (err: unknown) => {
+        assert.ok(err instanceof Error && !(err instanceof UnavailableError), String(err));
+        assert.match(err.message, /^knowledge base put layer record: /);
+        assert.ok(err.message.length < 1000, `message of ${err.message.length} chars`);
+        return true;
+      });
+      assert.equal(await kb.get(record.digest, record.extractorVersion), undefined);
+      await kb.put(record);
+      assert.deepEqual(await kb.get(record.digest, record.extractorVersion), record);
+    });
+
+    it('applies migrations again on reopen, keeping the data', async () => {
+      const facts = libraryFacts();
+      const record = smallLayer();
+      await driver.kb().putFacts(facts, 1);
+      await driver.kb().put(record);
+      await driver.reopen();
+      assert.deepEqual(await driver.kb().getFacts([keyOf(facts)]), new Map([[facts.sha256, facts]]));
+      assert.deepEqual(await driver.kb().get(record.digest, record.extractorVersion), record);
+    });
+
+    it('handles two opens of a new store at the same time', async (t) => {
+      await driver.concurrentOpens(t);
+    });
+  });
+}
+
+describe('knowledge base errors', () => {
+  it('reports an unreachable PostgreSQL as unavailable (retryable)', async () => {
+    await assert.rejects(openPostgresKnowledgeBase('postgres://postgres@127.0.0.1:1/none'), (err: unknown) => {
+      assert.ok(err instanceof UnavailableError, String(err));
+      assert.equal(err.retryable, true);
+      return true;
+    });
+  });
+});

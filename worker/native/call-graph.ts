@@ -1,0 +1,312 @@
+/**
+ * The per-object call graph: functions, their direct callees, imports, syscall sites and the
+ * address-taken set, built from one linear sweep. Syscall numbers come from backward value tracking;
+ * functions whose syscall number is a parameter become wrappers, resolved at each call site
+ * (transitively: a function that forwards its parameter to a wrapper is a wrapper too).
+ */
+import { Mnemonic, OpKind, Register } from 'iced-x86';
+import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
+import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
+import type { CodeModel } from './code-model.js';
+
+/** Imports whose first argument is a syscall number (glibc and musl `syscall(3)`). */
+export const KNOWN_WRAPPER_IMPORTS: ReadonlyMap<string, string> = new Map([['syscall', `reg:${Register.RDI}`]]);
+
+export interface SyscallRef {
+  /** The table the number belongs to: the object's own, or i386 for `int 0x80` in 64-bit code. */
+  readonly table: 'native' | 'i386';
+  readonly number: number;
+}
+
+export interface UnresolvedRef {
+  readonly address: number;
+  readonly kind: 'syscall-number' | 'wrapper-argument' | 'undecodable';
+  readonly detail?: string;
+}
+
+export interface FunctionNode {
+  readonly start: number;
+  readonly span: FunctionSpan;
+  readonly names: string[];
+  readonly callees: Set<number>;
+  readonly imports: Set<string>;
+  readonly syscalls: Map<string, SyscallRef>;
+  readonly unresolved: UnresolvedRef[];
+  /** Makes calls we cannot follow (indirect call, or indirect jump that is not a jump table). */
+  indirect: boolean;
+  /** Code addresses this function takes (`lea`, immediates): an IFUNC resolver's implementations. */
+  readonly takes: Set<number>;
+  /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
+  readonly ifuncCalls: Set<number>;
+  /** Parameters that carry a syscall number into a syscall site (empty unless a wrapper). */
+  readonly wrapperParams: Set<string>;
+  /** Syscall sites whose number is a parameter: counted as unresolved only when reached indirectly. */
+  wrapperSites: number;
+}
+
+export interface CallGraph {
+  readonly functions: ReadonlyMap<number, FunctionNode>;
+  /** Functions whose address is taken in code or data: targets of every indirect call. */
+  readonly addressTaken: ReadonlySet<number>;
+  /** PLT stub address → imported symbol. */
+  readonly thunks: ReadonlyMap<number, string>;
+  /** IFUNC resolver → the implementations it may return. */
+  readonly ifuncImplementations: ReadonlyMap<number, readonly number[]>;
+  readonly table: InstructionTable;
+  readonly stats: { syscallSites: number; resolvedSites: number };
+}
+
+interface CallSite {
+  readonly caller: number;
+  readonly index: number;
+}
+
+/** Upper bound of an object's code: addresses outside every range are not code. */
+function inCode(model: CodeModel, address: number): boolean {
+  return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
+}
+
+export function buildCallGraph(model: CodeModel, maxInstructions: number): CallGraph {
+  const startSet = new Set<number>();
+  const names = new Map<number, string[]>();
+  const addSeed = (address: number, name?: string): void => {
+    if (!inCode(model, address)) return;
+    startSet.add(address);
+    if (name) names.set(address, [...(names.get(address) ?? []), name]);
+  };
+  for (const seed of model.seeds) {
+    if (seed.names.length === 0) addSeed(seed.address);
+    for (const name of seed.names) addSeed(seed.address, name);
+  }
+  for (const plt of model.plt) for (let at = plt.start; at + plt.entrySize <= plt.start + plt.size; at += plt.entrySize) addSeed(at);
+  if (model.entry !== undefined) addSeed(model.entry, '_start');
+  for (const item of [...model.exports, ...model.initialisers]) addSeed(item.address, item.name);
+
+  const table = sweep(model.ranges, [...startSet].sort((a, b) => a - b), model.bitness, maxInstructions);
+  // Call targets are function starts too.
+  for (let i = 0; i < table.count; i++) if (table.op[i] === Op.CallDirect && inCode(model, table.target[i]!)) startSet.add(table.target[i]!);
+  const starts = [...startSet].sort((a, b) => a - b);
+  const redecoder = new Redecoder(table);
+  try {
+    return analyse(model, table, starts, names, redecoder);
+  } finally {
+    redecoder.free();
+  }
+}
+
+function analyse(model: CodeModel, table: InstructionTable, starts: number[], names: Map<number, string[]>, redecoder: Redecoder): CallGraph {
+  const functions = new Map<number, FunctionNode>();
+  const firstIndex = (address: number): number => lowerBound(table.ip, address);
+  for (const [k, start] of starts.entries()) {
+    const next = starts[k + 1] ?? Number.POSITIVE_INFINITY;
+    const span = { first: firstIndex(start), end: Math.min(firstIndex(next), table.count) };
+    functions.set(start, {
+      start,
+      span,
+      names: names.get(start) ?? [],
+      callees: new Set(),
+      imports: new Set(),
+      takes: new Set(),
+      ifuncCalls: new Set(),
+      syscalls: new Map(),
+      unresolved: [],
+      indirect: false,
+      wrapperParams: new Set(),
+      wrapperSites: 0,
+    });
+  }
+  const containing = (address: number): number | undefined => {
+    const k = lowerBound(starts, address + 1) - 1;
+    return k >= 0 ? starts[k] : undefined;
+  };
+
+  // Jump index: target → jump sources, for the value tracker's path splits.
+  const sources = new Map<number, number[]>();
+  for (let i = 0; i < table.count; i++) {
+    const op = table.op[i];
+    if (op === Op.JmpDirect || op === Op.Jcc) {
+      const list = sources.get(table.target[i]!);
+      if (list) list.push(i);
+      else sources.set(table.target[i]!, [i]);
+    }
+  }
+  const jumps: JumpIndex = { sources };
+  const tracker = new ValueTracker(table, jumps, redecoder, model.goAbi);
+
+  // PLT stubs: a function whose body jumps through a GOT slot is a thunk for that import, or for
+  // the implementations of an IFUNC when the slot is filled by an IRELATIVE relocation.
+  const thunks = new Map<number, string>();
+  const ifuncThunks = new Map<number, number>();
+  for (const fn of functions.values()) {
+    for (let i = fn.span.first; i < fn.span.end && i < fn.span.first + 3; i++) {
+      if (table.op[i] === Op.JmpIndirect) {
+        const symbol = model.gotSlots.get(table.target[i]!);
+        const resolver = model.irelativeSlots.get(table.target[i]!);
+        if (symbol) thunks.set(fn.start, symbol);
+        else if (resolver !== undefined) ifuncThunks.set(fn.start, resolver);
+        break;
+      }
+    }
+  }
+
+  const addressTaken = new Set<number>();
+  const takeAddress = (address: number): void => {
+    if (!inCode(model, address)) return;
+    const owner = functions.has(address) ? address : containing(address);
+    if (owner !== undefined && !thunks.has(owner)) addressTaken.add(owner);
+  };
+  for (const pointer of model.dataCodePointers) takeAddress(pointer);
+
+  const callSites = new Map<number, CallSite[]>();
+  const stats = { syscallSites: 0, resolvedSites: 0 };
+  const syscallResolutions: { fn: FunctionNode; index: number; table: 'native' | 'i386'; resolution: Resolution }[] = [];
+
+  for (const fn of functions.values()) {
+    if (thunks.has(fn.start)) continue;
+    for (let i = fn.span.first; i < fn.span.end; i++) {
+      const op = table.op[i]!;
+      const target = table.target[i]!;
+      switch (op) {
+        case Op.Syscall:
+        case Op.Int80:
+        case Op.Sysenter: {
+          const register = table.bitness === 64 ? Register.RAX : Register.EAX;
+          const resolution = tracker.resolve({ register }, i, fn.span);
+          const abi = op === Op.Syscall || table.bitness === 32 ? 'native' : 'i386';
+          syscallResolutions.push({ fn, index: i, table: abi, resolution });
+          break;
+        }
+        case Op.CallDirect:
+        case Op.JmpDirect: {
+          if (op === Op.JmpDirect && target >= table.ip[fn.span.first]! && (fn.span.end >= table.count || target < table.ip[fn.span.end]!)) break;
+          const callee = functions.has(target) ? target : containing(target);
+          if (callee === undefined || !inCode(model, target)) break;
+          const thunk = thunks.get(callee);
+          const viaIfunc = ifuncThunks.get(callee);
+          if (viaIfunc !== undefined) fn.ifuncCalls.add(viaIfunc);
+          else if (thunk) {
+            fn.imports.add(thunk);
+            if (op === Op.CallDirect && KNOWN_WRAPPER_IMPORTS.has(thunk)) resolveKnownWrapperCall(fn, i, thunk);
+          } else {
+            fn.callees.add(callee);
+            const list = callSites.get(callee);
+            const site = { caller: fn.start, index: i };
+            if (list) list.push(site);
+            else callSites.set(callee, [site]);
+          }
+          break;
+        }
+        case Op.CallIndirect:
+        case Op.JmpIndirect: {
+          const symbol = Number.isNaN(target) ? undefined : model.gotSlots.get(target);
+          const resolver = Number.isNaN(target) ? undefined : model.irelativeSlots.get(target);
+          if (resolver !== undefined) fn.ifuncCalls.add(resolver);
+          else if (symbol) {
+            fn.imports.add(symbol);
+            if (op === Op.CallIndirect && KNOWN_WRAPPER_IMPORTS.has(symbol)) resolveKnownWrapperCall(fn, i, symbol);
+          } else if (op === Op.CallIndirect || !isJumpTable(table, redecoder, i, fn.span)) {
+            fn.indirect = true;
+          }
+          break;
+        }
+        case Op.LeaRip:
+          if (inCode(model, target)) fn.takes.add(target);
+          takeAddress(target);
+          break;
+        case Op.Immediate:
+          if (functions.has(target)) {
+            fn.takes.add(target);
+            takeAddress(target);
+          }
+          break;
+        case Op.Invalid:
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  function resolveKnownWrapperCall(fn: FunctionNode, index: number, symbol: string): void {
+    const param = KNOWN_WRAPPER_IMPORTS.get(symbol)!;
+    applyArgument(fn, index, tracker.resolve(locationOfParam(param), index, fn.span), 'native');
+  }
+
+  /** Values found for a syscall number at a site (or a wrapper's argument at a call site). */
+  function applyArgument(fn: FunctionNode, index: number, resolution: Resolution, abi: 'native' | 'i386'): boolean {
+    for (const number of resolution.values) fn.syscalls.set(`${abi}:${number}`, { table: abi, number });
+    let becameWrapper = false;
+    for (const param of resolution.params) {
+      if (!fn.wrapperParams.has(param)) {
+        fn.wrapperParams.add(param);
+        becameWrapper = true;
+      }
+    }
+    if (resolution.unknown) {
+      fn.unresolved.push({ address: table.ip[index]!, kind: table.op[index] === Op.CallDirect || table.op[index] === Op.CallIndirect ? 'wrapper-argument' : 'syscall-number' });
+    }
+    return becameWrapper;
+  }
+
+  // An IFUNC's resolver returns one of the functions it takes the address of: edges to all of them.
+  for (const fn of functions.values()) {
+    for (const resolver of fn.ifuncCalls) {
+      fn.callees.add(resolver);
+      for (const implementation of implementationsOf(resolver)) fn.callees.add(implementation);
+    }
+  }
+  function implementationsOf(resolver: number): number[] {
+    const node = functions.get(resolver);
+    return node ? [...node.takes].filter((address) => functions.has(address)) : [];
+  }
+
+  const worklist: FunctionNode[] = [];
+  for (const { fn, index, table: abi, resolution } of syscallResolutions) {
+    stats.syscallSites++;
+    if (!resolution.unknown) stats.resolvedSites++;
+    if (resolution.params.size > 0) fn.wrapperSites++;
+    if (applyArgument(fn, index, resolution, abi)) worklist.push(fn);
+  }
+  // Wrappers: resolve their parameters at every direct call site, to a fixpoint.
+  const seen = new Set<string>();
+  while (worklist.length > 0) {
+    const wrapper = worklist.pop()!;
+    for (const site of callSites.get(wrapper.start) ?? []) {
+      if (table.op[site.index] !== Op.CallDirect) continue;
+      const caller = functions.get(site.caller)!;
+      for (const param of wrapper.wrapperParams) {
+        const key = `${site.index}:${param}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const resolution = tracker.resolve(locationOfParam(param), site.index, caller.span);
+        if (applyArgument(caller, site.index, resolution, 'native')) worklist.push(caller);
+      }
+    }
+  }
+  const ifuncImplementations = new Map<number, number[]>();
+  for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
+  return { functions, addressTaken, thunks, ifuncImplementations, table, stats };
+}
+
+/**
+ * A compiler's switch: `jmp [table + index*8]`, or a register jump shortly after a scaled-index
+ * load from a table (`movsxd rax, [rdx + rax*4]; add rax, rdx; jmp rax`). Other indirect jumps are
+ * tail calls through pointers and count as indirect calls.
+ */
+function isJumpTable(table: InstructionTable, redecoder: Redecoder, index: number, span: FunctionSpan): boolean {
+  const scaledLoad = (at: number): boolean => {
+    const instruction = redecoder.decode(at);
+    for (let operand = 0; operand < instruction.opCount; operand++) {
+      if (instruction.opKind(operand) === OpKind.Memory && instruction.memoryIndex !== Register.None && instruction.memoryIndexScale >= 4) {
+        return instruction.mnemonic !== Mnemonic.Lea;
+      }
+    }
+    return false;
+  };
+  if (scaledLoad(index)) return true;
+  for (let at = index - 1; at >= Math.max(span.first, index - 8); at--) {
+    if (!fallsThrough(table.op[at]!) || table.op[at] === Op.CallDirect || table.op[at] === Op.CallIndirect) return false;
+    if (scaledLoad(at)) return true;
+  }
+  return false;
+}

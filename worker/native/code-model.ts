@@ -1,0 +1,41 @@
+/**
+ * What the call-graph engine needs to know about one object, independent of how it was read:
+ * code ranges, function seeds, import thunks and slots, and code addresses held in data.
+ */
+import type { CodeRange } from '../x86/sweep.js';
+
+export interface FunctionSeed {
+  readonly address: number;
+  /** Symbol names at this address (several aliases are common in libc). */
+  readonly names: readonly string[];
+}
+
+export interface NamedAddress {
+  /** `name`, `name@version` or `name@@version` (default version), as readelf prints. */
+  readonly name: string;
+  readonly address: number;
+}
+
+export interface CodeModel {
+  readonly arch: 'x86_64' | 'i386';
+  readonly bitness: 32 | 64;
+  /** Go's register ABI (all registers but RSP, RBP, R14, R15 are clobbered by calls). */
+  readonly goAbi: boolean;
+  /** Executable bytes by virtual address. */
+  readonly ranges: readonly CodeRange[];
+  /** Function starts from symbols, `.eh_frame` FDEs, `.gopclntab`, entry and initialisers. */
+  readonly seeds: readonly FunctionSeed[];
+  /** PLT sections: every `entrySize` bytes from `start` is one stub. */
+  readonly plt: readonly { readonly start: number; readonly size: number; readonly entrySize: number }[];
+  /** GOT slot address → imported symbol bound there (JUMP_SLOT, GLOB_DAT). */
+  readonly gotSlots: ReadonlyMap<number, string>;
+  /** GOT slot address → IFUNC resolver whose result the loader stores there (IRELATIVE). */
+  readonly irelativeSlots: ReadonlyMap<number, number>;
+  /** IFUNC resolvers: calls through their slots reach every implementation they may return. */
+  readonly ifuncResolvers: ReadonlySet<number>;
+  /** Addresses stored in data that point into code: relocations, init arrays, pointer scans. */
+  readonly dataCodePointers: readonly number[];
+  readonly exports: readonly NamedAddress[];
+  readonly entry?: number;
+  readonly initialisers: readonly NamedAddress[];
+}

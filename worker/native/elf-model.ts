@@ -1,0 +1,125 @@
+/**
+ * Builds the call-graph engine's `CodeModel` from a parsed ELF file: which bytes are code, where
+ * functions start, which GOT slots bind which imports, and which code addresses data holds.
+ */
+import type { ElfFile } from '../elf/index.js';
+import type { CodeRange } from '../x86/sweep.js';
+import type { CodeModel, FunctionSeed, NamedAddress } from './code-model.js';
+
+const SHF_ALLOC = 0x2;
+const SHF_EXECINSTR = 0x4;
+const SHT_NOBITS = 8;
+const PF_X = 1;
+const PT_LOAD = 1;
+/** R_X86_64_IRELATIVE and R_386_IRELATIVE (psABI): the slot receives the resolver's result. */
+const IRELATIVE = { x86_64: 37, i386: 42 } as const;
+const PLT_SECTIONS = new Set(['.plt', '.plt.sec', '.plt.got', '.iplt']);
+
+export function buildCodeModel(elf: ElfFile): CodeModel {
+  const arch = elf.arch === 'i386' ? 'i386' : 'x86_64';
+  const ranges = codeRanges(elf);
+  const inCode = (address: number): boolean => ranges.some((r) => address >= r.start && address < r.start + r.bytes.length);
+
+  const seeds: FunctionSeed[] = [];
+  const exports: NamedAddress[] = [];
+  const ifuncResolvers = new Set<number>();
+  for (const symbol of [...elf.symbols, ...elf.dynamicSymbols]) {
+    if (!symbol.defined || (symbol.type !== 'func' && symbol.type !== 'ifunc') || !inCode(symbol.value)) continue;
+    seeds.push({ address: symbol.value, names: [symbol.name] });
+    if (symbol.type === 'ifunc') ifuncResolvers.add(symbol.value);
+  }
+  for (const symbol of elf.dynamicSymbols) {
+    if (!symbol.defined || (symbol.type !== 'func' && symbol.type !== 'ifunc')) continue;
+    if (symbol.bind !== 'global' && symbol.bind !== 'weak' && symbol.bind !== 'unique') continue;
+    if (symbol.visibility === 'hidden' || symbol.visibility === 'internal') continue;
+    if (!inCode(symbol.value)) continue;
+    const name = symbol.version ? `${symbol.name}${symbol.defaultVersion ? '@@' : '@'}${symbol.version}` : symbol.name;
+    exports.push({ name, address: symbol.value });
+  }
+  for (const fde of elf.ehFrameFunctions()) if (inCode(fde.start)) seeds.push({ address: fde.start, names: [] });
+  for (const fn of elf.go?.functions ?? []) if (inCode(fn.entry)) seeds.push({ address: fn.entry, names: [fn.name] });
+
+  const plt = elf.sections
+    .filter((section) => PLT_SECTIONS.has(section.name) && section.size > 0)
+    .map((section) => ({ start: section.addr, size: section.size, entrySize: section.entsize >= 8 ? section.entsize : 16 }));
+
+  const gotSlots = new Map(elf.gotSlotSymbols());
+  const irelative = IRELATIVE[arch];
+  const irelativeSlots = new Map<number, number>();
+  for (const relocation of elf.relocations) {
+    if (relocation.type === irelative && inCode(relocation.addend)) {
+      irelativeSlots.set(relocation.offset, relocation.addend);
+      ifuncResolvers.add(relocation.addend);
+    }
+  }
+
+  const dataCodePointers = new Set<number>();
+  for (const target of elf.relativeTargets()) if (inCode(target)) dataCodePointers.add(target);
+  const dynamic = elf.dynamic;
+  const initialisers: NamedAddress[] = [];
+  if (dynamic) {
+    for (const [i, address] of dynamic.preinitArray.entries()) initialisers.push({ name: `preinit_array[${i}]`, address });
+    if (dynamic.init !== undefined) initialisers.push({ name: 'DT_INIT', address: dynamic.init });
+    for (const [i, address] of dynamic.initArray.entries()) initialisers.push({ name: `init_array[${i}]`, address });
+    for (const address of [...dynamic.finiArray, ...(dynamic.fini !== undefined ? [dynamic.fini] : [])]) dataCodePointers.add(address);
+  }
+  for (const item of initialisers) dataCodePointers.add(item.address);
+  // Without relocations, absolute code pointers in data are invisible: scan aligned words (ET_EXEC).
+  if (elf.type === 'exec') for (const pointer of scanDataPointers(elf, inCode)) dataCodePointers.add(pointer);
+
+  const entry = elf.entry !== 0 && inCode(elf.entry) ? elf.entry : undefined;
+  return {
+    arch,
+    bitness: arch === 'i386' ? 32 : 64,
+    goAbi: elf.go !== undefined,
+    ranges,
+    seeds,
+    plt,
+    gotSlots,
+    irelativeSlots,
+    ifuncResolvers,
+    dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
+    exports,
+    ...(entry !== undefined ? { entry } : {}),
+    initialisers: initialisers.filter((item) => inCode(item.address)),
+  };
+}
+
+/** Executable sections (SHF_EXECINSTR) when the file has section headers, else executable segments. */
+function codeRanges(elf: ElfFile): CodeRange[] {
+  const ranges: CodeRange[] = [];
+  const sections = elf.sections.filter(
+    (section) => (section.flags & (SHF_ALLOC | SHF_EXECINSTR)) === (SHF_ALLOC | SHF_EXECINSTR) && section.type !== SHT_NOBITS && section.size > 0,
+  );
+  if (sections.length > 0) {
+    for (const section of sections) {
+      const bytes = elf.readVirtual(section.addr, section.size);
+      if (bytes) ranges.push({ start: section.addr, bytes });
+    }
+  } else {
+    for (const segment of elf.segments) {
+      if (segment.type !== PT_LOAD || (segment.flags & PF_X) === 0 || segment.filesz === 0) continue;
+      const bytes = elf.readVirtual(segment.vaddr, segment.filesz);
+      if (bytes) ranges.push({ start: segment.vaddr, bytes });
+    }
+  }
+  return ranges.sort((a, b) => a.start - b.start);
+}
+
+/** Pointer-sized, aligned words of allocated non-code sections whose value lies in code. */
+function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): number[] {
+  const word = elf.class === 64 ? 8 : 4;
+  const found: number[] = [];
+  for (const section of elf.sections) {
+    if ((section.flags & SHF_ALLOC) === 0 || (section.flags & SHF_EXECINSTR) !== 0 || !section.hasFileData || section.size < word) continue;
+    const bytes = elf.readVirtual(section.addr, section.size);
+    if (!bytes) continue;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const skew = (word - (section.addr % word)) % word;
+    for (let offset = skew; offset + word <= bytes.length; offset += word) {
+      const value = word === 8 ? Number(view.getBigUint64(offset, elf.littleEndian)) : view.getUint32(offset, elf.littleEndian);
+      if (value !== 0 && inCode(value)) found.push(value);
+    }
+  }
+  return found;
+}

@@ -1,0 +1,213 @@
+/**
+ * Linear sweep of x86 code into a compact instruction table, with iced-x86 (the WebAssembly build).
+ * The sweep restarts at every known function start, so that data or padding between functions
+ * cannot desynchronise the decoding of the next function. Only what the analysis needs is kept
+ * per instruction; the backward register tracker re-decodes single instructions on demand.
+ */
+import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register } from 'iced-x86';
+import { LimitExceededError } from '../../infra/errors.js';
+
+/** What an instruction means to the analysis. */
+export const enum Op {
+  Other = 0,
+  Syscall = 1,
+  /** `int 0x80`: the i386 syscall gate, also usable from 64-bit code. */
+  Int80 = 2,
+  CallDirect = 3,
+  CallIndirect = 4,
+  JmpDirect = 5,
+  JmpIndirect = 6,
+  Jcc = 7,
+  Return = 8,
+  /** Never falls through: ud2, hlt, int3 and other exceptions. */
+  Stop = 9,
+  /** `lea reg, [rip + disp]`: `target` holds the address. */
+  LeaRip = 10,
+  /** An instruction with a 32/64-bit immediate that could be a code address (`mov reg, imm`, `push imm`). */
+  Immediate = 11,
+  Sysenter = 12,
+  Invalid = 13,
+  /** `nop` in all its forms: alignment padding between blocks. */
+  Padding = 14,
+}
+
+export interface CodeRange {
+  readonly start: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Structure of arrays: instruction i is at `ip[i]`, `length[i]` bytes long, of kind `op[i]`. */
+export interface InstructionTable {
+  readonly count: number;
+  readonly ip: Float64Array;
+  readonly length: Uint8Array;
+  readonly op: Uint8Array;
+  /**
+   * Direct branch target; RIP-relative address (LeaRip, and indirect call/jmp through
+   * `[rip + disp]`: the memory slot); immediate value (Immediate); NaN when none.
+   */
+  readonly target: Float64Array;
+  readonly bitness: 32 | 64;
+  readonly ranges: readonly CodeRange[];
+}
+
+function grow<T extends Float64Array | Uint8Array>(array: T, size: number): T {
+  const bigger = new (array.constructor as { new (n: number): T })(size);
+  bigger.set(array);
+  return bigger;
+}
+
+/**
+ * Decodes every range. `starts` (sorted, unique) are addresses where decoding must restart:
+ * an instruction that would overlap a start is cut there.
+ */
+export function sweep(ranges: readonly CodeRange[], starts: readonly number[], bitness: 32 | 64, maxInstructions: number): InstructionTable {
+  let capacity = 1024;
+  let count = 0;
+  let ip = new Float64Array(capacity);
+  let length = new Uint8Array(capacity);
+  let op = new Uint8Array(capacity);
+  let target = new Float64Array(capacity);
+  const instruction = new Instruction();
+  try {
+    for (const range of ranges) {
+      const end = range.start + range.bytes.length;
+      // Restart points inside this range, in order.
+      let nextStartIndex = lowerBound(starts, range.start + 1);
+      let position = 0;
+      while (position < range.bytes.length) {
+        const segmentStart = range.start + position;
+        const segmentEnd = nextStartIndex < starts.length && starts[nextStartIndex]! < end ? starts[nextStartIndex]! : end;
+        const decoder = new Decoder(bitness, range.bytes.subarray(position, segmentEnd - range.start), DecoderOptions.None);
+        try {
+          decoder.ip = BigInt(segmentStart);
+          while (decoder.canDecode) {
+            decoder.decodeOut(instruction);
+            if (count === capacity) {
+              if (capacity >= maxInstructions) throw new LimitExceededError('maxInstructions', maxInstructions, 'decoded instructions');
+              capacity = Math.min(capacity * 2, maxInstructions);
+              ip = grow(ip, capacity);
+              length = grow(length, capacity);
+              op = grow(op, capacity);
+              target = grow(target, capacity);
+            }
+            const address = segmentStart + decoder.position - instruction.length;
+            ip[count] = address;
+            length[count] = instruction.length;
+            const [kind, value] = classify(instruction, bitness);
+            op[count] = kind;
+            target[count] = value;
+            count++;
+          }
+        } finally {
+          decoder.free();
+        }
+        position = segmentEnd - range.start;
+        while (nextStartIndex < starts.length && starts[nextStartIndex]! <= segmentEnd) nextStartIndex++;
+      }
+    }
+  } finally {
+    instruction.free();
+  }
+  return {
+    count,
+    ip: ip.subarray(0, count),
+    length: length.subarray(0, count),
+    op: op.subarray(0, count),
+    target: target.subarray(0, count),
+    bitness,
+    ranges,
+  };
+}
+
+/** Smallest index i with sorted[i] >= value. */
+export function lowerBound(sorted: ArrayLike<number>, value: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid]! < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function ripTarget(instruction: Instruction, operand: number): number {
+  return instruction.opKind(operand) === OpKind.Memory && instruction.memoryBase === Register.RIP
+    ? Number(instruction.memoryDisplacementU64)
+    : Number.NaN;
+}
+
+/** Absolute memory operand of 32-bit code (`call [disp32]`), or of 64-bit code without base/index. */
+function absoluteTarget(instruction: Instruction, operand: number): number {
+  if (instruction.opKind(operand) !== OpKind.Memory) return Number.NaN;
+  if (instruction.memoryBase === Register.RIP) return Number(instruction.memoryDisplacementU64);
+  if (instruction.memoryBase === Register.None && instruction.memoryIndex === Register.None) return Number(instruction.memoryDisplacementU64);
+  return Number.NaN;
+}
+
+function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
+  switch (instruction.flowControl) {
+    case FlowControl.Next: {
+      const mnemonic = instruction.mnemonic;
+      if (mnemonic === Mnemonic.Hlt) return [Op.Stop, Number.NaN];
+      if (mnemonic === Mnemonic.Nop) return [Op.Padding, Number.NaN];
+      if (mnemonic === Mnemonic.Lea) {
+        const value = ripTarget(instruction, 1);
+        return Number.isNaN(value) ? [Op.Other, value] : [Op.LeaRip, value];
+      }
+      if (mnemonic === Mnemonic.Mov || mnemonic === Mnemonic.Push) {
+        const last = instruction.opCount - 1;
+        const kind = instruction.opKind(last);
+        if (kind === OpKind.Immediate32 || kind === OpKind.Immediate32to64 || kind === OpKind.Immediate8to32 || kind === OpKind.Immediate64) {
+          const value = kind === OpKind.Immediate64 ? Number(instruction.immediate64) : instruction.immediate32 >>> 0;
+          // Small values are never code addresses: skip them cheaply.
+          return value >= 0x1000 ? [Op.Immediate, value] : [Op.Other, Number.NaN];
+        }
+      }
+      return [Op.Other, Number.NaN];
+    }
+    case FlowControl.Call: {
+      // iced files `syscall` and `sysenter` under calls.
+      const mnemonic = instruction.mnemonic;
+      if (mnemonic === Mnemonic.Syscall) return [Op.Syscall, Number.NaN];
+      if (mnemonic === Mnemonic.Sysenter) return [Op.Sysenter, Number.NaN];
+      return [Op.CallDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32];
+    }
+    case FlowControl.IndirectCall:
+      return [Op.CallIndirect, absoluteTarget(instruction, 0)];
+    case FlowControl.UnconditionalBranch:
+      // jmp rel; a far jmp with an immediate segment is treated as a stop.
+      return instruction.op0Kind === OpKind.NearBranch64 || instruction.op0Kind === OpKind.NearBranch32
+        ? [Op.JmpDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32]
+        : [Op.Stop, Number.NaN];
+    case FlowControl.IndirectBranch:
+      return [Op.JmpIndirect, absoluteTarget(instruction, 0)];
+    case FlowControl.ConditionalBranch:
+      return [Op.Jcc, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32];
+    case FlowControl.Return:
+      return [Op.Return, Number.NaN];
+    case FlowControl.Interrupt:
+      if (instruction.mnemonic === Mnemonic.Int && instruction.immediate8 === 0x80) return [Op.Int80, Number.NaN];
+      return [Op.Other, Number.NaN];
+    case FlowControl.Exception:
+      return instruction.code === 0 ? [Op.Invalid, Number.NaN] : [Op.Stop, Number.NaN];
+    default:
+      return [Op.Other, Number.NaN];
+  }
+}
+
+/** True when execution can continue with the next instruction. */
+export function fallsThrough(kind: number): boolean {
+  return kind !== Op.JmpDirect && kind !== Op.JmpIndirect && kind !== Op.Return && kind !== Op.Stop && kind !== Op.Invalid;
+}
+
+/**
+ * True when instruction `index` can be entered from the instruction before it: padding after a
+ * jump or return (alignment before a label) does not make the label reachable by falling through.
+ */
+export function reachedByFallthrough(table: InstructionTable, index: number, first: number): boolean {
+  let previous = index - 1;
+  while (previous >= first && table.op[previous] === Op.Padding) previous--;
+  return previous < first || fallsThrough(table.op[previous]!);
+}
