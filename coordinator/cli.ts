@@ -12,7 +12,7 @@ import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
 import { fileJson, type InspectResult, inspectImage } from './inspect.js';
 import { type AnalyzedFile, analyzeFiles } from './analyze.js';
-import type { ObjectFacts } from '../worker/analyser.js';
+import { type ExportSummary, reachOf } from '../worker/analyser.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -108,8 +108,10 @@ function analyzeText(result: AnalyzedFile, only: string | undefined): string {
     ...(facts.needed.length > 0 ? [`  needs ${facts.needed.join(' ')}`] : []),
     `  ${stats.functions} functions, ${stats.syscallSites} syscall sites, ${stats.resolvedSites} resolved (${resolvedPercent.toFixed(1)} %), ${facts.unresolved.length} unresolved`,
   );
-  const show = (summary: ObjectFacts['exports'][number]): string =>
-    `  ${summary.symbol}: ${summary.syscalls.length} syscalls${summary.indirect ? ' (+ callbacks)' : ''}${summary.unresolvedCount ? `, ${summary.unresolvedCount} unresolved` : ''}${summary.imports.length ? `, ${summary.imports.length} imports` : ''}\n    ${summary.syscalls.join(' ')}`;
+  const show = (summary: ExportSummary): string => {
+    const reach = reachOf(facts, summary);
+    return `  ${summary.symbol}: ${reach.syscalls.length} syscalls${reach.indirect ? ' (+ callbacks)' : ''}${reach.unresolvedCount ? `, ${reach.unresolvedCount} unresolved` : ''}${reach.imports.length ? `, ${reach.imports.length} imports` : ''}\n    ${reach.syscalls.join(' ')}`;
+  };
   if (!only) {
     if (facts.entry) lines.push(show(facts.entry));
     for (const init of facts.initialisers) lines.push(show(init));

@@ -19,7 +19,7 @@ import {
   openEmbeddedKnowledgeBase,
   openPostgresKnowledgeBase,
 } from '../store/kb/index.js';
-import type { ExportSummary, ObjectFacts } from '../worker/analyser.js';
+import type { ExportSummary, ObjectFacts, Reach } from '../worker/analyser.js';
 
 /** Any database of the test cluster; per-run databases are created and dropped through it. */
 const PG_URL = process.env.DOCKERGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -38,12 +38,51 @@ function keyOf(facts: ObjectFacts): FactsKey {
   return { sha256: facts.sha256, analyser: facts.analyser, analyserVersion: facts.analyserVersion };
 }
 
-function summary(symbol: string, syscalls: string[], extra: Partial<ExportSummary> = {}): ExportSummary {
+/** A root with its reach written inline; `compact` turns facts of these into `ObjectFacts`. */
+type InlineSummary = Omit<ExportSummary, 'reach'> & Reach;
+
+type InlineFacts = Omit<ObjectFacts, 'entry' | 'initialisers' | 'addressTaken' | 'exports' | 'reaches'> & {
+  entry?: InlineSummary;
+  initialisers: InlineSummary[];
+  addressTaken: InlineSummary;
+  exports: InlineSummary[];
+};
+
+function summary(symbol: string, syscalls: string[], extra: Partial<InlineSummary> = {}): InlineSummary {
   return { symbol, address: 0x1000 + symbol.length * 16, syscalls, imports: [], unresolvedCount: 0, indirect: false, ...extra };
 }
 
+/** Moves inline reaches into `reaches` (deduplicated, in first-use order) as the analyser does. */
+function compact(inline: InlineFacts): ObjectFacts {
+  const reaches: Reach[] = [];
+  const ids = new Map<string, number>();
+  const idOf = ({ syscalls, imports, unresolvedCount, indirect }: InlineSummary): number => {
+    const reach = { syscalls, imports, unresolvedCount, indirect };
+    const key = JSON.stringify(reach);
+    if (!ids.has(key)) {
+      ids.set(key, reaches.length);
+      reaches.push(reach);
+    }
+    return ids.get(key)!;
+  };
+  const root = (item: InlineSummary): ExportSummary => ({ symbol: item.symbol, address: item.address, reach: idOf(item) });
+  const { entry, initialisers, addressTaken, exports, ...rest } = inline;
+  return {
+    ...rest,
+    ...(entry ? { entry: root(entry) } : {}),
+    initialisers: initialisers.map(root),
+    addressTaken: idOf(addressTaken),
+    exports: exports.map(root),
+    reaches,
+  };
+}
+
 /** Facts of a dynamic library with every optional field present. */
-function libraryFacts(overrides: Partial<ObjectFacts> = {}): ObjectFacts {
+function libraryFacts(overrides: Partial<InlineFacts> = {}): ObjectFacts {
+  return compact(libraryInline(overrides));
+}
+
+function libraryInline(overrides: Partial<InlineFacts> = {}): InlineFacts {
   return {
     sha256: randomSha256(),
     analyser: ANALYSER,
@@ -78,7 +117,7 @@ function libraryFacts(overrides: Partial<ObjectFacts> = {}): ObjectFacts {
 
 /** Facts of a static executable with no optional field at all. */
 function staticFacts(): ObjectFacts {
-  return {
+  return compact({
     sha256: randomSha256(),
     analyser: ANALYSER,
     analyserVersion: 1,
@@ -94,7 +133,7 @@ function staticFacts(): ObjectFacts {
     unresolved: [],
     pathStrings: [],
     stats: { functions: 0, syscallSites: 0, resolvedSites: 0, codeBytes: 0 },
-  };
+  });
 }
 
 function smallLayer(): LayerRecord {
@@ -369,10 +408,11 @@ for (const driver of [embeddedDriver(), postgresDriver()]) {
           summary('other', ['write']),
         ],
       });
-      const musl = libraryFacts({ soname: 'libc.musl-x86_64.so.1', exports: [summary(name, ['connect', 'recvfrom', 'socket'])] });
+      const muslInline = libraryInline({ soname: 'libc.musl-x86_64.so.1', exports: [summary(name, ['connect', 'recvfrom', 'socket'])] });
+      const musl = compact(muslInline);
       const { soname: _absent, ...noSoname } = libraryFacts({ exports: [summary(name, [])] });
       // A newer analyser version of musl: only its row is reported for that object.
-      const muslV2 = { ...musl, analyserVersion: 2, exports: [summary(name, ['connect', 'recvfrom', 'sendto', 'socket'])] };
+      const muslV2 = compact({ ...muslInline, analyserVersion: 2, exports: [summary(name, ['connect', 'recvfrom', 'sendto', 'socket'])] });
       for (const facts of [libc, musl, muslV2, noSoname]) await kb.putFacts(facts, 1);
       const expected = [
         { sha256: libc.sha256, soname: 'libc.so.6', symbol: `${name}@@GLIBC_2.2.5`, syscalls: ['close', 'connect', 'recvfrom', 'sendto', 'socket'], indirect: true, analyser: ANALYSER, analyserVersion: 1 },

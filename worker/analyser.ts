@@ -15,11 +15,8 @@ export interface UnresolvedSite {
   readonly detail?: string;
 }
 
-/** Reachability summary of one root inside one object (an export, the entry, an initialiser). */
-export interface ExportSummary {
-  /** `name` or `name@version` (`@@` for the default version, as readelf prints). */
-  readonly symbol: string;
-  readonly address: number;
+/** What code reachable from a root can do inside one object. Shared by roots with equal answers. */
+export interface Reach {
   /**
    * Sorted syscall names (the kernel's, as seccomp profiles spell them) of the object's
    * architecture; `int 0x80` sites in x86-64 code are named from the i386 table.
@@ -32,9 +29,18 @@ export interface ExportSummary {
   /**
    * True when an indirect call is reachable: the callee may be any address-taken function of any
    * loaded object (callbacks such as `main` passed to `__libc_start_main`), so linking must add
-   * every loaded object's `addressTaken` summary.
+   * every loaded object's `addressTaken` reach.
    */
   readonly indirect: boolean;
+}
+
+/** One root of an object (an export, the entry point, an initialiser) and its reach. */
+export interface ExportSummary {
+  /** `name` or `name@version` (`@@` for the default version, as readelf prints). */
+  readonly symbol: string;
+  readonly address: number;
+  /** Index into `ObjectFacts.reaches`. */
+  readonly reach: number;
 }
 
 export interface ObjectFacts {
@@ -59,8 +65,10 @@ export interface ObjectFacts {
   readonly entry?: ExportSummary;
   /** DT_INIT, DT_INIT_ARRAY (and preinit) functions: they run when the object is loaded. */
   readonly initialisers: readonly ExportSummary[];
-  /** The closure of every function whose address is taken in this object (callback targets). */
-  readonly addressTaken: ExportSummary;
+  /** Distinct reaches, referenced by index from the roots (a Go binary has ~70k exports, few reaches). */
+  readonly reaches: readonly Reach[];
+  /** The reach of every function whose address is taken in this object (callback targets). */
+  readonly addressTaken: number;
   /** Every defined, exported function symbol, sorted by symbol. */
   readonly exports: readonly ExportSummary[];
   /** All unresolved sites of the object, sorted by address. */
@@ -73,6 +81,13 @@ export interface ObjectFacts {
     readonly resolvedSites: number;
     readonly codeBytes: number;
   };
+}
+
+/** The reach of a root of `facts`. */
+export function reachOf(facts: ObjectFacts, root: ExportSummary | number): Reach {
+  const reach = facts.reaches[typeof root === 'number' ? root : root.reach];
+  if (!reach) throw new RangeError(`facts of sha256:${facts.sha256} have no reach ${typeof root === 'number' ? root : root.reach}`);
+  return reach;
 }
 
 export interface AnalysisContext {

@@ -271,13 +271,18 @@ class DrizzleKnowledgeBase implements KnowledgeBase {
         // One row per export, derived from the facts just stored so the two never disagree.
         // `name` is the symbol without its version (`split_part` as `symbolName` does).
         await tx.execute(sql`
-          insert into object_exports (sha256, analyser, analyser_version, symbol, name, address, syscalls, imports,
-                                      unresolved_count, indirect)
+          insert into object_reaches (sha256, analyser, analyser_version, reach, syscalls, imports, unresolved_count, indirect)
+          select o.sha256, o.analyser, o.analyser_version, (r.i - 1)::int,
+                 array(select v from jsonb_array_elements_text(r.value->'syscalls') with ordinality as x(v, i) order by i),
+                 array(select v from jsonb_array_elements_text(r.value->'imports') with ordinality as x(v, i) order by i),
+                 (r.value->>'unresolvedCount')::int, (r.value->>'indirect')::boolean
+          from objects o cross join lateral jsonb_array_elements(o.facts->'reaches') with ordinality as r(value, i)
+          where o.sha256 = ${key.sha256} and o.analyser = ${key.analyser} and o.analyser_version = ${key.analyserVersion}
+          on conflict do nothing`);
+        await tx.execute(sql`
+          insert into object_exports (sha256, analyser, analyser_version, symbol, name, address, reach)
           select o.sha256, o.analyser, o.analyser_version, e->>'symbol', split_part(e->>'symbol', '@', 1),
-                 (e->>'address')::bigint,
-                 array(select v from jsonb_array_elements_text(e->'syscalls') with ordinality as x(v, i) order by i),
-                 array(select v from jsonb_array_elements_text(e->'imports') with ordinality as x(v, i) order by i),
-                 (e->>'unresolvedCount')::int, (e->>'indirect')::boolean
+                 (e->>'address')::bigint, (e->>'reach')::int
           from objects o cross join lateral jsonb_array_elements(o.facts->'exports') as e
           where o.sha256 = ${key.sha256} and o.analyser = ${key.analyser} and o.analyser_version = ${key.analyserVersion}
           on conflict do nothing`);
@@ -309,9 +314,11 @@ class DrizzleKnowledgeBase implements KnowledgeBase {
       rowsOf<{ sha256: string; soname: string | null; symbol: string; syscalls: string[]; indirect: boolean; analyser: string; analyser_version: number }>(
         this.db,
         sql`select distinct on (e.sha256, e.symbol, e.analyser)
-                   e.sha256, o.soname, e.symbol, e.syscalls, e.indirect, e.analyser, e.analyser_version
+                   e.sha256, o.soname, e.symbol, r.syscalls, r.indirect, e.analyser, e.analyser_version
             from object_exports e
             join objects o on o.sha256 = e.sha256 and o.analyser = e.analyser and o.analyser_version = e.analyser_version
+            join object_reaches r on r.sha256 = e.sha256 and r.analyser = e.analyser and r.analyser_version = e.analyser_version
+                                  and r.reach = e.reach
             where e.name = ${symbolName(symbol)} ${exact}
             order by e.sha256, e.symbol, e.analyser, e.analyser_version desc`,
       ),

@@ -79,9 +79,35 @@ export const objects = pgTable(
   ],
 );
 
+/** One row per distinct reach of an object (`ObjectFacts.reaches`), by its index there. */
+export const objectReaches = pgTable(
+  'object_reaches',
+  {
+    sha256: text('sha256').notNull(),
+    analyser: text('analyser').notNull(),
+    analyserVersion: integer('analyser_version').notNull(),
+    reach: integer('reach').notNull(),
+    /** Syscall names of the object's architecture, sorted (`Reach.syscalls`). */
+    syscalls: text('syscalls').array().notNull(),
+    imports: text('imports').array().notNull(),
+    unresolvedCount: integer('unresolved_count').notNull(),
+    /** An indirect call is reachable: linking adds every loaded object's `addressTaken`. */
+    indirect: boolean('indirect').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.sha256, t.analyser, t.analyserVersion, t.reach] }),
+    foreignKey({
+      name: 'object_reaches_objects_fk',
+      columns: [t.sha256, t.analyser, t.analyserVersion],
+      foreignColumns: [objects.sha256, objects.analyser, objects.analyserVersion],
+    }).onDelete('cascade'),
+    index('object_reaches_syscalls_idx').using('gin', t.syscalls),
+  ],
+);
+
 /**
- * One row per exported function (`ObjectFacts.exports`); entry, initialisers and `addressTaken`
- * stay in `facts` only.
+ * One row per exported function (`ObjectFacts.exports`) and the index of its reach; entry,
+ * initialisers and `addressTaken` stay in `facts` only.
  */
 export const objectExports = pgTable(
   'object_exports',
@@ -94,12 +120,7 @@ export const objectExports = pgTable(
     /** `symbol` without its version: what `exportsNamed` and cross-object joins look up. */
     name: text('name').notNull(),
     address: bigint('address', { mode: 'number' }).notNull(),
-    /** Syscall names of the object's architecture, sorted (`ExportSummary.syscalls`). */
-    syscalls: text('syscalls').array().notNull(),
-    imports: text('imports').array().notNull(),
-    unresolvedCount: integer('unresolved_count').notNull(),
-    /** An indirect call is reachable: linking adds every loaded object's `addressTaken`. */
-    indirect: boolean('indirect').notNull(),
+    reach: integer('reach').notNull(),
   },
   (t) => [
     primaryKey({ columns: [t.sha256, t.analyser, t.analyserVersion, t.symbol] }),
@@ -110,7 +131,6 @@ export const objectExports = pgTable(
     }).onDelete('cascade'),
     index('object_exports_symbol_idx').on(t.symbol),
     index('object_exports_name_idx').on(t.name),
-    index('object_exports_syscalls_idx').using('gin', t.syscalls),
   ],
 );
 

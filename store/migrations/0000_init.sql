@@ -67,11 +67,20 @@ CREATE TABLE "object_exports" (
 	"symbol" text NOT NULL,
 	"name" text NOT NULL,
 	"address" bigint NOT NULL,
+	"reach" integer NOT NULL,
+	CONSTRAINT "object_exports_sha256_analyser_analyser_version_symbol_pk" PRIMARY KEY("sha256","analyser","analyser_version","symbol")
+);
+--> statement-breakpoint
+CREATE TABLE "object_reaches" (
+	"sha256" text NOT NULL,
+	"analyser" text NOT NULL,
+	"analyser_version" integer NOT NULL,
+	"reach" integer NOT NULL,
 	"syscalls" text[] NOT NULL,
 	"imports" text[] NOT NULL,
 	"unresolved_count" integer NOT NULL,
 	"indirect" boolean NOT NULL,
-	CONSTRAINT "object_exports_sha256_analyser_analyser_version_symbol_pk" PRIMARY KEY("sha256","analyser","analyser_version","symbol")
+	CONSTRAINT "object_reaches_sha256_analyser_analyser_version_reach_pk" PRIMARY KEY("sha256","analyser","analyser_version","reach")
 );
 --> statement-breakpoint
 CREATE TABLE "objects" (
@@ -105,10 +114,11 @@ CREATE TABLE "policies" (
 --> statement-breakpoint
 ALTER TABLE "layer_files" ADD CONSTRAINT "layer_files_layers_fk" FOREIGN KEY ("digest","extractor_version") REFERENCES "public"."layers"("digest","extractor_version") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "object_exports" ADD CONSTRAINT "object_exports_objects_fk" FOREIGN KEY ("sha256","analyser","analyser_version") REFERENCES "public"."objects"("sha256","analyser","analyser_version") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "object_reaches" ADD CONSTRAINT "object_reaches_objects_fk" FOREIGN KEY ("sha256","analyser","analyser_version") REFERENCES "public"."objects"("sha256","analyser","analyser_version") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "objects" ADD CONSTRAINT "objects_analyses_fk" FOREIGN KEY ("sha256","analyser","analyser_version") REFERENCES "public"."analyses"("sha256","analyser","analyser_version") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "image_layers_layer_digest_idx" ON "image_layers" USING btree ("layer_digest");--> statement-breakpoint
 CREATE INDEX "images_manifest_digest_idx" ON "images" USING btree ("manifest_digest");--> statement-breakpoint
 CREATE INDEX "object_exports_symbol_idx" ON "object_exports" USING btree ("symbol");--> statement-breakpoint
 CREATE INDEX "object_exports_name_idx" ON "object_exports" USING btree ("name");--> statement-breakpoint
-CREATE INDEX "object_exports_syscalls_idx" ON "object_exports" USING gin ("syscalls");--> statement-breakpoint
+CREATE INDEX "object_reaches_syscalls_idx" ON "object_reaches" USING gin ("syscalls");--> statement-breakpoint
 CREATE INDEX "objects_soname_idx" ON "objects" USING btree ("soname");

@@ -119,6 +119,7 @@ export const VERSYM_HIDDEN = 0x8000;
 export const VERSYM_INDEX_MASK = 0x7fff;
 
 export const EM_386 = 3;
+export const EM_MIPS = 8;
 export const EM_X86_64 = 62;
 export const EM_ARM = 40;
 export const EM_AARCH64 = 183;

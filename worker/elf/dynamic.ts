@@ -153,7 +153,7 @@ function staticInitArrays(ctx: ElfContext): Pick<ElfDynamic, 'initArray' | 'fini
 }
 
 /**
- * Reads `size / wordSize` relocated pointers at `vaddr`. Slots whose value cannot be known
+ * Reads `size / wordSize` relocated pointers at `vaddr` (which must be file-backed). Slots whose value cannot be known
  * statically (a symbolic relocation to an undefined symbol, an unmapped slot) and the legacy
  * 0 / -1 markers are left out.
  */
@@ -162,8 +162,11 @@ function pointerArray(ctx: ElfContext, vaddr: number, size: number, what: string
   if (size % ws !== 0) throw new ElfFormatError(`${what}: size ${size} is not a multiple of ${ws}`, at);
   const count = size / ws;
   checkLimit(ctx.limits, 'maxElfSymbols', count, `${what} entry count`, at);
-  const seg = ctx.memory.segmentAt(vaddr);
-  if (!seg || size > seg.memsz - (vaddr - seg.vaddr)) throw new ElfFormatError(`${what}: ${size} bytes at 0x${vaddr.toString(16)} are not inside one PT_LOAD`, at);
+  // Arrays of pointers are initialised data (SHT_INIT_ARRAY is never NOBITS): requiring file bytes
+  // bounds the walk by the file, not by what p_memsz claims.
+  if (size > 0 && ctx.memory.fileOffset(vaddr, size) === undefined) {
+    throw new ElfFormatError(`${what}: ${size} bytes at 0x${vaddr.toString(16)} are not file-backed inside one PT_LOAD`, at);
+  }
   const allOnes = ws === 8 ? 2 ** 64 - 1 : 0xffff_ffff;
   const out: number[] = [];
   for (let i = 0; i < count; i++) {

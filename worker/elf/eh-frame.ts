@@ -38,72 +38,65 @@ interface Cie {
   readonly fdeEncoding: number;
 }
 
-class PointerDecoder {
-  constructor(
-    private readonly is64: boolean,
-    private readonly at: number,
-  ) {}
-
-  /**
-   * Decodes a pointer at `c` with `encoding`. `fieldVaddr` is the address of the field (pcrel),
-   * `dataBase` the section address for datarel (`.eh_frame_hdr`'s own address in the header).
-   */
-  read(c: Cursor, encoding: number, fieldVaddr: number, dataBase: number | undefined, what: string): number {
-    if (encoding === DW_EH_PE_omit) throw new ElfFormatError(`${what}: pointer encoding is DW_EH_PE_omit`, this.at);
-    const start = c.pos;
-    let value: number;
-    switch (encoding & 0x0f) {
-      case DW_EH_PE_absptr:
-        value = this.is64 ? c.s64(what) : c.u32(what);
-        break;
-      case DW_EH_PE_uleb128:
-        value = c.uleb(what);
-        break;
-      case DW_EH_PE_udata2:
-        value = c.u16(what);
-        break;
-      case DW_EH_PE_udata4:
-        value = c.u32(what);
-        break;
-      case DW_EH_PE_udata8:
-        value = c.u64(what);
-        break;
-      case DW_EH_PE_sleb128:
-        value = c.sleb(what);
-        break;
-      case DW_EH_PE_sdata2: {
-        const v = c.u16(what);
-        value = v >= 0x8000 ? v - 0x10000 : v;
-        break;
-      }
-      case DW_EH_PE_sdata4:
-        value = c.s32(what);
-        break;
-      case DW_EH_PE_sdata8:
-        value = c.s64(what);
-        break;
-      default:
-        throw new ElfFormatError(`${what}: unsupported pointer format 0x${encoding.toString(16)}`, c.r.base + start);
+/**
+ * Decodes a pointer at `c` with `encoding`. `fieldVaddr` is the address of the field (pcrel),
+ * `dataBase` the base of datarel (`.eh_frame_hdr`'s own address inside the header).
+ */
+function readPointer(c: Cursor, is64: boolean, encoding: number, fieldVaddr: number, dataBase: number | undefined, what: string): number {
+  const start = c.pos;
+  if (encoding === DW_EH_PE_omit) throw new ElfFormatError(`${what}: pointer encoding is DW_EH_PE_omit`, c.r.base + start);
+  let value: number;
+  switch (encoding & 0x0f) {
+    case DW_EH_PE_absptr:
+      value = is64 ? c.s64(what) : c.u32(what);
+      break;
+    case DW_EH_PE_uleb128:
+      value = c.uleb(what);
+      break;
+    case DW_EH_PE_udata2:
+      value = c.u16(what);
+      break;
+    case DW_EH_PE_udata4:
+      value = c.u32(what);
+      break;
+    case DW_EH_PE_udata8:
+      value = c.u64(what);
+      break;
+    case DW_EH_PE_sleb128:
+      value = c.sleb(what);
+      break;
+    case DW_EH_PE_sdata2: {
+      const v = c.u16(what);
+      value = v >= 0x8000 ? v - 0x10000 : v;
+      break;
     }
-    switch (encoding & 0x70) {
-      case 0:
-        break;
-      case DW_EH_PE_pcrel:
-        value += fieldVaddr;
-        break;
-      case DW_EH_PE_datarel:
-        if (dataBase === undefined) throw new ElfFormatError(`${what}: DW_EH_PE_datarel has no base here`, c.r.base + start);
-        value += dataBase;
-        break;
-      case DW_EH_PE_textrel:
-      default:
-        throw new ElfFormatError(`${what}: unsupported pointer application 0x${(encoding & 0x70).toString(16)}`, c.r.base + start);
-    }
-    // Addresses wrap in 32-bit objects; in 64-bit ones a negative or > 2^53 result is malformed.
-    if (!this.is64) return ((value % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
-    if (value < 0 || !Number.isSafeInteger(value)) throw new ElfFormatError(`${what}: address out of range`, c.r.base + start);
-    return value;
+    case DW_EH_PE_sdata4:
+      value = c.s32(what);
+      break;
+    case DW_EH_PE_sdata8:
+      value = c.s64(what);
+      break;
+    default:
+      throw new ElfFormatError(`${what}: unsupported pointer format 0x${encoding.toString(16)}`, c.r.base + start);
   }
+  switch (encoding & 0x70) {
+    case 0:
+      break;
+    case DW_EH_PE_pcrel:
+      value += fieldVaddr;
+      break;
+    case DW_EH_PE_datarel:
+      if (dataBase === undefined) throw new ElfFormatError(`${what}: DW_EH_PE_datarel has no base here`, c.r.base + start);
+      value += dataBase;
+      break;
+    case DW_EH_PE_textrel:
+    default:
+      throw new ElfFormatError(`${what}: unsupported pointer application 0x${(encoding & 0x70).toString(16)}`, c.r.base + start);
+  }
+  // Addresses wrap in 32-bit objects; in 64-bit ones a negative or > 2^53 result is malformed.
+  if (!is64) return ((value % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
+  if (value < 0 || !Number.isSafeInteger(value)) throw new ElfFormatError(`${what}: address out of range`, c.r.base + start);
+  return value;
 }
 
 export function parseEhFrame(ctx: ElfContext): EhFrameFunction[] {
@@ -141,7 +134,7 @@ function findHeader(ctx: ElfContext): Header | undefined {
 
 /** `.eh_frame_hdr`: version u8 (1), eh_frame_ptr_enc, fde_count_enc, table_enc, then the values. */
 function readHeader(ctx: ElfContext, hdr: Header): { ehFramePtr: number; count: number; tableEnc: number; tablePos: number } | undefined {
-  const d = new PointerDecoder(ctx.header.is64, hdr.r.base);
+  const is64 = ctx.header.is64;
   const c = new Cursor(hdr.r, 0);
   const version = c.u8('eh_frame_hdr version');
   if (version !== 1) throw new ElfFormatError(`.eh_frame_hdr version ${version}, expected 1`, hdr.r.base);
@@ -149,9 +142,9 @@ function readHeader(ctx: ElfContext, hdr: Header): { ehFramePtr: number; count: 
   const countEnc = c.u8('fde_count_enc');
   const tableEnc = c.u8('table_enc');
   if (ptrEnc === DW_EH_PE_omit) return undefined;
-  const ehFramePtr = d.read(c, ptrEnc, hdr.vaddr + c.pos, hdr.vaddr, 'eh_frame_ptr');
+  const ehFramePtr = readPointer(c, is64, ptrEnc, hdr.vaddr + c.pos, hdr.vaddr, 'eh_frame_ptr');
   if (countEnc === DW_EH_PE_omit || tableEnc === DW_EH_PE_omit) return { ehFramePtr, count: -1, tableEnc, tablePos: c.pos };
-  const count = d.read(c, countEnc, hdr.vaddr + c.pos, hdr.vaddr, 'fde_count');
+  const count = readPointer(c, is64, countEnc, hdr.vaddr + c.pos, hdr.vaddr, 'fde_count');
   return { ehFramePtr, count, tableEnc, tablePos: c.pos };
 }
 
@@ -184,14 +177,13 @@ function viaHeader(ctx: ElfContext, hdr: Header): EhFrameFunction[] | undefined 
   hdr.r.need(h.tablePos, h.count * 2 * size, '.eh_frame_hdr search table');
   const frames = ehFrameFromHeader(ctx, hdr, h.ehFramePtr);
   if (!frames) return undefined;
-  const d = new PointerDecoder(is64, hdr.r.base);
   const c = new Cursor(hdr.r, h.tablePos);
   const cies = new Map<number, Cie>();
   const out: EhFrameFunction[] = new Array(h.count);
   for (let i = 0; i < h.count; i++) {
     const entryAt = c.pos;
-    d.read(c, h.tableEnc, hdr.vaddr + c.pos, hdr.vaddr, 'initial_loc');
-    const fdeVaddr = d.read(c, h.tableEnc, hdr.vaddr + c.pos, hdr.vaddr, 'fde address');
+    readPointer(c, is64, h.tableEnc, hdr.vaddr + c.pos, hdr.vaddr, 'initial_loc');
+    const fdeVaddr = readPointer(c, is64, h.tableEnc, hdr.vaddr + c.pos, hdr.vaddr, 'fde address');
     const fdeOffset = fdeVaddr - frames.vaddr;
     if (fdeOffset < 0 || fdeOffset >= frames.r.length) throw new ElfFormatError(`.eh_frame_hdr entry ${i}: FDE address 0x${fdeVaddr.toString(16)} is outside .eh_frame`, hdr.r.base + entryAt);
     const fn = readFde(ctx, frames, fdeOffset, cies);
@@ -262,13 +254,12 @@ function readCie(ctx: ElfContext, t: FrameTable, at: number, cies: Map<number, C
     const augLength = c.uleb('augmentation length');
     const augEnd = c.pos + augLength;
     r.need(c.pos, augLength, 'CIE augmentation data');
-    const d = new PointerDecoder(ctx.header.is64, t.r.base + at);
     for (const ch of augmentation.slice(1)) {
       if (ch === 'R') fdeEncoding = c.u8('FDE pointer encoding');
       else if (ch === 'L') c.u8('LSDA encoding');
       else if (ch === 'P') {
         const enc = c.u8('personality encoding');
-        d.read(c, enc & 0x7f, t.vaddr + c.pos, undefined, 'personality routine');
+        readPointer(c, ctx.header.is64, enc & 0x7f, t.vaddr + c.pos, undefined, 'personality routine');
       } else if (ch === 'S' || ch === 'B' || ch === 'G') continue;
       else break; // Unknown: the length in 'z' lets us skip the rest.
       if (c.pos > augEnd) throw new ElfFormatError('CIE augmentation data overruns its length', t.r.base + at);
@@ -288,12 +279,12 @@ function readFde(ctx: ElfContext, t: FrameTable, at: number, cies: Map<number, C
   const cieAt = rec.idAt - rec.id;
   if (cieAt < 0) throw new ElfFormatError(`FDE CIE pointer ${rec.id} points before .eh_frame`, t.r.base + rec.idAt);
   const cie = readCie(ctx, t, cieAt, cies);
-  const r = t.r.sub(0, rec.end, '.eh_frame FDE');
-  const c = new Cursor(r, rec.idAt + 4);
-  const d = new PointerDecoder(ctx.header.is64, t.r.base + at);
-  const start = d.read(c, cie.fdeEncoding, t.vaddr + c.pos, undefined, 'FDE pc_begin');
+  const c = new Cursor(t.r, rec.idAt + 4);
+  const is64 = ctx.header.is64;
+  const start = readPointer(c, is64, cie.fdeEncoding, t.vaddr + c.pos, undefined, 'FDE pc_begin');
   // pc_range uses only the format part of the encoding: it is a length, not an address.
-  const range = d.read(c, cie.fdeEncoding & 0x0f, 0, undefined, 'FDE pc_range');
+  const range = readPointer(c, is64, cie.fdeEncoding & 0x0f, 0, undefined, 'FDE pc_range');
+  if (c.pos > rec.end) throw new ElfFormatError('FDE pc_begin / pc_range overrun the record', t.r.base + at);
   const end = start + range;
   if (!Number.isSafeInteger(end)) throw new ElfFormatError('FDE pc_begin + pc_range overflows', t.r.base + at);
   return { start, end };

@@ -32,14 +32,14 @@ export class ElfLimitError extends LimitExceededError {
     /** Byte offset in the file of the header or table whose claim exceeds the limit. */
     readonly offset: number,
   ) {
-    super(limit, max, `ELF: ${what} (at file offset ${hex(offset)})`);
+    super(limit, max, `ELF ${what} at file offset ${hex(offset)}`);
   }
 }
 
 /** Throws `ElfLimitError` when `count` exceeds `limits[limit]`. */
 export function checkLimit(limits: Limits, limit: keyof Limits, count: number, what: string, offset: number): void {
   const max = limits[limit] as number;
-  if (count > max) throw new ElfLimitError(limit, max, `${what}: ${count}`, offset);
+  if (count > max) throw new ElfLimitError(limit, max, `${what} ${count}`, offset);
 }
 
 export { hex };

@@ -54,21 +54,25 @@ export function detectGo(ctx: ElfContext): GoInfo | undefined {
   return new LazyGoInfo(ctx, buildId, version);
 }
 
-/** The Go build ID note: `.note.go.buildid`, else any PT_NOTE / SHT_NOTE holding a "Go" type-4 note. */
+/**
+ * The Go build ID note: `.note.go.buildid` (malformed: `ElfFormatError`), else a "Go" type-4 note
+ * in any PT_NOTE segment. Every binary is asked whether it is Go, so a malformed PT_NOTE (a corrupt
+ * GNU property note in a C binary) is taken to hold no Go note rather than failing the question.
+ */
 function goBuildId(ctx: ElfContext): string | undefined {
   const section = ctx.sectionByName('.note.go.buildid');
-  const tables: Array<[ByteReader, number]> = [];
-  if (section && section.hasFileData) tables.push([ctx.sectionData(section), section.addralign]);
-  else {
-    for (const seg of ctx.segments) {
-      if (seg.type !== C.PT_NOTE || seg.filesz === 0) continue;
-      if (!ctx.file.has(seg.offset, seg.filesz)) throw new ElfFormatError('PT_NOTE runs past the end of the file', seg.headerOffset);
-      tables.push([ctx.file.sub(seg.offset, seg.filesz, 'PT_NOTE'), seg.align]);
-    }
+  if (section && section.hasFileData) {
+    const id = findNote(ctx.sectionData(section), section.addralign === 8 ? 8 : 4, 'Go', NOTE_GO_BUILD_ID);
+    return id?.text(0, id.length);
   }
-  for (const [r, align] of tables) {
-    const id = findNote(r, align === 8 ? 8 : 4, 'Go', NOTE_GO_BUILD_ID);
-    if (id) return id.text(0, id.length);
+  for (const seg of ctx.segments) {
+    if (seg.type !== C.PT_NOTE || seg.filesz === 0 || !ctx.file.has(seg.offset, seg.filesz)) continue;
+    try {
+      const id = findNote(ctx.file.sub(seg.offset, seg.filesz, 'PT_NOTE'), seg.align === 8 ? 8 : 4, 'Go', NOTE_GO_BUILD_ID);
+      if (id) return id.text(0, id.length);
+    } catch (err) {
+      if (!(err instanceof ElfFormatError)) throw err;
+    }
   }
   return undefined;
 }

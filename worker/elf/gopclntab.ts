@@ -12,7 +12,7 @@
  */
 import * as C from './constants.js';
 import type { ElfContext } from './context.js';
-import { checkLimit, ElfFormatError } from './errors.js';
+import { checkLimit, ElfFormatError, ElfLimitError } from './errors.js';
 import type { ByteReader } from './reader.js';
 import { StringTable } from './strings.js';
 import type { GoFunction, PclntabVersion } from './types.js';
@@ -70,7 +70,7 @@ function quanta(machine: number): number[] {
     case C.EM_ARM:
     case C.EM_RISCV:
     case C.EM_PPC64:
-    case 8: // MIPS
+    case C.EM_MIPS:
     case 258: // LoongArch
       return [4];
     default:
@@ -114,8 +114,21 @@ function parsePclntab(ctx: ElfContext, t: Candidate): Pclntab {
   }
   const is64 = ps === 8;
   const word = (i: number): number => r.word(8 + i * ps, is64, 'pclntab header word');
-  /** A pointer-sized address in the table, as the loader leaves it (relocations applied). */
-  const pointer = (off: number): number => (t.vaddr === undefined ? undefined : ctx.pointerAt(t.vaddr + off)) ?? r.word(off, is64, 'pclntab pointer');
+  /**
+   * A pointer-sized address in the table, as the loader leaves it (relocations applied). Linkers
+   * also store the value in the file, so a relocation table that cannot be read falls back to it.
+   */
+  const pointer = (off: number): number => {
+    let relocated: number | undefined;
+    if (t.vaddr !== undefined) {
+      try {
+        relocated = ctx.pointerAt(t.vaddr + off);
+      } catch (err) {
+        if (!(err instanceof ElfFormatError || err instanceof ElfLimitError)) throw err;
+      }
+    }
+    return relocated ?? r.word(off, is64, 'pclntab pointer');
+  };
 
   if (version === '1.2') return { version, functions: go12(ctx, t, word(0), pointer) };
   const nfunc = word(0);

@@ -59,7 +59,7 @@ export function archName(machine: number, is64: boolean, littleEndian: boolean):
       return littleEndian ? 'arm' : 'armeb';
     case C.EM_RISCV:
       return is64 ? 'riscv64' : 'riscv32';
-    case 8: // EM_MIPS
+    case C.EM_MIPS:
       return (is64 ? 'mips64' : 'mips') + (littleEndian ? 'el' : '');
     case 20: // EM_PPC
       return 'ppc';

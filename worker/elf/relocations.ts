@@ -76,10 +76,6 @@ export class Relocations {
     this.tableIds[i] = tableId;
     this.entryOffsets[i] = entryOffset;
   }
-
-  explicitAddend(i: number): boolean {
-    return this.tables[this.tableIds[i]!]!.kind === 'rela';
-  }
 }
 
 export function parseRelocations(ctx: ElfContext): Relocations {
@@ -99,7 +95,10 @@ export function parseRelocations(ctx: ElfContext): Relocations {
       const window = ctx.memory.window(addr.value, name);
       if (!window) throw new ElfFormatError(`${name} 0x${addr.value.toString(16)} is not file-backed by any PT_LOAD`, addr.offset);
       if (!window.has(0, size.value)) throw new ElfFormatError(`${name}: ${size.value} bytes run past the segment holding the table`, size.offset);
-      tables.push({ kind, r: window.sub(0, size.value, name), name, symbols: 'dynamic' });
+      const r = window.sub(0, size.value, name);
+      // Named after the section holding the table when there is one (`.rela.dyn`), else the tag.
+      const section = ctx.sections.find((s) => s.hasFileData && s.offset === r.base && (s.type === C.SHT_RELA || s.type === C.SHT_REL || s.type === C.SHT_RELR));
+      tables.push({ kind, r, name: section?.name || name, symbols: 'dynamic' });
     };
     fromDynamic('rela', C.DT_RELA, C.DT_RELASZ, C.DT_RELAENT, 'DT_RELA');
     fromDynamic('rel', C.DT_REL, C.DT_RELSZ, C.DT_RELENT, 'DT_REL');
@@ -163,6 +162,9 @@ function decode(ctx: ElfContext, t: Table, out: Relocations, tableId: number): v
   checkLimit(ctx.limits, 'maxElfRelocations', out.count + count, 'relocation count', r.base);
   out.reserve(count);
   const rela = t.kind === 'rela';
+  // MIPS64 splits r_info into r_sym (u32), r_ssym, r_type3, r_type2, r_type (bytes), in that
+  // order whatever the byte order (MIPS64 ELF ABI); the primary type is the last byte.
+  const mips64 = is64 && ctx.header.machine === C.EM_MIPS;
   // REL entries keep their addend in the slot; read it where the slot is mapped (not in ET_REL).
   const slotAddends = !rela && ctx.header.kind !== 'rel';
   for (let i = 0; i < count; i++) {
@@ -173,9 +175,14 @@ function decode(ctx: ElfContext, t: Table, out: Relocations, tableId: number): v
     let addend = 0;
     if (is64) {
       offset = r.u64(at, 'r_offset');
-      // ELF64_R_SYM(info) = info >> 32, ELF64_R_TYPE(info) = info & 0xffffffff.
-      type = r.u32(at + (le ? 8 : 12), 'r_info');
-      symbolIndex = r.u32(at + (le ? 12 : 8), 'r_info');
+      if (mips64) {
+        symbolIndex = r.u32(at + 8, 'r_info');
+        type = r.u8(at + 15, 'r_info');
+      } else {
+        // ELF64_R_SYM(info) = info >> 32, ELF64_R_TYPE(info) = info & 0xffffffff.
+        type = r.u32(at + (le ? 8 : 12), 'r_info');
+        symbolIndex = r.u32(at + (le ? 12 : 8), 'r_info');
+      }
       if (rela) addend = r.s64(at + 16, 'r_addend');
     } else {
       offset = r.u32(at, 'r_offset');

@@ -4,7 +4,7 @@
  */
 import { UnsupportedError } from '../../infra/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
-import type { AnalysisContext, Analyser, ExportSummary, ObjectFacts, UnresolvedSite } from '../analyser.js';
+import type { AnalysisContext, Analyser, ExportSummary, ObjectFacts, Reach, UnresolvedSite } from '../analyser.js';
 import { type ElfFile, parseElf } from '../elf/index.js';
 import { syscallName } from '../syscalls/index.js';
 import { buildCallGraph, type CallGraph } from './call-graph.js';
@@ -41,7 +41,10 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
   context?.working();
   const closures = new ClosureComputer(graph);
   const nativeArch = elf.arch;
-  const toSummary = (symbol: string, address: number, parts: readonly Closure[]): ExportSummary => {
+  // Reaches are deduplicated: roots with the same closure share one entry.
+  const reaches: Reach[] = [];
+  const reachIds = new Map<string, number>();
+  const reachOfClosures = (parts: readonly Closure[]): number => {
     const syscalls = new Set<string>();
     const imports = new Set<string>();
     let unresolvedCount = 0;
@@ -55,16 +58,35 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
       unresolvedCount += closure.unresolvedCount;
       indirect ||= closure.indirect;
     }
-    return { symbol, address, syscalls: [...syscalls].sort(), imports: [...imports].sort(), unresolvedCount, indirect };
+    const reach: Reach = { syscalls: [...syscalls].sort(), imports: [...imports].sort(), unresolvedCount, indirect };
+    const key = JSON.stringify(reach);
+    let id = reachIds.get(key);
+    if (id === undefined) {
+      id = reaches.length;
+      reaches.push(reach);
+      reachIds.set(key, id);
+    }
+    return id;
   };
-  const summarise = (symbol: string, roots: readonly number[]): ExportSummary =>
-    toSummary(symbol, roots[0] ?? 0, roots.map((root) => closures.closure(root)));
+  // Most roots have one closure, shared by their whole call-graph component: map it once.
+  const reachOfClosure = new WeakMap<Closure, number>();
+  const summarise = (symbol: string, roots: readonly number[]): ExportSummary => {
+    const parts = roots.map((root) => closures.closure(root));
+    let reach = parts.length === 1 ? reachOfClosure.get(parts[0]!) : undefined;
+    if (reach === undefined) {
+      reach = reachOfClosures(parts);
+      if (parts.length === 1) reachOfClosure.set(parts[0]!, reach);
+    }
+    return { symbol, address: roots[0] ?? 0, reach };
+  };
 
   const exports = model.exports
-    .map((item) => summarise(item.name, rootsOf(graph, item.address)))
-    .sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : a.address - b.address));
+    .map((item) => ({ item, roots: rootsOf(graph, item.address) }))
+    .sort((a, b) => (a.item.name < b.item.name ? -1 : a.item.name > b.item.name ? 1 : a.item.address - b.item.address))
+    .map(({ item, roots }) => summarise(item.name, roots));
   const initialisers = model.initialisers.map((item) => summarise(item.name, [item.address]));
   const entry = model.entry !== undefined && graph.functions.has(model.entry) ? summarise('_start', [model.entry]) : undefined;
+  const addressTaken = reachOfClosures([closures.addressTakenClosure()]);
 
   const unresolved: UnresolvedSite[] = [];
   for (const fn of graph.functions.values()) for (const site of fn.unresolved) unresolved.push(site);
@@ -74,8 +96,9 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
     ...base,
     ...(entry ? { entry } : {}),
     initialisers,
-    addressTaken: toSummary('<address-taken>', 0, [closures.addressTakenClosure()]),
+    addressTaken,
     exports,
+    reaches,
     unresolved,
     pathStrings: pathStrings(elf),
     stats: {
@@ -93,7 +116,7 @@ function rootsOf(graph: CallGraph, address: number): number[] {
   return implementations ? [address, ...implementations] : [address];
 }
 
-function baseFacts(elf: ElfFile, sha256: string): Omit<ObjectFacts, 'entry' | 'initialisers' | 'addressTaken' | 'exports' | 'unresolved' | 'pathStrings' | 'stats'> {
+function baseFacts(elf: ElfFile, sha256: string): Omit<ObjectFacts, 'entry' | 'initialisers' | 'addressTaken' | 'exports' | 'reaches' | 'unresolved' | 'pathStrings' | 'stats'> {
   return {
     sha256,
     analyser: NATIVE_ANALYSER_NAME,

@@ -2,88 +2,229 @@
  * Reachability summaries inside one object. From a root, the closure follows direct calls and tail
  * jumps; if any reached function makes an indirect call, every address-taken function of the
  * object is reached as well (the sound over-approximation of sysfilter, RAID 2020).
+ *
+ * Summaries are computed once per strongly connected component of the direct call graph, bottom
+ * up (Tarjan), as bitsets: the summary of a function is its own facts joined with its callees'.
+ * A root's closure is then its summary, plus the address-taken summary when it is `indirect`.
+ * This keeps objects with tens of thousands of exported functions (Go) linear in size.
  */
-import type { CallGraph } from './call-graph.js';
+import type { CallGraph, FunctionNode } from './call-graph.js';
 
 export interface Closure {
   /** Syscall keys `native:<n>` / `i386:<n>`; the analyser turns them into names. */
   readonly syscalls: ReadonlySet<string>;
   readonly imports: ReadonlySet<string>;
   readonly unresolvedCount: number;
-  readonly functions: ReadonlySet<number>;
   /** An indirect call is reachable (the address-taken set of this object is included). */
   readonly indirect: boolean;
 }
 
-interface Accumulated {
-  syscalls: Set<string>;
-  imports: Set<string>;
-  unresolvedCount: number;
+/** A growable bitset over interned ids. */
+class Bits {
+  words: Uint32Array;
+  constructor(size = 1) {
+    this.words = new Uint32Array(size);
+  }
+  add(id: number): void {
+    const word = id >>> 5;
+    if (word >= this.words.length) {
+      const grown = new Uint32Array(Math.max(word + 1, this.words.length * 2));
+      grown.set(this.words);
+      this.words = grown;
+    }
+    this.words[word]! |= 1 << (id & 31);
+  }
+  or(other: Bits): void {
+    if (other.words.length > this.words.length) {
+      const grown = new Uint32Array(other.words.length);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    for (let i = 0; i < other.words.length; i++) this.words[i]! |= other.words[i]!;
+  }
+  /** The set as a string, trailing zero words ignored: equal sets, equal keys. */
+  key(): string {
+    let end = this.words.length;
+    while (end > 0 && this.words[end - 1] === 0) end--;
+    return Array.prototype.join.call(this.words.subarray(0, end), ',');
+  }
+  *ids(): Generator<number> {
+    for (let i = 0; i < this.words.length; i++) {
+      let word = this.words[i]!;
+      while (word !== 0) {
+        const bit = 31 - Math.clz32(word & -word);
+        yield i * 32 + bit;
+        word &= word - 1;
+      }
+    }
+  }
+}
+
+class Interner {
+  readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  id(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(name);
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+}
+
+interface Summary {
+  readonly syscalls: Bits;
+  readonly imports: Bits;
+  /** Unresolved sites by interned id (a site reached on two paths counts once). */
+  readonly unresolved: Bits;
+  indirect: boolean;
 }
 
 export class ClosureComputer {
-  /** Everything reached once the address-taken set is in: shared by every root that needs it. */
-  private taken: { functions: Set<number>; summary: Accumulated } | undefined;
+  private readonly syscallIds = new Interner();
+  private readonly importIds = new Interner();
+  private readonly siteIds = new Interner();
+  /** Summary per function (shared by every member of one component). */
+  private readonly summaries = new Map<number, Summary>();
+  private addressTakenSummary: Summary | undefined;
+  private readonly closures = new WeakMap<Summary, Closure>();
+  private readonly byContent = new Map<string, Closure>();
 
-  constructor(private readonly graph: CallGraph) {}
-
-  /** Functions reachable through direct edges only, and whether any makes an indirect call. */
-  private direct(roots: Iterable<number>): { reached: Set<number>; indirect: boolean } {
-    const reached = new Set<number>();
-    const stack = [...roots];
-    let indirect = false;
-    while (stack.length > 0) {
-      const address = stack.pop()!;
-      if (reached.has(address)) continue;
-      const fn = this.graph.functions.get(address);
-      if (!fn) continue;
-      reached.add(address);
-      if (fn.indirect) indirect = true;
-      for (const callee of fn.callees) if (!reached.has(callee)) stack.push(callee);
-    }
-    return { reached, indirect };
+  constructor(private readonly graph: CallGraph) {
+    this.computeComponents();
   }
 
-  private accumulate(into: Accumulated, addresses: Iterable<number>, reachedByPointer: ReadonlySet<number>): void {
-    for (const address of addresses) {
+  private local(fn: FunctionNode, into: Summary): void {
+    for (const key of fn.syscalls.keys()) into.syscalls.add(this.syscallIds.id(key));
+    for (const symbol of fn.imports) into.imports.add(this.importIds.id(symbol));
+    for (const site of fn.unresolved) into.unresolved.add(this.siteIds.id(`${site.address}:${site.kind}`));
+    if (fn.indirect) into.indirect = true;
+  }
+
+  /** Tarjan's algorithm, iterative; components complete in reverse topological order (callees first). */
+  private computeComponents(): void {
+    const functions = this.graph.functions;
+    const index = new Map<number, number>();
+    const lowLink = new Map<number, number>();
+    const onStack = new Set<number>();
+    const stack: number[] = [];
+    let counter = 0;
+    for (const root of functions.keys()) {
+      if (index.has(root)) continue;
+      const frames: { node: number; callees: number[]; next: number }[] = [];
+      const enter = (node: number): void => {
+        index.set(node, counter);
+        lowLink.set(node, counter);
+        counter++;
+        stack.push(node);
+        onStack.add(node);
+        frames.push({ node, callees: [...(functions.get(node)?.callees ?? [])].filter((c) => functions.has(c)), next: 0 });
+      };
+      enter(root);
+      while (frames.length > 0) {
+        const frame = frames[frames.length - 1]!;
+        if (frame.next < frame.callees.length) {
+          const callee = frame.callees[frame.next++]!;
+          if (!index.has(callee)) enter(callee);
+          else if (onStack.has(callee)) lowLink.set(frame.node, Math.min(lowLink.get(frame.node)!, index.get(callee)!));
+          continue;
+        }
+        frames.pop();
+        const parent = frames[frames.length - 1];
+        if (parent) lowLink.set(parent.node, Math.min(lowLink.get(parent.node)!, lowLink.get(frame.node)!));
+        if (lowLink.get(frame.node) === index.get(frame.node)) {
+          const members: number[] = [];
+          let member: number;
+          do {
+            member = stack.pop()!;
+            onStack.delete(member);
+            members.push(member);
+          } while (member !== frame.node);
+          this.summariseComponent(members);
+        }
+      }
+    }
+  }
+
+  private summariseComponent(members: readonly number[]): void {
+    const summary: Summary = { syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), indirect: false };
+    const inComponent = new Set(members);
+    for (const address of members) {
       const fn = this.graph.functions.get(address)!;
-      for (const key of fn.syscalls.keys()) into.syscalls.add(key);
-      for (const symbol of fn.imports) into.imports.add(symbol);
-      into.unresolvedCount += fn.unresolved.length;
-      // A wrapper reached through a pointer has no call site to resolve its argument.
-      if (reachedByPointer.has(address)) into.unresolvedCount += fn.wrapperSites;
+      this.local(fn, summary);
+      for (const callee of fn.callees) {
+        if (inComponent.has(callee)) continue;
+        const below = this.summaries.get(callee);
+        if (!below) continue;
+        summary.syscalls.or(below.syscalls);
+        summary.imports.or(below.imports);
+        summary.unresolved.or(below.unresolved);
+        if (below.indirect) summary.indirect = true;
+      }
     }
+    for (const address of members) this.summaries.set(address, summary);
   }
 
-  private takenSet(): { functions: Set<number>; summary: Accumulated } {
-    if (!this.taken) {
-      const functions = this.direct(this.graph.addressTaken).reached;
-      const summary: Accumulated = { syscalls: new Set(), imports: new Set(), unresolvedCount: 0 };
-      this.accumulate(summary, functions, this.graph.addressTaken);
-      this.taken = { functions, summary };
+  /** Everything the address-taken set reaches; wrappers reached by pointer have unresolved numbers. */
+  private takenSummary(): Summary {
+    if (!this.addressTakenSummary) {
+      const summary: Summary = { syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), indirect: true };
+      for (const address of this.graph.addressTaken) {
+        const below = this.summaries.get(address);
+        if (below) {
+          summary.syscalls.or(below.syscalls);
+          summary.imports.or(below.imports);
+          summary.unresolved.or(below.unresolved);
+        }
+        const fn = this.graph.functions.get(address);
+        for (let site = 0; site < (fn?.wrapperSites ?? 0); site++) summary.unresolved.add(this.siteIds.id(`${address}:wrapper-by-pointer:${site}`));
+      }
+      this.addressTakenSummary = summary;
     }
-    return this.taken;
+    return this.addressTakenSummary;
+  }
+
+  private toClosure(parts: readonly Summary[], indirect: boolean): Closure {
+    const syscalls = new Bits();
+    const imports = new Bits();
+    const unresolved = new Bits();
+    for (const part of parts) {
+      syscalls.or(part.syscalls);
+      imports.or(part.imports);
+      unresolved.or(part.unresolved);
+    }
+    // Equal bitsets give the same closure object: callers may memoise by identity.
+    const key = `${indirect ? 1 : 0}|${syscalls.key()}|${imports.key()}|${unresolved.key()}`;
+    const known = this.byContent.get(key);
+    if (known) return known;
+    let unresolvedCount = 0;
+    for (const _ of unresolved.ids()) unresolvedCount++;
+    const closure: Closure = {
+      syscalls: new Set([...syscalls.ids()].map((id) => this.syscallIds.names[id]!)),
+      imports: new Set([...imports.ids()].map((id) => this.importIds.names[id]!)),
+      unresolvedCount,
+      indirect,
+    };
+    this.byContent.set(key, closure);
+    return closure;
   }
 
   closure(root: number): Closure {
-    const { reached, indirect } = this.direct([root]);
-    const result: Accumulated = { syscalls: new Set(), imports: new Set(), unresolvedCount: 0 };
-    if (!indirect) {
-      this.accumulate(result, reached, new Set());
-      return { ...result, functions: reached, indirect: false };
+    const summary = this.summaries.get(root);
+    if (!summary) return this.toClosure([], false);
+    // Every root of one component gets the same answer: compute it once.
+    let closure = this.closures.get(summary);
+    if (!closure) {
+      closure = summary.indirect ? this.toClosure([summary, this.takenSummary()], true) : this.toClosure([summary], false);
+      this.closures.set(summary, closure);
     }
-    const taken = this.takenSet();
-    this.accumulate(result, [...reached].filter((address) => !taken.functions.has(address)), new Set());
-    for (const key of taken.summary.syscalls) result.syscalls.add(key);
-    for (const symbol of taken.summary.imports) result.imports.add(symbol);
-    result.unresolvedCount += taken.summary.unresolvedCount;
-    for (const address of taken.functions) reached.add(address);
-    return { ...result, functions: reached, indirect: true };
+    return closure;
   }
 
   /** The closure of the whole address-taken set, as if an indirect call were made. */
   addressTakenClosure(): Closure {
-    const { functions, summary } = this.takenSet();
-    return { ...summary, functions, indirect: true };
+    return this.toClosure([this.takenSummary()], true);
   }
 }
