@@ -1,0 +1,585 @@
+/**
+ * Dynamic ground truth for the static syscall analyser.
+ *
+ * Builds the small programs of test/fixtures/programs/ with several
+ * toolchains, runs them under `strace -f` and reports which syscalls they
+ * really made, plus the loader and shared libraries they load. The analyser's
+ * tests require its static result to include every syscall seen here.
+ *
+ * Builds are cached by content hash (sources, toolchain, flags, compiler and
+ * libc versions) under /var/cache/dockergate/fixtures/ (override with
+ * DOCKERGATE_FIXTURE_CACHE), so reruns only copy a file.
+ *
+ * Needs, on the host: gcc, musl-tools (musl-gcc, /lib/ld-musl-x86_64.so.1),
+ * golang-go, strace and a kernel that lets us ptrace our own children.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export type Toolchain = 'glibc-dynamic' | 'glibc-static' | 'musl-static' | 'musl-dynamic' | 'go';
+
+export const TOOLCHAINS: readonly Toolchain[] = ['glibc-dynamic', 'glibc-static', 'musl-dynamic', 'musl-static', 'go'];
+
+/** Directory of the fixture sources. */
+export const PROGRAMS_DIR = fileURLToPath(new URL('../fixtures/programs/', import.meta.url));
+
+/** Names of the C fixtures (`<name>.c`) and of the Go fixture (directory `go/`). */
+export const C_FIXTURES = ['hello', 'direct-syscall', 'function-pointers', 'threads'] as const;
+export const GO_FIXTURES = ['go'] as const;
+export type FixtureName = (typeof C_FIXTURES)[number] | (typeof GO_FIXTURES)[number];
+
+export interface FixtureEntry {
+  readonly name: FixtureName;
+  readonly toolchain: Toolchain;
+}
+
+/**
+ * Every (fixture, toolchain) pair that builds and runs (exit 0, also under
+ * strace -f) on the reference machine (Debian 12: gcc 12, glibc 2.36, musl
+ * 1.2.3, Go 1.19). All four C programs build with all four C toolchains; the
+ * Go program builds with `go` only (and is the only one `go` builds).
+ */
+export const FIXTURE_MATRIX: readonly FixtureEntry[] = [
+  ...C_FIXTURES.flatMap((name) =>
+    (['glibc-dynamic', 'glibc-static', 'musl-dynamic', 'musl-static'] as const).map((toolchain) => ({ name, toolchain })),
+  ),
+  ...GO_FIXTURES.map((name) => ({ name, toolchain: 'go' as const })),
+];
+
+export const MUSL_LOADER = '/lib/ld-musl-x86_64.so.1';
+export const CACHE_ROOT = '/var/cache/dockergate';
+/** Bump to invalidate every cached build (e.g. when flags change meaning). */
+const CACHE_FORMAT = 1;
+
+function fixtureCacheDir(): string {
+  return process.env.DOCKERGATE_FIXTURE_CACHE ?? path.join(CACHE_ROOT, 'fixtures');
+}
+
+function goCacheBase(): string {
+  return process.env.DOCKERGATE_GO_CACHE ?? path.join(CACHE_ROOT, 'go-cache');
+}
+
+// ------------------------------------------------------------------ building
+
+interface BuildPlan {
+  /** Files (absolute paths) whose content defines the build. */
+  readonly inputs: string[];
+  /** Command and arguments, with OUT standing for the output path. */
+  readonly command: string;
+  readonly args: string[];
+  readonly env: NodeJS.ProcessEnv;
+  /** Working directory: a fresh copy of the sources for Go, else undefined. */
+  readonly copySourcesFrom?: string;
+}
+
+const OUT = '\0OUT\0';
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p, fsConstants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function listFilesRecursive(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFilesRecursive(full)));
+    else if (entry.isFile()) out.push(full);
+  }
+  return out.sort();
+}
+
+const toolIdentities = new Map<string, Promise<string>>();
+
+/** Version strings of the tools a toolchain uses (memoised), part of the cache key. */
+function toolIdentity(toolchain: Toolchain): Promise<string> {
+  let identity = toolIdentities.get(toolchain);
+  if (identity === undefined) {
+    identity = computeToolIdentity(toolchain);
+    toolIdentities.set(toolchain, identity);
+  }
+  return identity;
+}
+
+async function outputOf(command: string, args: string[]): Promise<string> {
+  // The musl loader prints its version on stderr and exits 1: take both.
+  return new Promise((resolve) => {
+    execFile(command, args, { encoding: 'utf8' }, (error, stdout, stderr) => {
+      resolve(`${stdout}${stderr}${error && !stdout && !stderr ? String(error) : ''}`.trim());
+    });
+  });
+}
+
+async function computeToolIdentity(toolchain: Toolchain): Promise<string> {
+  switch (toolchain) {
+    case 'glibc-dynamic':
+    case 'glibc-static':
+      return [await outputOf('gcc', ['--version']), (await outputOf('ldd', ['--version'])).split('\n')[0]].join('\n');
+    case 'musl-dynamic':
+    case 'musl-static':
+      return [await outputOf('gcc', ['--version']), await outputOf(MUSL_LOADER, [])].join('\n');
+    case 'go':
+      return outputOf('go', ['version']);
+  }
+}
+
+async function planBuild(name: string, toolchain: Toolchain, workDir: string): Promise<BuildPlan> {
+  if (toolchain === 'go') {
+    const dir = path.join(PROGRAMS_DIR, name);
+    if (!(await exists(path.join(dir, 'go.mod')))) {
+      throw new Error(`fixture ${name}: no Go module at ${dir} (toolchain go builds Go fixtures only)`);
+    }
+    const base = goCacheBase();
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: workDir,
+      GOCACHE: path.join(base, 'build'),
+      GOPATH: path.join(base, 'gopath'),
+      GOMODCACHE: path.join(base, 'gopath', 'pkg', 'mod'),
+      GOFLAGS: '-mod=mod',
+      GOPROXY: 'off',
+      GOSUMDB: 'off',
+      GOTOOLCHAIN: 'local',
+      GOENV: 'off',
+      GOTELEMETRY: 'off',
+      GO111MODULE: 'on',
+      CGO_ENABLED: '0',
+      GOOS: 'linux',
+      GOARCH: 'amd64',
+    };
+    return {
+      inputs: await listFilesRecursive(dir),
+      command: 'go',
+      args: ['build', '-trimpath', '-o', OUT, '.'],
+      env,
+      copySourcesFrom: dir,
+    };
+  }
+  const source = path.join(PROGRAMS_DIR, `${name}.c`);
+  if (!(await exists(source))) {
+    throw new Error(`fixture ${name}: no C source at ${source} (toolchain ${toolchain} builds C fixtures only)`);
+  }
+  const compiler = toolchain.startsWith('musl-') ? 'musl-gcc' : 'gcc';
+  if (toolchain === 'musl-dynamic' && !(await exists(MUSL_LOADER))) {
+    throw new Error(`musl-dynamic needs the musl loader ${MUSL_LOADER} (apt-get install musl)`);
+  }
+  const text = await fs.readFile(source, 'utf8');
+  const args = ['-O2', '-Wall', '-Wextra'];
+  if (toolchain.endsWith('-static')) args.push('-static');
+  if (text.includes('<pthread.h>')) args.push('-pthread');
+  args.push('-o', OUT, source);
+  return { inputs: [source], command: compiler, args, env: process.env };
+}
+
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { ...options, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stdout}${stderr}`));
+      } else {
+        resolve();
+      }
+    });
+  });
+}
+
+/**
+ * Builds fixture `name` (a `<name>.c` or a Go module directory `<name>/` in
+ * test/fixtures/programs) with `toolchain` and copies the executable to
+ * `outDir/<name>-<toolchain>`, whose absolute path is returned. Uses the
+ * content-addressed build cache when possible.
+ */
+export async function buildFixture(name: string, toolchain: Toolchain, outDir: string): Promise<string> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`bad fixture name ${JSON.stringify(name)}`);
+  const cacheDir = fixtureCacheDir();
+  await fs.mkdir(cacheDir, { recursive: true });
+  const workDir = await fs.mkdtemp(path.join(cacheDir, '.build-'));
+  try {
+    const plan = await planBuild(name, toolchain, workDir);
+    const hash = createHash('sha256');
+    hash.update(JSON.stringify({ format: CACHE_FORMAT, name, toolchain, command: plan.command, args: plan.args }));
+    hash.update(await toolIdentity(toolchain));
+    for (const input of plan.inputs) {
+      hash.update(`\0${path.relative(PROGRAMS_DIR, input)}\0`);
+      hash.update(await fs.readFile(input));
+    }
+    const key = hash.digest('hex').slice(0, 32);
+    const cached = path.join(cacheDir, key, name);
+
+    if (!(await exists(cached))) {
+      let cwd: string | undefined;
+      if (plan.copySourcesFrom !== undefined) {
+        cwd = path.join(workDir, 'src');
+        await fs.cp(plan.copySourcesFrom, cwd, { recursive: true });
+        await fs.mkdir(path.join(goCacheBase(), 'build'), { recursive: true });
+      }
+      const stage = path.join(workDir, 'out');
+      await fs.mkdir(stage);
+      const built = path.join(stage, name);
+      await run(
+        plan.command,
+        plan.args.map((arg) => (arg === OUT ? built : arg)),
+        cwd === undefined ? { env: plan.env } : { cwd, env: plan.env },
+      );
+      await fs.chmod(built, 0o755);
+      // Publish atomically; a concurrent builder may have won the race.
+      try {
+        await fs.rename(stage, path.join(cacheDir, key));
+      } catch (error) {
+        if (!(await exists(cached))) throw error;
+      }
+    }
+
+    await fs.mkdir(outDir, { recursive: true });
+    const target = path.resolve(outDir, `${name}-${toolchain}`);
+    await fs.copyFile(cached, target);
+    await fs.chmod(target, 0o755);
+    return target;
+  } finally {
+    await fs.rm(workDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------- strace
+
+export interface StraceOptions {
+  readonly args?: readonly string[];
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Kill strace and the program after this long (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface StraceResult {
+  /** Every syscall name seen, in every process and thread, minus the initial execve. */
+  readonly syscalls: Set<string>;
+  /**
+   * Syscalls made while running the traced executable's own image: its
+   * threads and forked children up to (and including) any execve they make,
+   * but not what a spawned program (e.g. /bin/true) does after its execve.
+   */
+  readonly ownSyscalls: Set<string>;
+  /** Syscalls per executable image (execve path; the root is `executable` resolved). */
+  readonly byImage: Map<string, Set<string>>;
+  /** The first line of the trace: the execve that started the program (dropped from the sets). */
+  readonly initialExecve: string | undefined;
+  /** Trace lines that matched no known shape (expected empty). */
+  readonly unparsed: string[];
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs `executable` under `strace -f` and returns the set of syscall names it
+ * made (kernel / libseccomp names, as strace prints them), in the program and
+ * all its threads and child processes, except the initial execve of the
+ * program itself. Rejects unless the program exits with code 0.
+ */
+export async function straceSyscalls(executable: string, args: string[] = []): Promise<Set<string>> {
+  return (await straceRun(executable, { args })).syscalls;
+}
+
+/** Like straceSyscalls, with per-image attribution and the program's output. */
+export async function straceRun(executable: string, options: StraceOptions = {}): Promise<StraceResult> {
+  const exe = path.resolve(executable);
+  const traceDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-strace-'));
+  const traceFile = path.join(traceDir, 'trace');
+  try {
+    const { code, signal, stdout, stderr } = await runCapture(
+      'strace',
+      ['-f', '-qq', '-e', 'trace=all', '-o', traceFile, '--', exe, ...(options.args ?? [])],
+      { cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs ?? 30_000 },
+    );
+    if (code !== 0) {
+      const why = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+      throw new Error(`strace of ${exe} ended with ${why}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`);
+    }
+    const text = await fs.readFile(traceFile, 'utf8');
+    return { ...parseStrace(text, exe), stdout, stderr };
+  } finally {
+    await fs.rm(traceDir, { recursive: true, force: true });
+  }
+}
+
+interface Captured {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCapture(
+  command: string,
+  args: string[],
+  options: { cwd: string | undefined; env: NodeJS.ProcessEnv | undefined; timeoutMs: number },
+): Promise<Captured> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group, so a timeout kills the whole tree
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }, options.timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (timedOut) reject(new Error(`${command} timed out after ${options.timeoutMs} ms\n${stderr.slice(-2000)}`));
+      else resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+// One trace line (strace -f -o FILE): "PID " then one of
+//   name(args...) = ret            a complete call
+//   name(args... <unfinished ...>  the first half of an interrupted call
+//   <... name resumed>...) = ret   its second half (not counted again)
+//   --- SIGCHLD {...} ---           a signal delivery
+//   +++ exited with 0 +++           an exit (hidden by -qq, handled anyway)
+const LINE = /^(\d+)\s+(.*)$/;
+const CALL = /^([A-Za-z_][A-Za-z0-9_]*)\(/;
+const RESUMED = /^<\.\.\. ([A-Za-z_][A-Za-z0-9_]*) resumed>/;
+const RETURN_VALUE = /\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)(?:\s|$)/;
+const CREATES_TASK = new Set(['clone', 'clone3', 'fork', 'vfork']);
+
+interface ParsedTrace {
+  syscalls: Set<string>;
+  ownSyscalls: Set<string>;
+  byImage: Map<string, Set<string>>;
+  initialExecve: string | undefined;
+  unparsed: string[];
+}
+
+interface Event {
+  pid: number;
+  line: string;
+  /** Syscall name for a call's first half; undefined for other lines. */
+  name?: string;
+  /** Name and return value when the call's result is known (complete or resumed line). */
+  finished?: { name: string; ret: string | undefined };
+  /** For execve: the path argument (from the first half). */
+  execPath?: string;
+}
+
+/** Parses the text of an `strace -f -o` trace. Exported for tests. */
+export function parseStrace(text: string, rootImage: string): ParsedTrace {
+  const unparsed: string[] = [];
+  const events: Event[] = [];
+  // Pending first halves per pid, to give a resumed execve its path.
+  const pendingExecPath = new Map<number, string>();
+
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (line === '') continue;
+    const match = LINE.exec(line);
+    if (match === null) {
+      unparsed.push(line);
+      continue;
+    }
+    const pid = Number(match[1]);
+    const rest = match[2] ?? '';
+    if (rest.startsWith('---') || rest.startsWith('+++')) continue;
+    const resumed = RESUMED.exec(rest);
+    if (resumed !== null) {
+      const name = resumed[1] ?? '';
+      const ret = RETURN_VALUE.exec(rest)?.[1];
+      const event: Event = { pid, line, finished: { name, ret } };
+      if (name === 'execve' || name === 'execveat') {
+        const p = pendingExecPath.get(pid);
+        if (p !== undefined) event.execPath = p;
+        pendingExecPath.delete(pid);
+      }
+      events.push(event);
+      continue;
+    }
+    const call = CALL.exec(rest);
+    if (call === null) {
+      unparsed.push(line);
+      continue;
+    }
+    const name = call[1] ?? '';
+    const event: Event = { pid, line, name };
+    if (name === 'execve' || name === 'execveat') {
+      const p = execPathOf(name, rest);
+      if (p !== undefined) event.execPath = p;
+    }
+    if (rest.endsWith('<unfinished ...>')) {
+      if (event.execPath !== undefined) pendingExecPath.set(pid, event.execPath);
+    } else {
+      event.finished = { name, ret: RETURN_VALUE.exec(rest)?.[1] };
+    }
+    events.push(event);
+  }
+
+  // Which task created which (clone & co. return the new task's id). A child
+  // often shows up in the trace before its parent's clone returns, so this
+  // is collected before attributing anything.
+  const parentOf = new Map<number, number>();
+  for (const event of events) {
+    const done = event.finished;
+    if (done && CREATES_TASK.has(done.name) && done.ret !== undefined && /^\d+$/.test(done.ret)) {
+      const child = Number(done.ret);
+      if (child > 0 && !parentOf.has(child)) parentOf.set(child, event.pid);
+    }
+  }
+
+  const syscalls = new Set<string>();
+  const byImage = new Map<string, Set<string>>();
+  const imageOf = new Map<number, string>();
+  const rootPid = events[0]?.pid;
+  let initialExecve: string | undefined;
+  let skippedInitial = false;
+
+  const currentImage = (pid: number): string => {
+    const known = imageOf.get(pid);
+    if (known !== undefined) return known;
+    imageOf.set(pid, rootImage); // provisional: breaks cycles from pid reuse
+    const parent = parentOf.get(pid);
+    const image = parent !== undefined && parent !== pid ? currentImage(parent) : rootImage;
+    imageOf.set(pid, image);
+    return image;
+  };
+
+  let initialExecPending = false; // the initial execve was seen unfinished
+  for (const event of events) {
+    const image = currentImage(event.pid);
+    let isInitial = false;
+    if (event.name !== undefined) {
+      isInitial = !skippedInitial && event === events[0] && event.name === 'execve';
+      if (isInitial) {
+        skippedInitial = true;
+        initialExecve = event.line;
+        initialExecPending = event.finished === undefined;
+      } else {
+        syscalls.add(event.name);
+        let set = byImage.get(image);
+        if (set === undefined) byImage.set(image, (set = new Set()));
+        set.add(event.name);
+      }
+    } else if (initialExecPending && event.pid === rootPid && event.finished?.name === 'execve') {
+      isInitial = true;
+      initialExecPending = false;
+    }
+    // A later successful execve switches its task to the new image (the
+    // initial one is where rootImage starts).
+    const done = event.finished;
+    if (!isInitial && done && (done.name === 'execve' || done.name === 'execveat') && done.ret === '0') {
+      imageOf.set(event.pid, event.execPath ?? '<unknown execve>');
+    }
+  }
+  return { syscalls, ownSyscalls: byImage.get(rootImage) ?? new Set(), byImage, initialExecve, unparsed };
+}
+
+/** The path argument of an execve / execveat line (strace prints it as a C string). */
+function execPathOf(name: string, rest: string): string | undefined {
+  const args = rest.slice(name.length + 1);
+  const quoted = name === 'execve' ? /^"((?:[^"\\]|\\.)*)"/.exec(args) : /^[^,]*,\s*"((?:[^"\\]|\\.)*)"/.exec(args);
+  const body = quoted?.[1];
+  if (body === undefined) return undefined;
+  return body.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_m, esc: string) => {
+    if (esc.startsWith('x')) return String.fromCharCode(parseInt(esc.slice(1), 16));
+    if (/^[0-7]+$/.test(esc)) return String.fromCharCode(parseInt(esc, 8));
+    return ({ n: '\n', t: '\t', r: '\r', v: '\v', f: '\f' } as Record<string, string>)[esc] ?? esc;
+  });
+}
+
+// ---------------------------------------------------------------------- ldd
+
+/** PT_INTERP of an ELF file, or undefined for a static executable (or a non-ELF file). */
+export async function elfInterpreter(file: string): Promise<string | undefined> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const header = Buffer.alloc(64);
+    await handle.read(header, 0, 64, 0);
+    if (header.readUInt32BE(0) !== 0x7f454c46) return undefined;
+    const is64 = header[4] === 2;
+    const le = header[5] === 1;
+    const u16 = (b: Buffer, o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const u32 = (b: Buffer, o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const u64 = (b: Buffer, o: number): number => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+    const phoff = is64 ? u64(header, 0x20) : u32(header, 0x1c);
+    const phentsize = u16(header, is64 ? 0x36 : 0x2a);
+    const phnum = u16(header, is64 ? 0x38 : 0x2c);
+    if (phentsize === 0 || phnum === 0) return undefined;
+    const table = Buffer.alloc(phentsize * phnum);
+    await handle.read(table, 0, table.length, phoff);
+    for (let i = 0; i < phnum; i++) {
+      const ph = table.subarray(i * phentsize);
+      if (u32(ph, 0) !== 3 /* PT_INTERP */) continue;
+      const offset = is64 ? u64(ph, 8) : u32(ph, 4);
+      const size = is64 ? u64(ph, 32) : u32(ph, 16);
+      const buf = Buffer.alloc(size);
+      await handle.read(buf, 0, size, offset);
+      return buf.toString('latin1').replace(/\0.*$/s, '');
+    }
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The loader (PT_INTERP) and shared libraries `executable` loads on this
+ * machine, as absolute paths. glibc programs are listed with `ldd`, musl ones
+ * with the musl loader's `--list`; static executables have none. `libraries`
+ * does not repeat the interpreter (for musl, libc.so *is* the loader).
+ */
+export async function lddClosure(executable: string): Promise<{ interpreter?: string; libraries: string[] }> {
+  const exe = path.resolve(executable);
+  const interpreter = await elfInterpreter(exe);
+  if (interpreter === undefined) return { libraries: [] };
+
+  const isMusl = path.basename(interpreter).startsWith('ld-musl');
+  const { stdout } = isMusl
+    ? await execFileP(interpreter, ['--list', exe], { encoding: 'utf8' })
+    : await execFileP('ldd', [exe], { encoding: 'utf8' });
+
+  const interpreterReal = await fs.realpath(interpreter).catch(() => interpreter);
+  const seen = new Set<string>([interpreterReal]);
+  const libraries: string[] = [];
+  for (const raw of stdout.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (/=>\s*not found/.test(line)) throw new Error(`${exe}: missing library: ${line}`);
+    // "name => /path (0x...)" or "/path (0x...)"; "linux-vdso.so.1 (0x...)" has no file.
+    const arrow = /=>\s*(\S+)/.exec(line);
+    const candidate = arrow?.[1] ?? line.split(/\s+/)[0] ?? '';
+    if (!candidate.startsWith('/')) continue;
+    const real = await fs.realpath(candidate).catch(() => candidate);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    libraries.push(candidate);
+  }
+  return { interpreter, libraries };
+}
