@@ -35,10 +35,11 @@ export function registerObjectAnalyser(bus: Bus, deps: ObjectAnalyserDeps): void
       await kb.putFacts(facts, Math.round(performance.now() - started));
       return { sha256: unit.sha256, status: 'ok', cached: false };
     } catch (err) {
-      // Infrastructure trouble and cancellation say nothing about the object: not recorded.
-      if (err instanceof AbortedError || (err instanceof DockergateError && err.retryable)) throw err;
+      // Infrastructure trouble (retryable errors, a thread that cannot start: not ours) and
+      // cancellation say nothing about the object: not recorded.
+      if (!(err instanceof DockergateError) || err instanceof AbortedError || err.retryable) throw err;
       deps.counters.failed++;
-      const failure = err instanceof DockergateError ? { code: err.code, message: err.message } : { code: 'internal', message: String(err) };
+      const failure = { code: err.code, message: err.message };
       await kb.recordFailure(key, failure, Math.round(performance.now() - started));
       return { sha256: unit.sha256, status: 'failed', cached: false };
     }

@@ -31,7 +31,13 @@ export class AnalysisPool {
   ) {}
 
   private spawn(): Slot {
-    const worker = new Worker(THREAD_FILE, {
+    // Run from TypeScript sources (tests under `tsx`), the thread registers tsx's loader first.
+    const fromSources = THREAD_FILE.pathname.endsWith('.ts');
+    const entry = fromSources
+      ? `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(THREAD_FILE.href)}); });`
+      : THREAD_FILE;
+    const worker = new Worker(entry, {
+      eval: fromSources,
       workerData: { limits: this.limits },
       resourceLimits: { maxOldGenerationSizeMb: ANALYSIS_HEAP_MB },
     });

@@ -48,6 +48,8 @@ export interface CallGraph {
   readonly functions: ReadonlyMap<number, FunctionNode>;
   /** Functions whose address is taken in code or data: targets of every indirect call. */
   readonly addressTaken: ReadonlySet<number>;
+  /** Imports whose address data holds: reached like address-taken functions. */
+  readonly dataImports: readonly string[];
   /** PLT stub address → imported symbol. */
   readonly thunks: ReadonlyMap<number, string>;
   /** IFUNC resolver → the implementations it may return. */
@@ -83,9 +85,28 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
   for (const item of [...model.exports, ...model.initialisers]) addSeed(item.address, item.name);
 
   const table = sweep(model.ranges, [...startSet].sort((a, b) => a - b), model.bitness, maxInstructions);
-  // Call targets are function starts too.
+  // Call targets are function starts too, and so are targets of jumps that leave their function
+  // (tail calls: without symbols or FDEs, musl's `__syscall_cp` is only a `jmp` to the real one).
   for (let i = 0; i < table.count; i++) if (table.op[i] === Op.CallDirect && inCode(model, table.target[i]!)) startSet.add(table.target[i]!);
-  const starts = [...startSet].sort((a, b) => a - b);
+  let starts = [...startSet].sort((a, b) => a - b);
+  for (let round = 0; round < 8; round++) {
+    let added = 0;
+    for (let i = 0; i < table.count; i++) {
+      const op = table.op[i];
+      if (op !== Op.JmpDirect && op !== Op.Jcc) continue;
+      const target = table.target[i]!;
+      if (startSet.has(target) || !inCode(model, target)) continue;
+      const here = lowerBound(starts, table.ip[i]! + 1) - 1;
+      const from = here >= 0 ? starts[here]! : Number.NEGATIVE_INFINITY;
+      const to = starts[here + 1] ?? Number.POSITIVE_INFINITY;
+      if (target < from || target >= to) {
+        startSet.add(target);
+        added++;
+      }
+    }
+    if (added === 0) break;
+    starts = [...startSet].sort((a, b) => a - b);
+  }
   const redecoder = new Redecoder(table);
   try {
     return analyse(model, table, starts, names, redecoder);
@@ -213,6 +234,12 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
           if (inCode(model, target)) fn.takes.add(target);
           takeAddress(target);
           break;
+        case Op.LoadRip: {
+          // Loading a GOT entry takes the address of an import: it may be called through a pointer.
+          const symbol = model.gotSlots.get(target);
+          if (symbol) fn.imports.add(symbol);
+          break;
+        }
         case Op.Immediate:
           if (functions.has(target)) {
             fn.takes.add(target);
@@ -243,7 +270,9 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
       }
     }
     if (resolution.unknown) {
-      fn.unresolved.push({ address: table.ip[index]!, kind: table.op[index] === Op.CallDirect || table.op[index] === Op.CallIndirect ? 'wrapper-argument' : 'syscall-number' });
+      const op = table.op[index];
+      const atCall = op === Op.CallDirect || op === Op.CallIndirect || op === Op.JmpDirect;
+      fn.unresolved.push({ address: table.ip[index]!, kind: atCall ? 'wrapper-argument' : 'syscall-number', ...(resolution.why ? { detail: resolution.why } : {}) });
     }
     return becameWrapper;
   }
@@ -272,20 +301,21 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
   while (worklist.length > 0) {
     const wrapper = worklist.pop()!;
     for (const site of callSites.get(wrapper.start) ?? []) {
-      if (table.op[site.index] !== Op.CallDirect) continue;
       const caller = functions.get(site.caller)!;
+      // A tail jump passes the caller's own stack: no return address between the two frames.
+      const tailCall = table.op[site.index] === Op.JmpDirect;
       for (const param of wrapper.wrapperParams) {
         const key = `${site.index}:${param}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const resolution = tracker.resolve(locationOfParam(param), site.index, caller.span);
+        const resolution = tracker.resolve(locationOfParam(param, tailCall), site.index, caller.span);
         if (applyArgument(caller, site.index, resolution, 'native')) worklist.push(caller);
       }
     }
   }
   const ifuncImplementations = new Map<number, number[]>();
   for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
-  return { functions, addressTaken, thunks, ifuncImplementations, table, stats };
+  return { functions, addressTaken, dataImports: model.dataImports, thunks, ifuncImplementations, table, stats };
 }
 
 /**

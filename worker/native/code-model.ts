@@ -33,6 +33,8 @@ export interface CodeModel {
   readonly irelativeSlots: ReadonlyMap<number, number>;
   /** IFUNC resolvers: calls through their slots reach every implementation they may return. */
   readonly ifuncResolvers: ReadonlySet<number>;
+  /** Imported functions whose address data holds (absolute relocations to undefined symbols). */
+  readonly dataImports: readonly string[];
   /** Addresses stored in data that point into code: relocations, init arrays, pointer scans. */
   readonly dataCodePointers: readonly number[];
   readonly exports: readonly NamedAddress[];

@@ -13,6 +13,8 @@ const PF_X = 1;
 const PT_LOAD = 1;
 /** R_X86_64_IRELATIVE and R_386_IRELATIVE (psABI): the slot receives the resolver's result. */
 const IRELATIVE = { x86_64: 37, i386: 42 } as const;
+/** R_X86_64_64 and R_386_32: a symbol's absolute address stored in data (function-pointer tables). */
+const ABSOLUTE = { x86_64: 1, i386: 1 } as const;
 const PLT_SECTIONS = new Set(['.plt', '.plt.sec', '.plt.got', '.iplt']);
 
 export function buildCodeModel(elf: ElfFile): CodeModel {
@@ -46,14 +48,23 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   const gotSlots = new Map(elf.gotSlotSymbols());
   const irelative = IRELATIVE[arch];
   const irelativeSlots = new Map<number, number>();
+  const dataCodePointers = new Set<number>();
+  const dataImports = new Set<string>();
+  const dynamicSymbols = elf.dynamicSymbols;
   for (const relocation of elf.relocations) {
     if (relocation.type === irelative && inCode(relocation.addend)) {
       irelativeSlots.set(relocation.offset, relocation.addend);
       ifuncResolvers.add(relocation.addend);
+    } else if (relocation.type === ABSOLUTE[arch] && relocation.symbolName) {
+      const symbol = relocation.table.includes('dyn') || relocation.table.startsWith('DT_') ? dynamicSymbols[relocation.symbolIndex] : undefined;
+      if (symbol?.defined) {
+        if (inCode(symbol.value + relocation.addend)) dataCodePointers.add(symbol.value + relocation.addend);
+      } else if (symbol) {
+        dataImports.add(relocation.symbolName);
+      }
     }
   }
 
-  const dataCodePointers = new Set<number>();
   for (const target of elf.relativeTargets()) if (inCode(target)) dataCodePointers.add(target);
   const dynamic = elf.dynamic;
   const initialisers: NamedAddress[] = [];
@@ -67,6 +78,14 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   // Without relocations, absolute code pointers in data are invisible: scan aligned words (ET_EXEC).
   if (elf.type === 'exec') for (const pointer of scanDataPointers(elf, inCode)) dataCodePointers.add(pointer);
 
+  // Functions found by name at run time (dlsym on the object itself, musl's loader finding its next
+  // stage): an exported function whose name is a string of the object's read-only data may be called.
+  const exportByName = new Map(exports.map((item) => [item.name.split('@')[0]!, item.address]));
+  for (const text of readOnlyStrings(elf)) {
+    const address = exportByName.get(text);
+    if (address !== undefined) dataCodePointers.add(address);
+  }
+
   const entry = elf.entry !== 0 && inCode(elf.entry) ? elf.entry : undefined;
   return {
     arch,
@@ -79,6 +98,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     irelativeSlots,
     ifuncResolvers,
     dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
+    dataImports: [...dataImports].sort(),
     exports,
     ...(entry !== undefined ? { entry } : {}),
     initialisers: initialisers.filter((item) => inCode(item.address)),
@@ -122,4 +142,22 @@ function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): n
     }
   }
   return found;
+}
+
+/** NUL-terminated identifier-like strings of `.rodata*` sections. */
+function* readOnlyStrings(elf: ElfFile): Generator<string> {
+  for (const section of elf.sections) {
+    if (!section.name.startsWith('.rodata') || !section.hasFileData) continue;
+    const bytes = elf.sectionBytes(section.name);
+    if (!bytes) continue;
+    let start = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] !== 0) continue;
+      if (i - start >= 2 && i - start <= 128) {
+        const text = Buffer.from(bytes.subarray(start, i)).toString('latin1');
+        if (/^[A-Za-z_][A-Za-z0-9_.]*$/.test(text)) yield text;
+      }
+      start = i + 1;
+    }
+  }
 }

@@ -171,6 +171,7 @@ export class ClosureComputer {
   private takenSummary(): Summary {
     if (!this.addressTakenSummary) {
       const summary: Summary = { syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), indirect: true };
+      for (const symbol of this.graph.dataImports) summary.imports.add(this.importIds.id(symbol));
       for (const address of this.graph.addressTaken) {
         const below = this.summaries.get(address);
         if (below) {

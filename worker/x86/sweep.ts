@@ -29,6 +29,8 @@ export const enum Op {
   Invalid = 13,
   /** `nop` in all its forms: alignment padding between blocks. */
   Padding = 14,
+  /** `mov reg, [rip + disp]`: `target` holds the slot address (a GOT entry loads a function pointer). */
+  LoadRip = 15,
 }
 
 export interface CodeRange {
@@ -155,6 +157,10 @@ function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
       if (mnemonic === Mnemonic.Lea) {
         const value = ripTarget(instruction, 1);
         return Number.isNaN(value) ? [Op.Other, value] : [Op.LeaRip, value];
+      }
+      if (mnemonic === Mnemonic.Mov && instruction.op0Kind === OpKind.Register) {
+        const slot = ripTarget(instruction, 1);
+        if (!Number.isNaN(slot)) return [Op.LoadRip, slot];
       }
       if (mnemonic === Mnemonic.Mov || mnemonic === Mnemonic.Push) {
         const last = instruction.opCount - 1;

@@ -57,9 +57,13 @@ export function paramKey(location: Location): string {
   return 'register' in location ? `reg:${location.register}` : `stack:${location.stack}`;
 }
 
-export function locationOfParam(param: string): Location {
+/**
+ * Where a callee's parameter is at a call site: registers stay; a stack slot at offset S of the
+ * callee's entry is at S - 8 before a `call` (which pushes the return address), at S before a tail `jmp`.
+ */
+export function locationOfParam(param: string, tailCall = false): Location {
   const [kind, value] = param.split(':');
-  return kind === 'reg' ? { register: Number(value) as Register } : { stack: Number(value) - 8 };
+  return kind === 'reg' ? { register: Number(value) as Register } : { stack: Number(value) - (tailCall ? 0 : 8) };
 }
 
 /** Decodes single instructions again on demand (the sweep kept only a summary of each). */

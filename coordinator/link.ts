@@ -1,0 +1,118 @@
+/**
+ * Links per-object facts the way the dynamic loader binds symbols (ELF gABI, "Shared Object
+ * Dependencies"; glibc's `_dl_lookup_symbol_x`): every import is bound to the first object of the
+ * global scope (the executable, then its dependencies breadth-first) that exports the name, and
+ * what that export reaches is followed in turn, to a fixpoint. Also reached: the loader's own entry,
+ * every loaded object's initialisers, and — once any reached code makes an indirect call — every
+ * loaded object's address-taken functions (callbacks such as `main`).
+ */
+import { type ObjectFacts, type Reach, reachOf } from '../worker/analyser.js';
+
+export interface LoadedObject {
+  /** Where the object was found (its path in the image), for witness paths. */
+  readonly path: string;
+  readonly facts: ObjectFacts;
+}
+
+export interface LinkInput {
+  /** The global scope in lookup order: the program first, then its dependencies (BFS). */
+  readonly scope: readonly LoadedObject[];
+  /** The dynamic loader (PT_INTERP); absent for static programs. */
+  readonly interpreter?: LoadedObject;
+}
+
+export interface LinkedReach {
+  readonly syscalls: ReadonlySet<string>;
+  readonly unresolvedCount: number;
+  /** Imports no object of the scope exports (a weak undefined symbol, or a missing library). */
+  readonly unboundImports: readonly string[];
+  /** One way each syscall is reached: the chain of roots that led to it, outermost first. */
+  readonly witnesses: ReadonlyMap<string, readonly string[]>;
+}
+
+const baseName = (symbol: string): string => symbol.split('@')[0]!;
+
+/**
+ * Syscalls the kernel makes a process perform without any call site: after a signal handler
+ * returns, the kernel jumps to the `sa_restorer` trampoline installed with the handler, which
+ * calls `rt_sigreturn` (i386: `sigreturn` too). Kept as data, each with its reason.
+ */
+export const IMPLIED_SYSCALLS: readonly { readonly when: string; readonly then: readonly string[]; readonly why: string }[] = [
+  { when: 'rt_sigaction', then: ['rt_sigreturn'], why: 'the signal trampoline (sa_restorer) returns from every handler through rt_sigreturn' },
+  { when: 'sigaction', then: ['sigreturn', 'rt_sigreturn'], why: 'legacy i386 handlers return through sigreturn' },
+];
+
+interface Pending {
+  readonly object: LoadedObject;
+  readonly reach: number;
+  readonly path: readonly string[];
+}
+
+export function linkFacts(input: LinkInput): LinkedReach {
+  const objects = [...input.scope, ...(input.interpreter && !input.scope.includes(input.interpreter) ? [input.interpreter] : [])];
+  // name → first export of that name in scope order (default version preferred inside one object).
+  const definitions = new Map<string, { object: LoadedObject; reach: number; symbol: string }>();
+  // The loader is in the global scope too (last unless a dependency named it): musl's is its libc.
+  for (const object of objects) {
+    const own = new Map<string, { reach: number; symbol: string; isDefault: boolean }>();
+    for (const item of object.facts.exports) {
+      const name = baseName(item.symbol);
+      const isDefault = !item.symbol.includes('@') || item.symbol.includes('@@');
+      const previous = own.get(name);
+      if (!previous || (isDefault && !previous.isDefault)) own.set(name, { reach: item.reach, symbol: item.symbol, isDefault });
+    }
+    for (const [name, found] of own) if (!definitions.has(name)) definitions.set(name, { object, reach: found.reach, symbol: found.symbol });
+  }
+
+  const syscalls = new Set<string>();
+  const witnesses = new Map<string, readonly string[]>();
+  const unbound = new Set<string>();
+  let unresolvedCount = 0;
+  let callbacksAdded = false;
+  const done = new Set<string>();
+  const queue: Pending[] = [];
+  const push = (object: LoadedObject, reach: number, path: readonly string[]): void => {
+    const key = `${objects.indexOf(object)}:${reach}`;
+    if (done.has(key)) return;
+    done.add(key);
+    queue.push({ object, reach, path });
+  };
+
+  const [program] = input.scope;
+  if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`]);
+  if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`]);
+  for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`]);
+
+  while (queue.length > 0) {
+    const { object, reach: index, path } = queue.shift()!;
+    const reach: Reach = reachOf(object.facts, index);
+    for (const name of reach.syscalls) {
+      if (!syscalls.has(name)) {
+        syscalls.add(name);
+        witnesses.set(name, path);
+      }
+    }
+    unresolvedCount += reach.unresolvedCount;
+    for (const symbol of reach.imports) {
+      const definition = definitions.get(baseName(symbol));
+      if (!definition) {
+        unbound.add(symbol);
+        continue;
+      }
+      push(definition.object, definition.reach, [...path, `${definition.object.path}:${definition.symbol}`]);
+    }
+    if (reach.indirect && !callbacksAdded) {
+      callbacksAdded = true;
+      for (const other of objects) push(other, other.facts.addressTaken, [...path, `${other.path}:<callbacks>`]);
+    }
+  }
+  for (const rule of IMPLIED_SYSCALLS) {
+    if (!syscalls.has(rule.when)) continue;
+    for (const name of rule.then) {
+      if (syscalls.has(name)) continue;
+      syscalls.add(name);
+      witnesses.set(name, [...(witnesses.get(rule.when) ?? []), `kernel: ${rule.why}`]);
+    }
+  }
+  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses };
+}

@@ -1,0 +1,150 @@
+/**
+ * Ground truth for the native analyser: programs compiled in the test run (glibc dynamic and
+ * static, musl static and dynamic, Go) are run under `strace -f`; the statically computed closure
+ * of each (its facts linked with its libraries' facts like ld.so does) must contain every syscall
+ * strace saw. Plus libc's resolution rate, expected summaries, golden facts and store-once.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { analyzeFiles } from '../coordinator/analyze.js';
+import { embeddedRuntime } from '../coordinator/embedded.js';
+import { type LoadedObject, linkFacts } from '../coordinator/link.js';
+import { DEFAULT_LIMITS } from '../infra/limits.js';
+import { type ObjectFacts, reachOf } from '../worker/analyser.js';
+import { analyzeElf } from '../worker/native/analyser.js';
+import { buildFixture, FIXTURE_MATRIX, lddClosure, straceRun } from './helpers/ground-truth.js';
+import { sha256, tempDir } from './helpers/layers.js';
+
+const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
+const GOLDEN_DIR = path.join(import.meta.dirname, 'golden');
+const UPDATE_GOLDEN = process.env.DOCKERGATE_UPDATE_GOLDEN === '1';
+
+const factsCache = new Map<string, ObjectFacts>();
+async function factsOf(file: string): Promise<ObjectFacts> {
+  const real = await fs.realpath(file);
+  let facts = factsCache.get(real);
+  if (!facts) {
+    const bytes = await fs.readFile(real);
+    facts = analyzeElf(bytes, sha256(bytes), DEFAULT_LIMITS);
+    factsCache.set(real, facts);
+  }
+  return facts;
+}
+
+/** The program and what the host's loader would load for it, linked (the test's stand-in for a scan). */
+async function staticClosure(executable: string): Promise<ReturnType<typeof linkFacts>> {
+  const { interpreter, libraries } = await lddClosure(executable);
+  const load = async (file: string): Promise<LoadedObject> => ({ path: file, facts: await factsOf(file) });
+  const scope = [await load(executable), ...(await Promise.all(libraries.map(load)))];
+  return linkFacts({ scope, ...(interpreter ? { interpreter: await load(interpreter) } : {}) });
+}
+
+let work: string;
+before(async () => {
+  work = await tempDir('dockergate-native-');
+});
+after(async () => {
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+describe('ground truth: every syscall strace sees is in the static closure', () => {
+  for (const { name, toolchain } of FIXTURE_MATRIX) {
+    it(`${name} (${toolchain})`, { timeout: 300_000 }, async () => {
+      const executable = await buildFixture(name, toolchain, work);
+      const traced = await straceRun(executable);
+      const closure = await staticClosure(executable);
+      const missed = [...traced.ownSyscalls].filter((call) => !closure.syscalls.has(call)).sort();
+      assert.deepEqual(missed, [], `${name} (${toolchain}): strace saw ${missed.join(', ')} which the analysis did not find`);
+      assert.ok(traced.ownSyscalls.size > 5, 'the program really ran');
+    });
+  }
+});
+
+describe('libc.so.6', () => {
+  it('resolves at least 97 % of syscall sites and summarises well-known exports', async () => {
+    const facts = await factsOf(LIBC);
+    const { syscallSites, resolvedSites } = facts.stats;
+    const rate = resolvedSites / syscallSites;
+    console.log(`libc.so.6: ${resolvedSites}/${syscallSites} syscall sites resolved (${(100 * rate).toFixed(1)} %)`);
+    assert.ok(syscallSites > 300, `libc has hundreds of syscall sites (${syscallSites})`);
+    assert.ok(rate >= 0.97, `resolved ${(100 * rate).toFixed(1)} %`);
+    const reach = (name: string): readonly string[] => {
+      const found = facts.exports.find((item) => item.symbol.split('@')[0] === name && !item.symbol.includes('@') !== undefined);
+      assert.ok(found, `libc exports ${name}`);
+      return reachOf(facts, found).syscalls;
+    };
+    assert.ok(reach('printf').includes('write'));
+    assert.ok(reach('fopen').includes('openat'));
+    assert.ok(reach('malloc').includes('mmap') || reach('malloc').includes('brk'));
+    assert.ok(reach('exit').includes('exit_group'));
+    assert.ok(reach('read').includes('read'));
+    assert.ok(!reach('getpid').includes('execve'), 'getpid does not reach execve');
+  });
+
+  it('is analysed in the same way twice (stable facts)', async () => {
+    const bytes = await fs.readFile(LIBC);
+    const first = JSON.stringify(analyzeElf(bytes, 'a', DEFAULT_LIMITS));
+    const second = JSON.stringify(analyzeElf(bytes, 'a', DEFAULT_LIMITS));
+    assert.equal(first, second);
+  });
+});
+
+describe('golden facts', () => {
+  for (const [name, toolchain] of [
+    ['direct-syscall', 'glibc-static'],
+    ['hello', 'musl-static'],
+  ] as const) {
+    it(`${name} (${toolchain})`, { timeout: 120_000 }, async () => {
+      const facts = await factsOf(await buildFixture(name, toolchain, work));
+      const pinned = {
+        elfType: facts.elfType,
+        flags: facts.flags,
+        entry: facts.entry ? reachOf(facts, facts.entry) : null,
+        initialisers: facts.initialisers.map((init) => ({ symbol: init.symbol, ...reachOf(facts, init) })),
+        addressTaken: reachOf(facts, facts.addressTaken),
+        unresolved: facts.unresolved.length,
+      };
+      const file = path.join(GOLDEN_DIR, `${name}.${toolchain}.json`);
+      const text = `${JSON.stringify(pinned, null, 2)}\n`;
+      if (UPDATE_GOLDEN) {
+        await fs.mkdir(GOLDEN_DIR, { recursive: true });
+        await fs.writeFile(file, text);
+      }
+      assert.equal(text, await fs.readFile(file, 'utf8'), `golden ${file} (DOCKERGATE_UPDATE_GOLDEN=1 rewrites it)`);
+    });
+  }
+});
+
+describe('knowledge base', () => {
+  it('analyses a file once, however often it is asked for', { timeout: 120_000 }, async () => {
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(work, 'cache-once'));
+    try {
+      const target = await buildFixture('hello', 'glibc-dynamic', work);
+      const first = await analyzeFiles(runtime, [target, target]);
+      const second = await analyzeFiles(runtime, [target]);
+      assert.equal(runtime.counters.analysed, 1);
+      assert.equal(second[0]?.cached, true);
+      assert.deepEqual(second[0]?.facts, first[0]?.facts);
+      assert.ok(first[0]?.facts?.entry, 'facts were stored and read back');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('records a hostile file as failed with its reason, once', { timeout: 120_000 }, async () => {
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(work, 'cache-bad'));
+    try {
+      const bad = path.join(work, 'truncated.elf');
+      await fs.writeFile(bad, (await fs.readFile(LIBC)).subarray(0, 100));
+      const [result] = await analyzeFiles(runtime, [bad]);
+      assert.equal(result?.failure?.code, 'invalid-input');
+      const [again] = await analyzeFiles(runtime, [bad]);
+      assert.equal(again?.cached, true);
+      assert.equal(runtime.counters.failed, 1);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
