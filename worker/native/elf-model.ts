@@ -41,8 +41,10 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   for (const fde of elf.ehFrameFunctions()) if (inCode(fde.start)) seeds.push({ address: fde.start, names: [] });
   for (const fn of elf.go?.functions ?? []) if (inCode(fn.entry)) seeds.push({ address: fn.entry, names: [fn.name] });
 
+  // A PLT section must lie inside code: a header's size claim never drives a loop by itself.
+  const insideCode = (start: number, size: number): boolean => ranges.some((r) => start >= r.start && start + size <= r.start + r.bytes.length);
   const plt = elf.sections
-    .filter((section) => PLT_SECTIONS.has(section.name) && section.size > 0)
+    .filter((section) => PLT_SECTIONS.has(section.name) && section.size > 0 && insideCode(section.addr, section.size))
     .map((section) => ({ start: section.addr, size: section.size, entrySize: section.entsize >= 8 ? section.entsize : 16 }));
 
   const gotSlots = new Map(elf.gotSlotSymbols());
