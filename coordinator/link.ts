@@ -3,8 +3,9 @@
  * Dependencies"; glibc's `_dl_lookup_symbol_x`): every import is bound to the first object of the
  * global scope (the executable, then its dependencies breadth-first) that exports the name, and
  * what that export reaches is followed in turn, to a fixpoint. Also reached: the loader's own entry,
- * every loaded object's initialisers, and — once any reached code makes an indirect call — every
- * loaded object's address-taken functions (callbacks such as `main`).
+ * every loaded object's initialisers, and — once any reached code makes an indirect call — the
+ * callbacks that reached code took the address of, and those held in data, of every loaded object
+ * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
 import { type ObjectFacts, type Reach, reachOf } from '../worker/analyser.js';
 
@@ -68,7 +69,20 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const witnesses = new Map<string, readonly string[]>();
   const unbound = new Set<string>();
   let unresolvedCount = 0;
-  let callbacksAdded = false;
+  let indirectReached = false;
+  /** Callbacks whose address reached code took, per object, not yet entered. */
+  const takenCallbacks = new Map<LoadedObject, Set<number>>();
+  const enterCallbacks = (object: LoadedObject, indices: Iterable<number>, path: readonly string[]): void => {
+    const pending = takenCallbacks.get(object) ?? new Set<number>();
+    takenCallbacks.set(object, pending);
+    for (const index of indices) pending.add(index);
+    if (!indirectReached) return;
+    for (const index of pending) {
+      const callback = object.facts.callbacks[index];
+      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`]);
+    }
+    pending.clear();
+  };
   const done = new Set<string>();
   const queue: Pending[] = [];
   const push = (object: LoadedObject, reach: number, path: readonly string[]): void => {
@@ -101,10 +115,15 @@ export function linkFacts(input: LinkInput): LinkedReach {
       }
       push(definition.object, definition.reach, [...path, `${definition.object.path}:${definition.symbol}`]);
     }
-    if (reach.indirect && !callbacksAdded) {
-      callbacksAdded = true;
-      for (const other of objects) push(other, other.facts.addressTaken, [...path, `${other.path}:<callbacks>`]);
+    if (reach.indirect && !indirectReached) {
+      // From now on every taken callback may be called: enter those already taken, and data's.
+      indirectReached = true;
+      for (const other of objects) {
+        push(other, other.facts.dataPointers, [...path, `${other.path}:<function pointers in data>`]);
+        enterCallbacks(other, [], path);
+      }
     }
+    enterCallbacks(object, reach.callbacks, path);
   }
   for (const rule of IMPLIED_SYSCALLS) {
     if (!syscalls.has(rule.when)) continue;

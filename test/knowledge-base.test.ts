@@ -41,23 +41,24 @@ function keyOf(facts: ObjectFacts): FactsKey {
 /** A root with its reach written inline; `compact` turns facts of these into `ObjectFacts`. */
 type InlineSummary = Omit<ExportSummary, 'reach'> & Reach;
 
-type InlineFacts = Omit<ObjectFacts, 'entry' | 'initialisers' | 'addressTaken' | 'exports' | 'reaches'> & {
+type InlineFacts = Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataPointers' | 'exports' | 'reaches'> & {
   entry?: InlineSummary;
   initialisers: InlineSummary[];
-  addressTaken: InlineSummary;
+  callbacks: InlineSummary[];
+  dataPointers: InlineSummary;
   exports: InlineSummary[];
 };
 
 function summary(symbol: string, syscalls: string[], extra: Partial<InlineSummary> = {}): InlineSummary {
-  return { symbol, address: 0x1000 + symbol.length * 16, syscalls, imports: [], unresolvedCount: 0, indirect: false, ...extra };
+  return { symbol, address: 0x1000 + symbol.length * 16, syscalls, imports: [], unresolvedCount: 0, indirect: false, callbacks: [], ...extra };
 }
 
 /** Moves inline reaches into `reaches` (deduplicated, in first-use order) as the analyser does. */
 function compact(inline: InlineFacts): ObjectFacts {
   const reaches: Reach[] = [];
   const ids = new Map<string, number>();
-  const idOf = ({ syscalls, imports, unresolvedCount, indirect }: InlineSummary): number => {
-    const reach = { syscalls, imports, unresolvedCount, indirect };
+  const idOf = ({ syscalls, imports, unresolvedCount, indirect, callbacks }: InlineSummary): number => {
+    const reach = { syscalls, imports, unresolvedCount, indirect, callbacks };
     const key = JSON.stringify(reach);
     if (!ids.has(key)) {
       ids.set(key, reaches.length);
@@ -66,12 +67,13 @@ function compact(inline: InlineFacts): ObjectFacts {
     return ids.get(key)!;
   };
   const root = (item: InlineSummary): ExportSummary => ({ symbol: item.symbol, address: item.address, reach: idOf(item) });
-  const { entry, initialisers, addressTaken, exports, ...rest } = inline;
+  const { entry, initialisers, callbacks, dataPointers, exports, ...rest } = inline;
   return {
     ...rest,
     ...(entry ? { entry: root(entry) } : {}),
     initialisers: initialisers.map(root),
-    addressTaken: idOf(addressTaken),
+    callbacks: callbacks.map((item) => ({ address: item.address, reach: idOf(item) })),
+    dataPointers: idOf(dataPointers),
     exports: exports.map(root),
     reaches,
   };
@@ -97,7 +99,8 @@ function libraryInline(overrides: Partial<InlineFacts> = {}): InlineFacts {
     flags: { static: false, pie: true, go: false, stripped: true },
     entry: summary('_start', ['exit', 'exit_group', 'read', 'write'], { imports: ['__libc_start_main@GLIBC_2.34'], indirect: true }),
     initialisers: [summary('frame_dummy', [])],
-    addressTaken: summary('<address-taken>', ['close', 'openat'], { indirect: true }),
+    callbacks: [summary('callback', ['close', 'openat'], { indirect: true, callbacks: [0] })],
+    dataPointers: summary('<data>', [], { imports: ['free'], callbacks: [0] }),
     exports: [
       summary('example_open', ['close', 'open', 'openat'], { imports: ['malloc@GLIBC_2.2.5'], unresolvedCount: 1, indirect: true }),
       summary('example_read@@EXAMPLE_1.0', ['pread64', 'read']),
@@ -128,7 +131,8 @@ function staticFacts(): ObjectFacts {
     runpath: [],
     flags: { static: true, pie: false, go: true, stripped: false },
     initialisers: [],
-    addressTaken: summary('<address-taken>', []),
+    callbacks: [],
+    dataPointers: summary('<data>', []),
     exports: [],
     unresolved: [],
     pathStrings: [],

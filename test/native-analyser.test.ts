@@ -103,7 +103,8 @@ describe('golden facts', () => {
         flags: facts.flags,
         entry: facts.entry ? reachOf(facts, facts.entry) : null,
         initialisers: facts.initialisers.map((init) => ({ symbol: init.symbol, ...reachOf(facts, init) })),
-        addressTaken: reachOf(facts, facts.addressTaken),
+        callbacks: facts.callbacks.length,
+        dataPointers: reachOf(facts, facts.dataPointers),
         unresolved: facts.unresolved.length,
       };
       const file = path.join(GOLDEN_DIR, `${name}.${toolchain}.json`);

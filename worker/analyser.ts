@@ -27,11 +27,19 @@ export interface Reach {
   /** Count of unresolved sites reachable from this root; the sites themselves are in `unresolved`. */
   readonly unresolvedCount: number;
   /**
-   * True when an indirect call is reachable: the callee may be any address-taken function of any
-   * loaded object (callbacks such as `main` passed to `__libc_start_main`), so linking must add
-   * every loaded object's `addressTaken` reach.
+   * True when an indirect call is reachable: its callee may be any callback that reached code (of
+   * any loaded object) took the address of, or that data holds (`main` handed to
+   * `__libc_start_main`, a `qsort` comparator): the linker adds those callbacks' reaches.
    */
   readonly indirect: boolean;
+  /** Callbacks (indices into `ObjectFacts.callbacks`) whose address reachable code takes. */
+  readonly callbacks: readonly number[];
+}
+
+/** A function whose address is taken in the object, and its reach when entered through a pointer. */
+export interface Callback {
+  readonly address: number;
+  readonly reach: number;
 }
 
 /** One root of an object (an export, the entry point, an initialiser) and its reach. */
@@ -67,8 +75,13 @@ export interface ObjectFacts {
   readonly initialisers: readonly ExportSummary[];
   /** Distinct reaches, referenced by index from the roots (a Go binary has ~70k exports, few reaches). */
   readonly reaches: readonly Reach[];
-  /** The reach of every function whose address is taken in this object (callback targets). */
-  readonly addressTaken: number;
+  /** Every function whose address is taken in code or data, sorted by address. */
+  readonly callbacks: readonly Callback[];
+  /**
+   * The reach of function pointers held in data (relocations, init/fini arrays, pointer tables):
+   * imports taken by address and data-held callbacks. Reached as soon as any indirect call is.
+   */
+  readonly dataPointers: number;
   /** Every defined, exported function symbol, sorted by symbol. */
   readonly exports: readonly ExportSummary[];
   /** All unresolved sites of the object, sorted by address. */

@@ -13,7 +13,7 @@ import { type Closure, ClosureComputer } from './summaries.js';
 
 export const NATIVE_ANALYSER_NAME = 'native';
 /** Bumped whenever facts computed from the same bytes would differ. */
-export const NATIVE_ANALYSER_VERSION = 1;
+export const NATIVE_ANALYSER_VERSION = 2;
 
 /** Path-like strings kept per object (for exec and dlopen decisions), at most this many. */
 const MAX_PATH_STRINGS = 4_096;
@@ -44,12 +44,17 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
   // Reaches are deduplicated: roots with the same closure share one entry.
   const reaches: Reach[] = [];
   const reachIds = new Map<string, number>();
+  // Callbacks are indexed by address order; reaches name them by index.
+  const callbackAddresses = [...graph.addressTaken].sort((a, b) => a - b);
+  const callbackIndex = new Map(callbackAddresses.map((address, i) => [address, i]));
   const reachOfClosures = (parts: readonly Closure[]): number => {
     const syscalls = new Set<string>();
     const imports = new Set<string>();
+    const callbacks = new Set<number>();
     let unresolvedCount = 0;
     let indirect = false;
     for (const closure of parts) {
+      for (const address of closure.callbacks) callbacks.add(callbackIndex.get(address)!);
       for (const key of closure.syscalls) {
         const [table, number] = key.split(':');
         syscalls.add(syscallName(table === 'i386' ? 'i386' : nativeArch, Number(number)));
@@ -58,7 +63,13 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
       unresolvedCount += closure.unresolvedCount;
       indirect ||= closure.indirect;
     }
-    const reach: Reach = { syscalls: [...syscalls].sort(), imports: [...imports].sort(), unresolvedCount, indirect };
+    const reach: Reach = {
+      syscalls: [...syscalls].sort(),
+      imports: [...imports].sort(),
+      unresolvedCount,
+      indirect,
+      callbacks: [...callbacks].sort((a, b) => a - b),
+    };
     const key = JSON.stringify(reach);
     let id = reachIds.get(key);
     if (id === undefined) {
@@ -86,7 +97,8 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
     .map(({ item, roots }) => summarise(item.name, roots));
   const initialisers = model.initialisers.map((item) => summarise(item.name, [item.address]));
   const entry = model.entry !== undefined && graph.functions.has(model.entry) ? summarise('_start', [model.entry]) : undefined;
-  const addressTaken = reachOfClosures([closures.addressTakenClosure()]);
+  const callbacks = callbackAddresses.map((address) => ({ address, reach: reachOfClosures([closures.callbackClosure(address)]) }));
+  const dataPointers = reachOfClosures([closures.dataClosure()]);
 
   const unresolved: UnresolvedSite[] = [];
   for (const fn of graph.functions.values()) for (const site of fn.unresolved) unresolved.push(site);
@@ -96,8 +108,9 @@ export function analyzeElf(bytes: Uint8Array, sha256: string, limits: Limits, co
     ...base,
     ...(entry ? { entry } : {}),
     initialisers,
-    addressTaken,
     exports,
+    callbacks,
+    dataPointers,
     reaches,
     unresolved,
     pathStrings: pathStrings(elf),
@@ -116,7 +129,7 @@ function rootsOf(graph: CallGraph, address: number): number[] {
   return implementations ? [address, ...implementations] : [address];
 }
 
-function baseFacts(elf: ElfFile, sha256: string): Omit<ObjectFacts, 'entry' | 'initialisers' | 'addressTaken' | 'exports' | 'reaches' | 'unresolved' | 'pathStrings' | 'stats'> {
+function baseFacts(elf: ElfFile, sha256: string): Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataPointers' | 'exports' | 'reaches' | 'unresolved' | 'pathStrings' | 'stats'> {
   return {
     sha256,
     analyser: NATIVE_ANALYSER_NAME,

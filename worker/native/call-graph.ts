@@ -36,6 +36,8 @@ export interface FunctionNode {
   indirect: boolean;
   /** Code addresses this function takes (`lea`, immediates): an IFUNC resolver's implementations. */
   readonly takes: Set<number>;
+  /** Functions whose address this function takes: callbacks it may hand out. */
+  readonly takesFunctions: Set<number>;
   /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
   readonly ifuncCalls: Set<number>;
   /** Parameters that carry a syscall number into a syscall site (empty unless a wrapper). */
@@ -46,8 +48,10 @@ export interface FunctionNode {
 
 export interface CallGraph {
   readonly functions: ReadonlyMap<number, FunctionNode>;
-  /** Functions whose address is taken in code or data: targets of every indirect call. */
+  /** Functions whose address is taken in code or data: the possible targets of indirect calls. */
   readonly addressTaken: ReadonlySet<number>;
+  /** The subset whose address is held in data (relocations, init/fini arrays, pointer scans). */
+  readonly dataTaken: ReadonlySet<number>;
   /** Imports whose address data holds: reached like address-taken functions. */
   readonly dataImports: readonly string[];
   /** PLT stub address → imported symbol. */
@@ -128,6 +132,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
       callees: new Set(),
       imports: new Set(),
       takes: new Set(),
+      takesFunctions: new Set(),
       ifuncCalls: new Set(),
       syscalls: new Map(),
       unresolved: [],
@@ -171,10 +176,15 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
   }
 
   const addressTaken = new Set<number>();
-  const takeAddress = (address: number): void => {
+  const dataTaken = new Set<number>();
+  /** Records that `address` is taken (by `taker`, or by data); returns the function it belongs to. */
+  const takeAddress = (address: number, taker?: FunctionNode): void => {
     if (!inCode(model, address)) return;
     const owner = functions.has(address) ? address : containing(address);
-    if (owner !== undefined && !thunks.has(owner)) addressTaken.add(owner);
+    if (owner === undefined || thunks.has(owner)) return;
+    addressTaken.add(owner);
+    if (taker) taker.takesFunctions.add(owner);
+    else dataTaken.add(owner);
   };
   for (const pointer of model.dataCodePointers) takeAddress(pointer);
 
@@ -232,7 +242,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
         }
         case Op.LeaRip:
           if (inCode(model, target)) fn.takes.add(target);
-          takeAddress(target);
+          takeAddress(target, fn);
           break;
         case Op.LoadRip: {
           // Loading a GOT entry takes the address of an import: it may be called through a pointer.
@@ -243,7 +253,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
         case Op.Immediate:
           if (functions.has(target)) {
             fn.takes.add(target);
-            takeAddress(target);
+            takeAddress(target, fn);
           }
           break;
         case Op.Invalid:
@@ -315,7 +325,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
   }
   const ifuncImplementations = new Map<number, number[]>();
   for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
-  return { functions, addressTaken, dataImports: model.dataImports, thunks, ifuncImplementations, table, stats };
+  return { functions, addressTaken, dataTaken, dataImports: model.dataImports, thunks, ifuncImplementations, table, stats };
 }
 
 /**

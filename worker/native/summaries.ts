@@ -1,11 +1,13 @@
 /**
  * Reachability summaries inside one object. From a root, the closure follows direct calls and tail
- * jumps; if any reached function makes an indirect call, every address-taken function of the
- * object is reached as well (the sound over-approximation of sysfilter, RAID 2020).
+ * jumps, and records whether an indirect call is reachable and which functions' addresses the
+ * reached code takes. The linker (coordinator/link.ts) then lets indirect calls reach exactly the
+ * callbacks whose address reachable code took (or data holds), across all loaded objects: the
+ * address-taken set limited to what reachable code can hand out (sysfilter, RAID 2020, refined as
+ * in B-Side).
  *
  * Summaries are computed once per strongly connected component of the direct call graph, bottom
  * up (Tarjan), as bitsets: the summary of a function is its own facts joined with its callees'.
- * A root's closure is then its summary, plus the address-taken summary when it is `indirect`.
  * This keeps objects with tens of thousands of exported functions (Go) linear in size.
  */
 import type { CallGraph, FunctionNode } from './call-graph.js';
@@ -15,8 +17,10 @@ export interface Closure {
   readonly syscalls: ReadonlySet<string>;
   readonly imports: ReadonlySet<string>;
   readonly unresolvedCount: number;
-  /** An indirect call is reachable (the address-taken set of this object is included). */
+  /** An indirect call is reachable. */
   readonly indirect: boolean;
+  /** Address-taken functions whose address reachable code takes, sorted. */
+  readonly callbacks: readonly number[];
 }
 
 /** A growable bitset over interned ids. */
@@ -79,16 +83,28 @@ interface Summary {
   readonly imports: Bits;
   /** Unresolved sites by interned id (a site reached on two paths counts once). */
   readonly unresolved: Bits;
+  /** Functions whose address reached code takes, by interned id. */
+  readonly takes: Bits;
   indirect: boolean;
+}
+
+const emptySummary = (): Summary => ({ syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), takes: new Bits(), indirect: false });
+
+function join(into: Summary, other: Summary): void {
+  into.syscalls.or(other.syscalls);
+  into.imports.or(other.imports);
+  into.unresolved.or(other.unresolved);
+  into.takes.or(other.takes);
+  if (other.indirect) into.indirect = true;
 }
 
 export class ClosureComputer {
   private readonly syscallIds = new Interner();
   private readonly importIds = new Interner();
   private readonly siteIds = new Interner();
+  private readonly functionIds = new Interner();
   /** Summary per function (shared by every member of one component). */
   private readonly summaries = new Map<number, Summary>();
-  private addressTakenSummary: Summary | undefined;
   private readonly closures = new WeakMap<Summary, Closure>();
   private readonly byContent = new Map<string, Closure>();
 
@@ -100,6 +116,7 @@ export class ClosureComputer {
     for (const key of fn.syscalls.keys()) into.syscalls.add(this.syscallIds.id(key));
     for (const symbol of fn.imports) into.imports.add(this.importIds.id(symbol));
     for (const site of fn.unresolved) into.unresolved.add(this.siteIds.id(`${site.address}:${site.kind}`));
+    for (const taken of fn.takesFunctions) into.takes.add(this.functionIds.id(String(taken)));
     if (fn.indirect) into.indirect = true;
   }
 
@@ -149,7 +166,7 @@ export class ClosureComputer {
   }
 
   private summariseComponent(members: readonly number[]): void {
-    const summary: Summary = { syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), indirect: false };
+    const summary = emptySummary();
     const inComponent = new Set(members);
     for (const address of members) {
       const fn = this.graph.functions.get(address)!;
@@ -157,75 +174,62 @@ export class ClosureComputer {
       for (const callee of fn.callees) {
         if (inComponent.has(callee)) continue;
         const below = this.summaries.get(callee);
-        if (!below) continue;
-        summary.syscalls.or(below.syscalls);
-        summary.imports.or(below.imports);
-        summary.unresolved.or(below.unresolved);
-        if (below.indirect) summary.indirect = true;
+        if (below) join(summary, below);
       }
     }
     for (const address of members) this.summaries.set(address, summary);
   }
 
-  /** Everything the address-taken set reaches; wrappers reached by pointer have unresolved numbers. */
-  private takenSummary(): Summary {
-    if (!this.addressTakenSummary) {
-      const summary: Summary = { syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), indirect: true };
-      for (const symbol of this.graph.dataImports) summary.imports.add(this.importIds.id(symbol));
-      for (const address of this.graph.addressTaken) {
-        const below = this.summaries.get(address);
-        if (below) {
-          summary.syscalls.or(below.syscalls);
-          summary.imports.or(below.imports);
-          summary.unresolved.or(below.unresolved);
-        }
-        const fn = this.graph.functions.get(address);
-        for (let site = 0; site < (fn?.wrapperSites ?? 0); site++) summary.unresolved.add(this.siteIds.id(`${address}:wrapper-by-pointer:${site}`));
-      }
-      this.addressTakenSummary = summary;
-    }
-    return this.addressTakenSummary;
-  }
-
-  private toClosure(parts: readonly Summary[], indirect: boolean): Closure {
-    const syscalls = new Bits();
-    const imports = new Bits();
-    const unresolved = new Bits();
-    for (const part of parts) {
-      syscalls.or(part.syscalls);
-      imports.or(part.imports);
-      unresolved.or(part.unresolved);
-    }
+  private toClosure(parts: readonly Summary[], extraUnresolved: readonly string[] = []): Closure {
+    const joined = emptySummary();
+    for (const part of parts) join(joined, part);
+    for (const site of extraUnresolved) joined.unresolved.add(this.siteIds.id(site));
     // Equal bitsets give the same closure object: callers may memoise by identity.
-    const key = `${indirect ? 1 : 0}|${syscalls.key()}|${imports.key()}|${unresolved.key()}`;
+    const key = `${joined.indirect ? 1 : 0}|${joined.syscalls.key()}|${joined.imports.key()}|${joined.unresolved.key()}|${joined.takes.key()}`;
     const known = this.byContent.get(key);
     if (known) return known;
     let unresolvedCount = 0;
-    for (const _ of unresolved.ids()) unresolvedCount++;
+    for (const _ of joined.unresolved.ids()) unresolvedCount++;
     const closure: Closure = {
-      syscalls: new Set([...syscalls.ids()].map((id) => this.syscallIds.names[id]!)),
-      imports: new Set([...imports.ids()].map((id) => this.importIds.names[id]!)),
+      syscalls: new Set([...joined.syscalls.ids()].map((id) => this.syscallIds.names[id]!)),
+      imports: new Set([...joined.imports.ids()].map((id) => this.importIds.names[id]!)),
       unresolvedCount,
-      indirect,
+      indirect: joined.indirect,
+      callbacks: [...joined.takes.ids()].map((id) => Number(this.functionIds.names[id])).sort((a, b) => a - b),
     };
     this.byContent.set(key, closure);
     return closure;
   }
 
+  /** What code reachable from `root` can do; memoised per component. */
   closure(root: number): Closure {
     const summary = this.summaries.get(root);
-    if (!summary) return this.toClosure([], false);
-    // Every root of one component gets the same answer: compute it once.
+    if (!summary) return this.toClosure([]);
     let closure = this.closures.get(summary);
     if (!closure) {
-      closure = summary.indirect ? this.toClosure([summary, this.takenSummary()], true) : this.toClosure([summary], false);
+      closure = this.toClosure([summary]);
       this.closures.set(summary, closure);
     }
     return closure;
   }
 
-  /** The closure of the whole address-taken set, as if an indirect call were made. */
-  addressTakenClosure(): Closure {
-    return this.toClosure([this.takenSummary()], true);
+  /**
+   * The closure of a callback, entered through a pointer: a wrapper entered that way has no call
+   * site that could resolve its syscall number, so its wrapper sites count as unresolved.
+   */
+  callbackClosure(root: number): Closure {
+    const fn = this.graph.functions.get(root);
+    if (!fn || fn.wrapperSites === 0) return this.closure(root);
+    const summary = this.summaries.get(root);
+    const sites = Array.from({ length: fn.wrapperSites }, (_, i) => `${root}:wrapper-by-pointer:${i}`);
+    return this.toClosure(summary ? [summary] : [], sites);
+  }
+
+  /** What function pointers held in data hand out: imports taken by address and data callbacks. */
+  dataClosure(): Closure {
+    const summary = emptySummary();
+    for (const symbol of this.graph.dataImports) summary.imports.add(this.importIds.id(symbol));
+    for (const address of this.graph.dataTaken) summary.takes.add(this.functionIds.id(String(address)));
+    return this.toClosure([summary]);
   }
 }
