@@ -156,7 +156,17 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
       else sources.set(table.target[i]!, [i]);
     }
   }
-  const jumps: JumpIndex = { sources };
+  // Switch tables first: the value tracker enters their cases through them.
+  const tables: number[] = [];
+  for (let i = 0; i < table.count; i++) {
+    if (table.op[i] !== Op.JmpIndirect || model.gotSlots.has(table.target[i]!) || model.irelativeSlots.has(table.target[i]!)) continue;
+    const owner = containing(table.ip[i]!);
+    const span = owner === undefined ? undefined : functions.get(owner)?.span;
+    if (span && isJumpTable(table, redecoder, i, span)) tables.push(i);
+  }
+  const jumpTables = new Set(tables);
+  const jumps: JumpIndex = { sources, tables };
+  markNoReturnCalls(table, functions, starts);
   const tracker = new ValueTracker(table, jumps, redecoder, model.goAbi);
 
   // PLT stubs: a function whose body jumps through a GOT slot is a thunk for that import, or for
@@ -235,7 +245,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
           else if (symbol) {
             fn.imports.add(symbol);
             if (op === Op.CallIndirect && KNOWN_WRAPPER_IMPORTS.has(symbol)) resolveKnownWrapperCall(fn, i, symbol);
-          } else if (op === Op.CallIndirect || !isJumpTable(table, redecoder, i, fn.span)) {
+          } else if (op === Op.CallIndirect || !jumpTables.has(i)) {
             fn.indirect = true;
           }
           break;
@@ -299,6 +309,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     return node ? [...node.takes].filter((address) => functions.has(address)) : [];
   }
 
+  resolveSetxidBroadcast(syscallResolutions, model.arch);
   const worklist: FunctionNode[] = [];
   for (const { fn, index, table: abi, resolution } of syscallResolutions) {
     stats.syscallSites++;
@@ -349,4 +360,73 @@ function isJumpTable(table: InstructionTable, redecoder: Redecoder, index: numbe
     if (scaledLoad(at)) return true;
   }
   return false;
+}
+
+/**
+ * Functions that never return (`exit`, `abort`, fatal-error helpers): no `ret` and no indirect jump
+ * in their span, their last instruction does not fall off the end, and any tail jump goes to another
+ * function that never returns. Calls to them end a block, so the value tracker does not take the
+ * code after such a call for a fallthrough predecessor.
+ */
+function markNoReturnCalls(table: InstructionTable, functions: ReadonlyMap<number, FunctionNode>, starts: readonly number[]): void {
+  const mayReturn = new Set<number>();
+  const tailTargets = new Map<number, number[]>();
+  for (const fn of functions.values()) {
+    const { first, end } = fn.span;
+    let last = end - 1;
+    while (last >= first && table.op[last] === Op.Padding) last--;
+    if (last < first || (fallsThrough(table.op[last]!) && table.op[last] !== Op.CallDirect)) {
+      mayReturn.add(fn.start);
+      continue;
+    }
+    const targets: number[] = [];
+    let returns = false;
+    for (let i = first; i < end && !returns; i++) {
+      const op = table.op[i];
+      if (op === Op.Return || op === Op.JmpIndirect) returns = true;
+      else if ((op === Op.JmpDirect || op === Op.Jcc) && (table.target[i]! < table.ip[first]! || (end < table.count && table.target[i]! >= table.ip[end]!))) {
+        const k = lowerBound(starts, table.target[i]! + 1) - 1;
+        if (k >= 0) targets.push(starts[k]!);
+      }
+    }
+    if (returns) mayReturn.add(fn.start);
+    else if (targets.length > 0) tailTargets.set(fn.start, targets);
+  }
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [start, targets] of tailTargets) {
+      if (!mayReturn.has(start) && targets.some((target) => mayReturn.has(target) || !functions.has(target))) {
+        mayReturn.add(start);
+        changed = true;
+      }
+    }
+  }
+  for (let i = 0; i < table.count; i++) {
+    if (table.op[i] === Op.CallDirect && functions.has(table.target[i]!) && !mayReturn.has(table.target[i]!)) table.noReturnCalls.add(i);
+  }
+}
+
+/**
+ * glibc's SETXID broadcast (nptl `__nptl_setxid` and its SIGSETXID handler): every thread re-issues
+ * the set*id syscall that a set*id wrapper stored in a shared command, so the number is loaded from
+ * memory. When the object's own code makes all seven set*id syscalls at resolved sites (the
+ * wrappers' single-threaded paths: that is how glibc is recognised), such a site can only execute
+ * one of them: it resolves to the seven. Any other number loaded from memory stays unresolved.
+ */
+const SETXID_SYSCALLS: Readonly<Record<'x86_64' | 'i386', readonly number[]>> = {
+  x86_64: [105, 106, 113, 114, 116, 117, 119],
+  i386: [213, 214, 203, 204, 206, 208, 210],
+};
+
+function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; resolution: Resolution }[], arch: 'x86_64' | 'i386'): void {
+  const setxid = SETXID_SYSCALLS[arch];
+  const resolved = new Set<number>();
+  for (const { table, resolution } of sites) if (table === 'native' && !resolution.unknown) for (const value of resolution.values) resolved.add(value);
+  if (!setxid.every((number) => resolved.has(number))) return;
+  for (const { table, resolution } of sites) {
+    if (table !== 'native' || !resolution.unknown || resolution.params.size > 0 || !resolution.why?.startsWith('loaded from memory')) continue;
+    for (const number of setxid) resolution.values.add(number);
+    resolution.unknown = false;
+    resolution.why = 'glibc SETXID broadcast: one of the set*id syscalls';
+  }
 }

@@ -51,6 +51,8 @@ export interface InstructionTable {
   readonly target: Float64Array;
   readonly bitness: 32 | 64;
   readonly ranges: readonly CodeRange[];
+  /** Indices of calls to functions that never return: the next instruction is not reached by them. */
+  readonly noReturnCalls: Set<number>;
 }
 
 function grow<T extends Float64Array | Uint8Array>(array: T, size: number): T {
@@ -119,6 +121,7 @@ export function sweep(ranges: readonly CodeRange[], starts: readonly number[], b
     target: target.subarray(0, count),
     bitness,
     ranges,
+    noReturnCalls: new Set(),
   };
 }
 
@@ -215,5 +218,5 @@ export function fallsThrough(kind: number): boolean {
 export function reachedByFallthrough(table: InstructionTable, index: number, first: number): boolean {
   let previous = index - 1;
   while (previous >= first && table.op[previous] === Op.Padding) previous--;
-  return previous < first || fallsThrough(table.op[previous]!);
+  return previous < first || (fallsThrough(table.op[previous]!) && !table.noReturnCalls.has(previous));
 }

@@ -17,7 +17,7 @@ import {
   Register,
   RegisterExt,
 } from 'iced-x86';
-import { type InstructionTable, Op, reachedByFallthrough } from './sweep.js';
+import { type InstructionTable, lowerBound, Op, reachedByFallthrough } from './sweep.js';
 
 /** A register (iced full register id) or a stack slot at an offset from the current stack pointer. */
 export type Location = { readonly register: Register } | { readonly stack: number };
@@ -51,6 +51,8 @@ export interface FunctionSpan {
 export interface JumpIndex {
   /** Jump target address → indices of the direct jumps (jmp/jcc) that go there. */
   readonly sources: ReadonlyMap<number, readonly number[]>;
+  /** Indices (sorted) of indirect jumps recognised as switch tables. */
+  readonly tables: readonly number[];
 }
 
 export function paramKey(location: Location): string {
@@ -150,8 +152,14 @@ export class ValueTracker {
         for (const source of sources) if (source >= span.first && source < span.end) this.walk(location, source, span, out, depth + 1);
         if (!fallthrough) return;
       } else if (!fallthrough) {
-        // Reached only by a jump we do not know (a jump table): the value is not ours to know.
-        this.giveUp(out, 'unknown predecessor', position);
+        // Reached only by a jump we do not know: a case of one of the function's switch tables,
+        // entered with the registers the table's indirect jump had. Without a table, unknown.
+        const tables = this.tablesIn(span);
+        if (tables.length === 0) {
+          this.giveUp(out, 'unknown predecessor', position);
+          return;
+        }
+        for (const table of tables) this.walk(location, table, span, out, depth + 1);
         return;
       }
       position--;
@@ -159,6 +167,13 @@ export class ValueTracker {
       if (next === undefined) return;
       location = next;
     }
+  }
+
+  private tablesIn(span: FunctionSpan): number[] {
+    const tables = this.jumps.tables;
+    const found: number[] = [];
+    for (let i = lowerBound(tables, span.first); i < tables.length && tables[i]! < span.end; i++) found.push(tables[i]!);
+    return found;
   }
 
   /** The location before instruction `index`, given the location after it; undefined when resolved. */
@@ -203,6 +218,10 @@ export class ValueTracker {
       }
     }
     if (mnemonic === Mnemonic.Pop && explicit) return { stack: 0 };
+    if (explicit && mnemonic === Mnemonic.Mov && instruction.op1Kind === OpKind.Memory) {
+      this.giveUp(out, 'loaded from memory', -1);
+      return undefined;
+    }
     this.giveUp(out, `defined by ${Mnemonic[mnemonic]}`, -1);
     return undefined;
   }
