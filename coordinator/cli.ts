@@ -12,6 +12,10 @@ import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
 import { fileJson, type InspectResult, inspectImage } from './inspect.js';
 import { type AnalyzedFile, analyzeFiles } from './analyze.js';
+import fs from 'node:fs/promises';
+import { buildDockerProfile, kubernetesProfile } from './policy.js';
+import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
+import { type ScanResult, scanImage } from './scan.js';
 import { type ExportSummary, reachOf } from '../worker/analyser.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -69,6 +73,57 @@ function buildProgram(): Command {
       }
     });
 
+  const scanCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
+      .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
+      .option('--cache-dir <dir>', 'CAS, layer records and knowledge base', defaultCacheDir())
+      .option('--docker-config <file>', 'registry credentials')
+      .option('--strict', 'fail when the analysis is unsure instead of applying the documented fallback');
+
+  scanCommand('scan', 'write the seccomp profile that allows what the image entrypoint can reach')
+    .argument('<ref>', 'image reference (as for inspect)')
+    .option('-o, --output <file>', 'Docker/OCI seccomp profile (JSON)', 'profile.json')
+    .option('--k8s <file>', 'also write a Kubernetes SeccompProfile (security-profiles-operator) YAML')
+    .option('--report <file>', 'also write the JSON report (witness path per syscall, decisions)')
+    .option('--graph <file>', 'also write a DOT graph of programs and libraries')
+    .option('--errno <EPERM|ENOSYS>', 'errno of denied syscalls', 'EPERM')
+    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: string }) => {
+      await withScan(ref, flags, async (result) => {
+        if (flags.errno !== 'EPERM' && flags.errno !== 'ENOSYS') throw new Error('--errno must be EPERM or ENOSYS');
+        const { profile, dropped } = buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno });
+        await fs.writeFile(flags.output, `${JSON.stringify(profile, null, 2)}\n`);
+        if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, profileName(result.reference)));
+        if (flags.report) await fs.writeFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`);
+        if (flags.graph) await fs.writeFile(flags.graph, dotGraph(result));
+        process.stdout.write(reportText(result));
+        if (dropped.length > 0) process.stdout.write(`not in the ${result.platform.architecture} syscall table, left out: ${dropped.join(' ')}\n`);
+        process.stdout.write(`wrote ${flags.output}${flags.k8s ? `, ${flags.k8s}` : ''}${flags.report ? `, ${flags.report}` : ''}${flags.graph ? `, ${flags.graph}` : ''}\n`);
+      });
+    });
+
+  scanCommand('explain', 'show why a syscall is allowed: one chain from the entrypoint to the syscall')
+    .argument('<ref>', 'image reference')
+    .argument('<syscall>', 'syscall name, e.g. openat')
+    .action(async (ref: string, syscall: string, flags: ScanFlags) => {
+      await withScan(ref, flags, async (result) => {
+        process.stdout.write(explainText(result, syscall));
+      });
+    });
+
+  scanCommand('diff', 'compare the syscalls two images need, and why')
+    .argument('<refA>', 'the old image')
+    .argument('<refB>', 'the new image')
+    .action(async (refA: string, refB: string, flags: ScanFlags) => {
+      await withScan(refA, flags, async (before) => {
+        await withScan(refB, flags, async (after) => {
+          process.stdout.write(diffText(before, after));
+        });
+      });
+    });
+
   program
     .command('analyze')
     .description('analyse ELF files: syscalls reachable from each export, the entry point and initialisers')
@@ -95,6 +150,39 @@ function buildProgram(): Command {
 }
 
 const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
+
+interface ScanFlags {
+  platform: string;
+  insecure?: boolean;
+  cacheDir: string;
+  dockerConfig?: string;
+  strict?: boolean;
+}
+
+/** Runs a scan in an embedded runtime and hands the result to `use`. */
+async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult) => Promise<void>): Promise<void> {
+  const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+  try {
+    const result = await scanImage(runtime, ref, {
+      source: {
+        platform: parsePlatformSpec(flags.platform),
+        insecure: Boolean(flags.insecure),
+        ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
+      },
+      progress: terminalProgress(),
+      strict: Boolean(flags.strict),
+    });
+    await use(result);
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** A Kubernetes object name from an image reference (RFC 1123 subdomain). */
+function profileName(reference: string): string {
+  const name = reference.replace(/^[a-z-]+:(\/\/)?/, '').toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  return name.slice(0, 253) || 'dockergate';
+}
 
 function analyzeText(result: AnalyzedFile, only: string | undefined): string {
   const lines = [`${result.path}  sha256:${result.sha256}${result.cached ? '  (known)' : ''}`];

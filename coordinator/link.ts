@@ -20,6 +20,11 @@ export interface LinkInput {
   readonly scope: readonly LoadedObject[];
   /** The dynamic loader (PT_INTERP); absent for static programs. */
   readonly interpreter?: LoadedObject;
+  /**
+   * Objects loaded at run time (dlopen, NSS and gconv modules, interpreter extension modules):
+   * their initialisers and every export are roots, since `dlsym` may fetch any of them.
+   */
+  readonly loadedAtRunTime?: readonly LoadedObject[];
 }
 
 export interface LinkedReach {
@@ -29,6 +34,10 @@ export interface LinkedReach {
   readonly unboundImports: readonly string[];
   /** One way each syscall is reached: the chain of roots that led to it, outermost first. */
   readonly witnesses: ReadonlyMap<string, readonly string[]>;
+  /** Imported symbols reached (bound or not): what decides dlopen, NSS, exec and the like. */
+  readonly reachedImports: ReadonlySet<string>;
+  /** Objects with unresolved sites in reached code, and how many. */
+  readonly unresolvedBy: ReadonlyMap<string, number>;
 }
 
 const baseName = (symbol: string): string => symbol.split('@')[0]!;
@@ -50,7 +59,12 @@ interface Pending {
 }
 
 export function linkFacts(input: LinkInput): LinkedReach {
-  const objects = [...input.scope, ...(input.interpreter && !input.scope.includes(input.interpreter) ? [input.interpreter] : [])];
+  const runTime = input.loadedAtRunTime ?? [];
+  const objects = [
+    ...input.scope,
+    ...(input.interpreter && !input.scope.includes(input.interpreter) ? [input.interpreter] : []),
+    ...runTime.filter((object) => !input.scope.includes(object) && object !== input.interpreter),
+  ];
   // name → first export of that name in scope order (default version preferred inside one object).
   const definitions = new Map<string, { object: LoadedObject; reach: number; symbol: string }>();
   // The loader is in the global scope too (last unless a dependency named it): musl's is its libc.
@@ -68,6 +82,8 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const syscalls = new Set<string>();
   const witnesses = new Map<string, readonly string[]>();
   const unbound = new Set<string>();
+  const reachedImports = new Set<string>();
+  const unresolvedBy = new Map<string, number>();
   let unresolvedCount = 0;
   let indirectReached = false;
   /** Callbacks whose address reached code took, per object, not yet entered. */
@@ -96,6 +112,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
   if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`]);
   if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`]);
   for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`]);
+  for (const object of runTime) for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`]);
 
   while (queue.length > 0) {
     const { object, reach: index, path } = queue.shift()!;
@@ -107,7 +124,9 @@ export function linkFacts(input: LinkInput): LinkedReach {
       }
     }
     unresolvedCount += reach.unresolvedCount;
+    if (reach.unresolvedCount > 0) unresolvedBy.set(object.path, (unresolvedBy.get(object.path) ?? 0) + reach.unresolvedCount);
     for (const symbol of reach.imports) {
+      reachedImports.add(baseName(symbol));
       const definition = definitions.get(baseName(symbol));
       if (!definition) {
         unbound.add(symbol);
@@ -133,5 +152,5 @@ export function linkFacts(input: LinkInput): LinkedReach {
       witnesses.set(name, [...(witnesses.get(rule.when) ?? []), `kernel: ${rule.why}`]);
     }
   }
-  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses };
+  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses, reachedImports, unresolvedBy };
 }

@@ -22,7 +22,18 @@ import { HashingStream } from './streams.js';
 import type { Digest, FileType, LayerDescriptor, LayerFile, LayerRecord } from './types.js';
 
 /** Bumped whenever a `LayerRecord` computed from the same bytes would differ. */
-export const EXTRACTOR_VERSION = 1;
+export const EXTRACTOR_VERSION = 2;
+
+/**
+ * Configuration files that decide how programs load code, kept in the CAS like ELF files and
+ * scripts: the loader cache and path files, and NSS's configuration.
+ */
+export const KEPT_FILES: ReadonlySet<string> = new Set([
+  '/etc/ld.so.cache',
+  '/etc/nsswitch.conf',
+  '/etc/ld-musl-x86_64.path',
+  '/etc/ld-musl-aarch64.path',
+]);
 
 /** Whiteout prefix and opaque marker (OCI image spec `layer.md`, "Whiteouts"). */
 const WHITEOUT_PREFIX = '.wh.';
@@ -240,7 +251,7 @@ class LayerCollector {
         // Wait for enough bytes to classify; after the loop, short files are classified.
         if (head.length < limits.classifyHeadBytes) continue;
         classification = classify(head.subarray(0, limits.classifyHeadBytes));
-        if (classification.kind !== 'other') kept = [head];
+        if (classification.kind !== 'other' || KEPT_FILES.has(entryPath)) kept = [head];
         keptBytes = head.length;
         head = undefined;
         continue;
@@ -260,7 +271,7 @@ class LayerCollector {
     }
     if (!classification) {
       classification = classify(head ?? Buffer.alloc(0));
-      if (classification.kind !== 'other') kept = head ? [head] : [];
+      if (classification.kind !== 'other' || KEPT_FILES.has(entryPath)) kept = head ? [head] : [];
     }
     const sha256 = hash.digest('hex');
     if (spool) {

@@ -86,7 +86,7 @@ export interface ObjectFacts {
   readonly exports: readonly ExportSummary[];
   /** All unresolved sites of the object, sorted by address. */
   readonly unresolved: readonly UnresolvedSite[];
-  /** Strings in the object that name files (for exec/dlopen decisions later), sorted, capped. */
+  /** Strings of read-only data that are absolute paths or library names (exec/dlopen decisions), sorted, capped. */
   readonly pathStrings: readonly string[];
   readonly stats: {
     readonly functions: number;

@@ -13,7 +13,7 @@ import { type Closure, ClosureComputer } from './summaries.js';
 
 export const NATIVE_ANALYSER_NAME = 'native';
 /** Bumped whenever facts computed from the same bytes would differ. */
-export const NATIVE_ANALYSER_VERSION = 2;
+export const NATIVE_ANALYSER_VERSION = 3;
 
 /** Path-like strings kept per object (for exec and dlopen decisions), at most this many. */
 const MAX_PATH_STRINGS = 4_096;
@@ -145,7 +145,10 @@ function baseFacts(elf: ElfFile, sha256: string): Omit<ObjectFacts, 'entry' | 'i
   };
 }
 
-/** NUL-terminated strings that look like absolute paths, from read-only data. */
+/** Library names as dlopen takes them: `libfoo.so`, `libfoo.so.1.2`, `libnss_files.so.2`. */
+const LIBRARY_NAME = /^lib[\w+.-]*\.so(\.[\d.]+)?$/;
+
+/** NUL-terminated strings that look like absolute paths or library names, from read-only data. */
 function pathStrings(elf: ElfFile): string[] {
   const found = new Set<string>();
   for (const section of elf.sections) {
@@ -157,9 +160,10 @@ function pathStrings(elf: ElfFile): string[] {
     for (let i = 0; i < bytes.length && found.size < MAX_PATH_STRINGS; i++) {
       if (bytes[i] !== 0) continue;
       const length = i - start;
-      if (length >= 2 && length <= 256 && bytes[start] === 0x2f) {
+      if (length >= 2 && length <= 256) {
         const text = Buffer.from(bytes.subarray(start, i)).toString('latin1');
-        if (/^\/[\x21-\x7e]+$/.test(text) && !text.includes('//') && /[a-zA-Z]/.test(text)) found.add(text);
+        const isPath = bytes[start] === 0x2f && /^\/[\x21-\x7e]+$/.test(text) && !text.includes('//') && /[a-zA-Z]/.test(text);
+        if (isPath || LIBRARY_NAME.test(text)) found.add(text);
       }
       start = i + 1;
     }

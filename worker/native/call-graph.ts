@@ -88,7 +88,10 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
   if (model.entry !== undefined) addSeed(model.entry, '_start');
   for (const item of [...model.exports, ...model.initialisers]) addSeed(item.address, item.name);
 
-  const table = sweep(model.ranges, [...startSet].sort((a, b) => a - b), model.bitness, maxInstructions);
+  // Starts known only from unwind tables are weak: see `sweep`.
+  const weak = new Set([...startSet].filter((address) => !names.has(address)));
+  for (const plt of model.plt) for (let at = plt.start; at + plt.entrySize <= plt.start + plt.size; at += plt.entrySize) weak.delete(at);
+  const table = sweep(model.ranges, [...startSet].sort((a, b) => a - b), model.bitness, maxInstructions, weak);
   // Call targets are function starts too, and so are targets of jumps that leave their function
   // (tail calls: without symbols or FDEs, musl's `__syscall_cp` is only a `jmp` to the real one).
   for (let i = 0; i < table.count; i++) if (table.op[i] === Op.CallDirect && inCode(model, table.target[i]!)) startSet.add(table.target[i]!);
@@ -252,7 +255,9 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
         }
         case Op.LeaRip:
           if (inCode(model, target)) fn.takes.add(target);
-          takeAddress(target, fn);
+          // An address only compared with (`lea rcx, [label]; cmp rsi, rcx`: is this pc inside that
+          // code?) is not handed out as a callback.
+          if (!comparedOnly(redecoder, table, i)) takeAddress(target, fn);
           break;
         case Op.LoadRip: {
           // Loading a GOT entry takes the address of an import: it may be called through a pointer.
@@ -429,4 +434,17 @@ function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; reso
     resolution.unknown = false;
     resolution.why = 'glibc SETXID broadcast: one of the set*id syscalls';
   }
+}
+
+/** The register `lea` wrote is used next by a `cmp` (a range check on a code address). */
+function comparedOnly(redecoder: Redecoder, table: InstructionTable, index: number): boolean {
+  if (index + 1 >= table.count) return false;
+  const lea = redecoder.decode(index);
+  const register = lea.op0Register;
+  const next = redecoder.decode(index + 1);
+  if (next.mnemonic !== Mnemonic.Cmp) return false;
+  for (let operand = 0; operand < next.opCount; operand++) {
+    if (next.opKind(operand) === OpKind.Register && next.opRegister(operand) === register) return true;
+  }
+  return false;
 }

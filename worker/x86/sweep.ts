@@ -62,52 +62,64 @@ function grow<T extends Float64Array | Uint8Array>(array: T, size: number): T {
 }
 
 /**
- * Decodes every range. `starts` (sorted, unique) are addresses where decoding must restart:
- * an instruction that would overlap a start is cut there.
+ * Decodes every range in one linear sweep. `starts` (sorted, unique) are known function starts: an
+ * instruction that would run over one is cut there and decoding restarts at the start — unless the
+ * start is weak (an unwind-table start, not a symbol) and the instruction running over it is padding:
+ * glibc's signal trampolines have FDEs that begin one byte early, inside the `nop` before them.
  */
-export function sweep(ranges: readonly CodeRange[], starts: readonly number[], bitness: 32 | 64, maxInstructions: number): InstructionTable {
+export function sweep(
+  ranges: readonly CodeRange[],
+  starts: readonly number[],
+  bitness: 32 | 64,
+  maxInstructions: number,
+  weakStarts: ReadonlySet<number> = new Set(),
+): InstructionTable {
   let capacity = 1024;
   let count = 0;
   let ip = new Float64Array(capacity);
   let length = new Uint8Array(capacity);
   let op = new Uint8Array(capacity);
   let target = new Float64Array(capacity);
+  const push = (address: number, size: number, kind: Op, value: number): void => {
+    if (count === capacity) {
+      if (capacity >= maxInstructions) throw new LimitExceededError('maxInstructions', maxInstructions, 'decoded instructions');
+      capacity = Math.min(capacity * 2, maxInstructions);
+      ip = grow(ip, capacity);
+      length = grow(length, capacity);
+      op = grow(op, capacity);
+      target = grow(target, capacity);
+    }
+    ip[count] = address;
+    length[count] = size;
+    op[count] = kind;
+    target[count] = value;
+    count++;
+  };
   const instruction = new Instruction();
   try {
     for (const range of ranges) {
-      const end = range.start + range.bytes.length;
-      // Restart points inside this range, in order.
-      let nextStartIndex = lowerBound(starts, range.start + 1);
-      let position = 0;
-      while (position < range.bytes.length) {
-        const segmentStart = range.start + position;
-        const segmentEnd = nextStartIndex < starts.length && starts[nextStartIndex]! < end ? starts[nextStartIndex]! : end;
-        const decoder = new Decoder(bitness, range.bytes.subarray(position, segmentEnd - range.start), DecoderOptions.None);
-        try {
-          decoder.ip = BigInt(segmentStart);
-          while (decoder.canDecode) {
-            decoder.decodeOut(instruction);
-            if (count === capacity) {
-              if (capacity >= maxInstructions) throw new LimitExceededError('maxInstructions', maxInstructions, 'decoded instructions');
-              capacity = Math.min(capacity * 2, maxInstructions);
-              ip = grow(ip, capacity);
-              length = grow(length, capacity);
-              op = grow(op, capacity);
-              target = grow(target, capacity);
-            }
-            const address = segmentStart + decoder.position - instruction.length;
-            ip[count] = address;
-            length[count] = instruction.length;
-            const [kind, value] = classify(instruction, bitness);
-            op[count] = kind;
-            target[count] = value;
-            count++;
+      const decoder = new Decoder(bitness, range.bytes, DecoderOptions.None);
+      try {
+        decoder.ip = BigInt(range.start);
+        let next = lowerBound(starts, range.start + 1);
+        while (decoder.canDecode) {
+          const address = range.start + decoder.position;
+          decoder.decodeOut(instruction);
+          const size = instruction.length;
+          while (next < starts.length && starts[next]! <= address) next++;
+          const start = starts[next];
+          const [kind, value] = classify(instruction, bitness);
+          if (start !== undefined && start < address + size && !(weakStarts.has(start) && kind === Op.Padding)) {
+            // Runs over a function start: the bytes before it are not an instruction of ours.
+            push(address, start - address, Op.Invalid, Number.NaN);
+            decoder.position = start - range.start;
+            decoder.ip = BigInt(start);
+            continue;
           }
-        } finally {
-          decoder.free();
+          push(address, size, kind, value);
         }
-        position = segmentEnd - range.start;
-        while (nextStartIndex < starts.length && starts[nextStartIndex]! <= segmentEnd) nextStartIndex++;
+      } finally {
+        decoder.free();
       }
     }
   } finally {

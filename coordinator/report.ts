@@ -1,0 +1,112 @@
+/**
+ * What `scan` writes besides the profile: a report (JSON, and a readable summary) that explains
+ * every allowed syscall with one witness chain, and a DOT graph of programs and libraries.
+ * Everything is sorted: the same scan gives the same bytes.
+ */
+import { formatPlatform } from '../extractor/manifest.js';
+import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
+import type { ScanResult } from './scan.js';
+
+export interface ScanReport {
+  readonly reference: string;
+  readonly manifestDigest: string;
+  readonly configDigest: string;
+  readonly platform: string;
+  readonly entrypoint: readonly string[];
+  readonly unsure: boolean;
+  readonly counts: { readonly syscalls: number; readonly programs: number; readonly objects: number };
+  readonly programs: ScanResult['programs'];
+  readonly objects: ScanResult['objects'];
+  readonly decisions: ScanResult['decisions'];
+  readonly runtime: typeof RUNTIME_SYSCALLS;
+  /** Syscall → witness chain, outermost first. */
+  readonly syscalls: Readonly<Record<string, readonly string[]>>;
+}
+
+export function scanReport(result: ScanResult): ScanReport {
+  return {
+    reference: result.reference,
+    manifestDigest: result.manifestDigest,
+    configDigest: result.configDigest,
+    platform: formatPlatform(result.platform),
+    entrypoint: [...(result.config.entrypoint ?? []), ...(result.config.cmd ?? [])],
+    unsure: result.unsure,
+    counts: { syscalls: result.syscalls.size, programs: result.programs.length, objects: result.objects.length },
+    programs: result.programs,
+    objects: result.objects,
+    decisions: result.decisions,
+    runtime: RUNTIME_SYSCALLS,
+    syscalls: Object.fromEntries(result.syscalls),
+  };
+}
+
+/** The readable summary printed by `scan`. */
+export function reportText(result: ScanResult): string {
+  const lines = [
+    `image     ${result.reference} (${formatPlatform(result.platform)})`,
+    `digest    ${result.manifestDigest}`,
+    `programs  ${result.programs.map((p) => p.path).join(', ') || 'none'}`,
+    `objects   ${result.objects.length} (${result.analysed.fresh} analysed now, ${result.analysed.objects - result.analysed.fresh - result.analysed.failed} known, ${result.analysed.failed} failed)`,
+    `syscalls  ${result.syscalls.size} allowed${result.unsure ? ' — UNSURE: fallbacks applied, see below' : ''}`,
+    '',
+  ];
+  const byKind = new Map<string, string[]>();
+  for (const decision of result.decisions) byKind.set(decision.kind, [...(byKind.get(decision.kind) ?? []), decision.detail]);
+  for (const [kind, details] of byKind) {
+    lines.push(`${kind}:`);
+    for (const detail of details.slice(0, 20)) lines.push(`  ${detail}`);
+    if (details.length > 20) lines.push(`  … ${details.length - 20} more (see the JSON report)`);
+  }
+  lines.push('', [...result.syscalls.keys()].join(' '));
+  return `${lines.join('\n')}\n`;
+}
+
+/** One witness chain for `syscall`, as `explain` prints it. */
+export function explainText(result: ScanResult, syscall: string): string {
+  const witness = result.syscalls.get(syscall);
+  if (!witness) return `${syscall} is not allowed for ${result.reference}: no code reachable from its entrypoint makes it.\n`;
+  return `${syscall}\n${[...witness].reverse().map((step) => `  ← ${step}`).join('\n')}\n`;
+}
+
+/** DOT graph: programs (boxes) and libraries (ellipses), with runs / needs / loads edges. */
+export function dotGraph(result: ScanResult): string {
+  const quote = (text: string): string => JSON.stringify(text);
+  const programs = new Set(result.programs.map((p) => p.path));
+  const nodes = new Set<string>();
+  for (const edge of result.edges) {
+    nodes.add(edge.from);
+    nodes.add(edge.to);
+  }
+  const lines = ['digraph dockergate {', '  rankdir=LR;'];
+  for (const node of [...nodes].sort()) {
+    const shape = programs.has(node) ? 'box' : node === 'entrypoint' || node === 'healthcheck' ? 'diamond' : 'ellipse';
+    lines.push(`  ${quote(node)} [shape=${shape}];`);
+  }
+  const style: Record<string, string> = { runs: 'bold', needs: 'solid', interpreter: 'dashed', loads: 'dotted' };
+  for (const edge of [...result.edges].sort((a, b) => `${a.from}${a.to}`.localeCompare(`${b.from}${b.to}`))) {
+    lines.push(`  ${quote(edge.from)} -> ${quote(edge.to)} [label=${quote(edge.kind)}, style=${style[edge.kind]}];`);
+  }
+  lines.push('}');
+  return `${lines.join('\n')}\n`;
+}
+
+/** What `diff` prints: syscalls only one image allows, each with the other side's witness. */
+export function diffText(before: ScanResult, after: ScanResult): string {
+  const added = [...after.syscalls.keys()].filter((name) => !before.syscalls.has(name));
+  const removed = [...before.syscalls.keys()].filter((name) => !after.syscalls.has(name));
+  const lines = [`${before.reference} → ${after.reference}: ${before.syscalls.size} → ${after.syscalls.size} syscalls`];
+  const programsBefore = new Set(before.programs.map((p) => p.path));
+  const programsAfter = new Set(after.programs.map((p) => p.path));
+  for (const path of programsAfter) if (!programsBefore.has(path)) lines.push(`+ program ${path}`);
+  for (const path of programsBefore) if (!programsAfter.has(path)) lines.push(`- program ${path}`);
+  const shaBefore = new Map(before.objects.map((o) => [o.path, o.sha256]));
+  for (const object of after.objects) {
+    const old = shaBefore.get(object.path);
+    if (old === undefined) lines.push(`+ object ${object.path}`);
+    else if (old !== object.sha256) lines.push(`~ object ${object.path} (changed)`);
+  }
+  for (const name of added) lines.push(`+ ${name}: ${[...after.syscalls.get(name)!].reverse().join(' ← ')}`);
+  for (const name of removed) lines.push(`- ${name}: was ${[...before.syscalls.get(name)!].reverse().join(' ← ')}`);
+  if (added.length === 0 && removed.length === 0) lines.push('same syscalls');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,526 @@
+/**
+ * `scan`: from an image to the syscalls its entrypoint can reach.
+ *
+ *   roots (Entrypoint + Cmd, HEALTHCHECK) → programs: scripts are parsed (their interpreter, the
+ *   commands they run, `exec "$@"` → Cmd), ELF programs are loaded like ld.so loads them
+ *   (PT_INTERP, DT_NEEDED through RPATH / LD_LIBRARY_PATH / RUNPATH / ld.so.cache / defaults), every
+ *   object is analysed once (analyse-object units on the bus, facts from the knowledge base), facts
+ *   are linked (coordinator/link.ts), and what the linked code can reach adds roots to a fixpoint:
+ *   dlopen of constant names, NSS modules of the image's nsswitch.conf, gconv modules, programs it
+ *   can exec (absolute paths in its strings; `system`/`popen` → /bin/sh), interpreter extension
+ *   modules. Every decision, and everything the analysis is unsure of, goes into the result.
+ */
+import type { ImageConfig } from '../extractor/types.js';
+import { DockergateError } from '../infra/errors.js';
+import type { ObjectFacts } from '../worker/analyser.js';
+import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
+import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/analyser.js';
+import type { Runtime } from './embedded.js';
+import { commandLine, DEFAULT_PATH, envValue } from './entrypoint.js';
+import type { ImageTree, TreeFile } from './image-tree.js';
+import { type InspectOptions, loadImage } from './inspect.js';
+import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
+import { type LoadedObject, linkFacts } from './link.js';
+import { DEFAULT_PROFILE_SYSCALLS } from './policy.js';
+import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
+import { scriptCommands } from './shell.js';
+
+/** Bumped whenever a scan of the same image with the same facts would differ. */
+export const SCAN_GENERATOR_VERSION = 1;
+
+export type DecisionKind =
+  | 'program'
+  | 'script'
+  | 'exec'
+  | 'dlopen'
+  | 'nss'
+  | 'gconv'
+  | 'interpreter-modules'
+  | 'missing'
+  | 'unresolved'
+  | 'analysis-failed'
+  | 'fallback'
+  | 'runtime';
+
+export interface Decision {
+  readonly kind: DecisionKind;
+  readonly detail: string;
+  readonly path?: string;
+}
+
+export interface ProgramNode {
+  readonly path: string;
+  readonly kind: 'elf' | 'script';
+  readonly sha256?: string;
+  /** Why it runs: the invocation chain, outermost first. */
+  readonly via: readonly string[];
+}
+
+export interface GraphEdge {
+  readonly from: string;
+  readonly to: string;
+  readonly kind: 'runs' | 'needs' | 'interpreter' | 'loads';
+}
+
+export interface ScanResult {
+  readonly reference: string;
+  readonly manifestDigest: string;
+  readonly configDigest: string;
+  readonly platform: ImageConfig['platform'];
+  readonly config: ImageConfig;
+  readonly programs: readonly ProgramNode[];
+  /** Every ELF object loaded by some program, by path. */
+  readonly objects: readonly { readonly path: string; readonly sha256: string; readonly soname?: string }[];
+  readonly edges: readonly GraphEdge[];
+  /** Syscall name → one witness chain (program, then objects and symbols, outermost first). */
+  readonly syscalls: ReadonlyMap<string, readonly string[]>;
+  readonly decisions: readonly Decision[];
+  /** True when something reachable could not be analysed exactly and a fallback was applied. */
+  readonly unsure: boolean;
+  readonly analysed: { readonly objects: number; readonly fresh: number; readonly failed: number };
+}
+
+export interface ScanOptions extends InspectOptions {
+  /** Fail instead of applying the fallback when the analysis is unsure. */
+  readonly strict?: boolean;
+}
+
+const SHELLS = new Set(['sh', 'bash', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'busybox']);
+const INTERPRETERS = /^(python[\d.]*|node|nodejs|perl[\d.]*|ruby[\d.]*|php[\d.]*|java)$/;
+const MODULE_DIRS = /\/(python[\d.]*|site-packages|dist-packages|node_modules|perl5?|ruby|php|jvm|lib-dynload)\//;
+/** NSS entry points: reaching one loads the modules nsswitch.conf names. */
+const NSS_FUNCTIONS = new Set([
+  'getpwnam', 'getpwnam_r', 'getpwuid', 'getpwuid_r', 'getpwent', 'getgrnam', 'getgrnam_r', 'getgrgid', 'getgrgid_r', 'getgrent', 'getgrouplist',
+  'initgroups', 'getaddrinfo', 'gethostbyname', 'gethostbyname2', 'gethostbyname_r', 'gethostbyname2_r', 'gethostbyaddr', 'gethostbyaddr_r',
+  'getnameinfo', 'getservbyname', 'getservbyname_r', 'getservbyport', 'getprotobyname', 'getspnam', 'getspnam_r', 'getnetgrent', 'innetgr',
+]);
+const EXEC_FUNCTIONS = new Set(['system', 'popen', 'posix_spawn', 'posix_spawnp', 'execl', 'execlp', 'execle', 'execv', 'execvp', 'execvpe', 'execve', 'fexecve']);
+
+interface Invocation {
+  readonly argv: readonly string[];
+  readonly via: readonly string[];
+}
+
+export async function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
+  const { image, records } = await loadImage(runtime, referenceText, options);
+  await image.close();
+  const { ImageTree: TreeClass } = await import('./image-tree.js');
+  const tree: ImageTree = TreeClass.fromLayers(records, runtime.limits);
+  const config = image.config;
+  const planner = new ScanPlanner(runtime, tree, config, options);
+  await planner.run();
+  return {
+    reference: image.reference,
+    manifestDigest: image.manifestDigest,
+    configDigest: image.configDigest,
+    platform: config.platform,
+    config,
+    ...planner.result(),
+  };
+}
+
+class ScanPlanner {
+  private readonly decisions: Decision[] = [];
+  private readonly programs = new Map<string, ProgramNode>();
+  private readonly edges = new Map<string, GraphEdge>();
+  private readonly syscalls = new Map<string, readonly string[]>();
+  private readonly facts = new Map<string, ObjectFacts | null>();
+  private readonly objectPaths = new Map<string, string>();
+  private readonly queue: Invocation[] = [];
+  private readonly seenInvocations = new Set<string>();
+  private readonly search: { -readonly [K in keyof SearchContext]: SearchContext[K] };
+  private unsure = false;
+  private fresh = 0;
+  private failed = 0;
+  private fallbackUnresolved = new Set<string>();
+  private fallbackEverything = false;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly tree: ImageTree,
+    private readonly config: ImageConfig,
+    private readonly options: ScanOptions,
+  ) {
+    this.search = {
+      tree,
+      libraryPath: (envValue(config.env, 'LD_LIBRARY_PATH') ?? '').split(':').filter(Boolean),
+      cache: new Map(),
+      muslPath: undefined,
+    };
+  }
+
+  /** A configuration file the extractor kept in the CAS (extractor/layer-extract.ts KEPT_FILES). */
+  private async imageFile(path: string): Promise<Buffer | undefined> {
+    const file = safeResolve(this.tree, path);
+    return file?.sha256 ? this.runtime.cas.get(file.sha256).catch(() => undefined) : undefined;
+  }
+
+  private decide(kind: DecisionKind, detail: string, path?: string): void {
+    this.decisions.push({ kind, detail, ...(path ? { path } : {}) });
+  }
+
+  private edge(from: string, to: string, kind: GraphEdge['kind']): void {
+    this.edges.set(`${from}\0${to}\0${kind}`, { from, to, kind });
+  }
+
+  async run(): Promise<void> {
+    const cache = await this.imageFile('/etc/ld.so.cache');
+    if (cache) this.search.cache = parseLdSoCache(cache);
+    const arch = this.config.platform.architecture === 'amd64' ? 'x86_64' : this.config.platform.architecture;
+    const muslPath = await this.imageFile(`/etc/ld-musl-${arch}.path`);
+    if (muslPath) this.search.muslPath = muslPath.toString('utf8').split(/[\n:]/).map((d) => d.trim()).filter((d) => d.startsWith('/'));
+    const argv = commandLine(this.config);
+    if (argv.length === 0) this.decide('missing', 'the image has neither Entrypoint nor Cmd');
+    else this.enqueue({ argv, via: ['entrypoint'] });
+    const health = this.config.healthcheck;
+    if (health && health[0] === 'CMD' && health.length > 1) this.enqueue({ argv: health.slice(1), via: ['healthcheck'] });
+    if (health && health[0] === 'CMD-SHELL' && health[1]) this.enqueue({ argv: ['/bin/sh', '-c', health[1]], via: ['healthcheck'] });
+
+    while (this.queue.length > 0) {
+      const invocation = this.queue.shift()!;
+      await this.invoke(invocation);
+    }
+    for (const { name, reason } of RUNTIME_SYSCALLS) {
+      if (!this.syscalls.has(name)) this.syscalls.set(name, [`container runtime: ${reason}`]);
+    }
+    this.decide('runtime', `${RUNTIME_SYSCALLS.length} syscalls the container runtime makes after installing the filter and before exec`);
+    this.applyFallbacks();
+  }
+
+  private enqueue(invocation: Invocation): void {
+    const key = invocation.argv.join('\0');
+    if (this.seenInvocations.has(key) || this.seenInvocations.size > 2_000) return;
+    this.seenInvocations.add(key);
+    this.queue.push(invocation);
+  }
+
+  /** Finds a program as execvp does: a name with `/` as is (relative to WorkingDir), else PATH. */
+  private findProgram(name: string): { path: string; file: TreeFile } | undefined {
+    const candidates = name.includes('/')
+      ? [name.startsWith('/') ? name : `${this.config.workingDir || '/'}/${name}`]
+      : (envValue(this.config.env, 'PATH') ?? DEFAULT_PATH)
+          .split(':')
+          .filter((dir) => dir.startsWith('/'))
+          .map((dir) => `${dir}/${name}`);
+    for (const candidate of candidates) {
+      const file = safeResolve(this.tree, candidate);
+      if (file && file.type === 'file' && (file.mode & 0o111) !== 0) return { path: candidate, file };
+    }
+    return undefined;
+  }
+
+  private async invoke({ argv, via }: Invocation): Promise<void> {
+    const name = argv[0]!;
+    const found = this.findProgram(name);
+    if (!found) {
+      this.decide('missing', `${name} (run by ${via.join(' → ')}) is not an executable in the image`);
+      return;
+    }
+    const { path, file } = found;
+    const caller = via[via.length - 1]!;
+    this.edge(caller, path, 'runs');
+    if (file.kind === 'script') {
+      await this.runScript(path, file, argv, via);
+      return;
+    }
+    if (file.kind !== 'elf' || !file.sha256) {
+      this.decide('missing', `${path} is neither ELF nor a script; it cannot run`, path);
+      return;
+    }
+    const base = path.split('/').pop()!;
+    // `sh -c 'string'`: the string is a script too.
+    if (SHELLS.has(base) || SHELLS.has(file.path.split('/').pop()!)) {
+      const dashC = argv.indexOf('-c');
+      if (dashC > 0 && argv[dashC + 1]) this.runShellSource(argv[dashC + 1]!, `${path} -c`, argv.slice(dashC + 2), [...via, path]);
+    }
+    if (INTERPRETERS.test(base) || INTERPRETERS.test(file.path.split('/').pop()!)) await this.addInterpreterModules(path, [...via, path]);
+    await this.runElf(path, file, [...via, path]);
+  }
+
+  private async runScript(path: string, file: TreeFile, argv: readonly string[], via: readonly string[]): Promise<void> {
+    this.programs.set(path, { path, kind: 'script', ...(file.sha256 ? { sha256: file.sha256 } : {}), via });
+    const [interpreter, ...interpreterArgs] = (file.interpreter ?? '/bin/sh').split(/\s+/);
+    const chain = [...via, path];
+    this.decide('script', `${path} runs with ${file.interpreter ?? '/bin/sh (no #! line)'}`, path);
+    this.enqueue({ argv: [interpreter!, ...interpreterArgs, path, ...argv.slice(1)], via: chain });
+    const interpreterName = (interpreterArgs[0] && interpreter!.endsWith('/env') ? interpreterArgs[0] : interpreter!).split('/').pop()!;
+    if (!SHELLS.has(interpreterName) || !file.sha256) return;
+    const source = await this.runtime.cas.get(file.sha256);
+    this.runShellSource(source.toString('utf8'), path, argv.slice(1), chain);
+  }
+
+  private runShellSource(source: string, name: string, args: readonly string[], via: readonly string[]): void {
+    let commands;
+    try {
+      commands = scriptCommands(source, name);
+    } catch (err) {
+      this.decide('unresolved', `${name}: ${(err as Error).message}; every executable of the image is assumed reachable`);
+      this.fallbackEverything = true;
+      this.unsure = true;
+      return;
+    }
+    for (const program of commands.programs) this.enqueue({ argv: [program], via });
+    if (commands.runsArguments && args.length > 0) {
+      this.decide('script', `${name} runs its arguments ("$@"): ${JSON.stringify(args)}`);
+      this.enqueue({ argv: args, via });
+    }
+    for (const computed of commands.computed) {
+      this.decide('unresolved', `${name}: ${computed} cannot be known statically`);
+      this.unsure = true;
+      this.fallbackEverything = true;
+    }
+  }
+
+  /** Analyses (or fetches the facts of) objects; null marks a failed analysis. */
+  private async factsOf(items: readonly { path: string; sha256: string }[]): Promise<void> {
+    const missing = items.filter((item) => !this.facts.has(item.sha256));
+    for (const item of items) if (!this.objectPaths.has(item.sha256)) this.objectPaths.set(item.sha256, item.path);
+    if (missing.length === 0) return;
+    const unique = [...new Map(missing.map((item) => [item.sha256, item])).values()];
+    const done = await Promise.all(
+      unique.map((item) => {
+        const unit: AnalyseObjectUnit = { sha256: item.sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION };
+        return this.runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, this.options.signal);
+      }),
+    );
+    this.fresh += done.filter((unit) => !unit.cached && unit.status === 'ok').length;
+    const kb = await this.runtime.kb();
+    const keys = unique.map((item) => ({ sha256: item.sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION }));
+    const [facts, failures] = await Promise.all([kb.getFacts(keys), kb.getFailures(keys)]);
+    for (const item of unique) {
+      const found = facts.get(item.sha256);
+      this.facts.set(item.sha256, found ?? null);
+      if (!found) {
+        this.failed++;
+        const failure = failures.get(item.sha256);
+        this.decide('analysis-failed', `${item.path}: ${failure ? `${failure.code}: ${failure.message}` : 'no facts'}`, item.path);
+        this.unsure = true;
+        this.fallbackEverything = true;
+      }
+    }
+  }
+
+  /** The objects a program loads, in global-scope order (BFS over DT_NEEDED), and its loader. */
+  private async loadSet(path: string, file: TreeFile): Promise<{ scope: LoadedObject[]; interpreter?: LoadedObject }> {
+    await this.factsOf([{ path, sha256: file.sha256! }]);
+    const programFacts = this.facts.get(file.sha256!);
+    if (!programFacts) return { scope: [] };
+    const loader: Requester['loader'] = programFacts.interpreter?.includes('musl') ? 'musl' : 'glibc';
+    const scope: LoadedObject[] = [{ path, facts: programFacts }];
+    let interpreter: LoadedObject | undefined;
+    if (programFacts.interpreter) {
+      const found = safeResolve(this.tree, programFacts.interpreter);
+      if (found?.sha256 && found.kind === 'elf') {
+        await this.factsOf([{ path: programFacts.interpreter, sha256: found.sha256 }]);
+        const facts = this.facts.get(found.sha256);
+        if (facts) interpreter = { path: programFacts.interpreter, facts };
+        this.edge(path, programFacts.interpreter, 'interpreter');
+      } else {
+        this.decide('missing', `${path} needs the loader ${programFacts.interpreter}, which the image lacks: it cannot start`, path);
+      }
+    }
+    const seen = new Set([file.sha256!]);
+    for (let i = 0; i < scope.length; i++) {
+      const object = scope[i]!;
+      const requester: Requester = { path: object.path, rpath: object.facts.rpath, runpath: object.facts.runpath, loader };
+      const wanted = object.facts.needed
+        .map((name) => ({ name, found: findLibrary(name, requester, this.search) }))
+        .filter(({ name, found }) => {
+          if (!found) this.decide('missing', `${name} needed by ${object.path} is not in the image`, object.path);
+          return found !== undefined && found.file.sha256 !== undefined;
+        });
+      await this.factsOf(wanted.map(({ found }) => ({ path: found!.path, sha256: found!.file.sha256! })));
+      for (const { found } of wanted) {
+        this.edge(object.path, found!.path, 'needs');
+        const sha = found!.file.sha256!;
+        if (seen.has(sha)) continue;
+        seen.add(sha);
+        const facts = this.facts.get(sha);
+        if (facts) scope.push({ path: found!.path, facts });
+      }
+    }
+    return { scope, ...(interpreter ? { interpreter } : {}) };
+  }
+
+  private readonly runTimeModules = new Map<string, LoadedObject[]>();
+
+  private async runElf(path: string, file: TreeFile, via: readonly string[]): Promise<void> {
+    if (this.programs.has(path)) return;
+    this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
+    const { scope, interpreter } = await this.loadSet(path, file);
+    if (scope.length === 0) return;
+    const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
+    const considered = new Set<string>();
+    // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
+    for (let round = 0; round < 6; round++) {
+      const linked = linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime });
+      const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via);
+      if (added === 0 || round === 5) {
+        for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
+        for (const [object, count] of linked.unresolvedBy) {
+          this.decide('unresolved', `${count} syscall site(s) of ${object} reachable from ${path} have numbers the analysis could not resolve`, object);
+          this.fallbackUnresolved.add(object);
+          this.unsure = true;
+        }
+        return;
+      }
+    }
+  }
+
+  /** Adds objects loaded at run time, and programs exec'd, that the linked reach implies. */
+  private async runTimeAdditions(
+    programPath: string,
+    scope: readonly LoadedObject[],
+    loaded: LoadedObject[],
+    imports: ReadonlySet<string>,
+    syscalls: ReadonlySet<string>,
+    considered: Set<string>,
+    via: readonly string[],
+  ): Promise<number> {
+    const before = loaded.length;
+    const objects = [...scope, ...loaded];
+    const addLibrary = async (name: string, requester: LoadedObject, kind: DecisionKind, why: string): Promise<void> => {
+      const key = `lib:${name}`;
+      if (considered.has(key)) return;
+      considered.add(key);
+      const found = findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
+      if (!found?.file.sha256) return;
+      await this.factsOf([{ path: found.path, sha256: found.file.sha256 }]);
+      const facts = this.facts.get(found.file.sha256);
+      if (!facts || objects.some((o) => o.facts.sha256 === facts.sha256)) return;
+      const object = { path: found.path, facts };
+      loaded.push(object);
+      objects.push(object);
+      this.edge(requester.path, found.path, 'loads');
+      this.decide(kind, `${found.path} loaded at run time by ${programPath}: ${why}`, found.path);
+      // Its own dependencies come with it.
+      for (const needed of facts.needed) await addLibrary(needed, object, kind, `needed by ${found.path}`);
+    };
+    if (imports.has('dlopen') || imports.has('dlmopen')) {
+      for (const object of [...objects]) {
+        for (const text of object.facts.pathStrings) {
+          if (/\.so(\.[\d.]+)?$/.test(text)) await addLibrary(text, object, 'dlopen', `dlopen is reached and ${object.path} names ${text}`);
+        }
+      }
+    }
+    if ([...imports].some((name) => NSS_FUNCTIONS.has(name))) {
+      for (const module of await this.nssModules()) await addLibrary(module, scope[0]!, 'nss', `NSS functions are reached and /etc/nsswitch.conf names it`);
+    }
+    if (imports.has('iconv_open')) {
+      for (const file of this.tree.files()) {
+        if (file.kind === 'elf' && /\/gconv\/[^/]+\.so$/.test(file.path)) await addLibrary(file.path, scope[0]!, 'gconv', 'iconv_open is reached');
+      }
+    }
+    const runModules = this.runTimeModules.get(programPath) ?? [];
+    for (const module of runModules) if (!loaded.includes(module)) loaded.push(module);
+    // exec: absolute paths of executables in the strings of loaded objects; system/popen run /bin/sh.
+    const execs = syscalls.has('execve') || syscalls.has('execveat') || [...imports].some((name) => EXEC_FUNCTIONS.has(name));
+    if (execs) {
+      if (imports.has('system') || imports.has('popen')) this.enqueueExec('/bin/sh', programPath, 'system/popen is reached', via);
+      for (const object of objects) {
+        for (const text of object.facts.pathStrings) {
+          if (!text.startsWith('/') || considered.has(`exec:${text}`)) continue;
+          considered.add(`exec:${text}`);
+          const file = safeResolve(this.tree, text);
+          if (file?.type === 'file' && (file.mode & 0o111) !== 0 && (file.kind === 'elf' || file.kind === 'script')) {
+            this.enqueueExec(text, programPath, `execve is reached and ${object.path} names ${text}`, via);
+          }
+        }
+      }
+    }
+    return loaded.length - before;
+  }
+
+  private enqueueExec(target: string, programPath: string, why: string, via: readonly string[]): void {
+    if (this.seenInvocations.has(target)) return;
+    this.decide('exec', `${programPath} may run ${target}: ${why}`, target);
+    this.enqueue({ argv: [target], via: [...via] });
+  }
+
+  private async nssModules(): Promise<string[]> {
+    // glibc's default when the file is absent (nss/nsswitch.c): files, and dns for hosts.
+    const text = (await this.imageFile('/etc/nsswitch.conf'))?.toString('utf8') ?? 'passwd: files\ngroup: files\nhosts: files dns\n';
+    const services = new Set<string>();
+    for (const line of text.split('\n')) {
+      const [, sources] = line.replace(/#.*/, '').split(':');
+      for (const word of (sources ?? '').split(/\s+/)) if (/^[a-z][\w-]*$/.test(word)) services.add(word);
+    }
+    return [...services].map((service) => `libnss_${service}.so.2`);
+  }
+
+  private async addInterpreterModules(interpreter: string, via: readonly string[]): Promise<void> {
+    const modules = [...this.tree.files()].filter((file) => file.kind === 'elf' && file.sha256 && MODULE_DIRS.test(file.path) && /\.so(\.[\d.]+)?$/.test(file.path));
+    this.decide('interpreter-modules', `${interpreter} is an interpreter: all ${modules.length} native extension modules of the image are loadable`, interpreter);
+    await this.factsOf(modules.map((file) => ({ path: file.path, sha256: file.sha256! })));
+    const loaded = modules.flatMap((file) => {
+      const facts = this.facts.get(file.sha256!);
+      return facts ? [{ path: file.path, facts }] : [];
+    });
+    this.runTimeModules.set(interpreter, loaded);
+    void via;
+  }
+
+  /**
+   * The documented safe fallbacks (ARCHITECTURE.md, "When the analysis is unsure"):
+   * - unresolved syscall sites in object O: allow every syscall O's code makes at any site;
+   * - a reachable object that failed analysis, a computed command, an unparsable script: allow
+   *   Docker's default profile as well (we know nothing better about that code).
+   * With `--strict` the scan fails instead.
+   */
+  private applyFallbacks(): void {
+    if (!this.unsure) return;
+    if (this.options.strict) {
+      const reasons = this.decisions.filter((d) => d.kind === 'unresolved' || d.kind === 'analysis-failed').map((d) => d.detail);
+      throw new UnsureScanError(`the analysis is unsure (--strict): ${reasons.join('; ')}`);
+    }
+    for (const objectPath of this.fallbackUnresolved) {
+      const sha = [...this.objectPaths.entries()].find(([, path]) => path === objectPath)?.[0];
+      const facts = sha ? this.facts.get(sha) : undefined;
+      if (!facts) continue;
+      const added: string[] = [];
+      for (const reach of facts.reaches) {
+        for (const name of reach.syscalls) {
+          if (!this.syscalls.has(name)) {
+            this.syscalls.set(name, [`fallback: ${objectPath} has unresolved syscall sites; every syscall its code makes is allowed`]);
+            added.push(name);
+          }
+        }
+      }
+      this.decide('fallback', `${objectPath}: unresolved sites → allowed all ${added.length} more syscalls its code makes${added.length ? ` (${added.join(' ')})` : ''}`, objectPath);
+    }
+    if (this.fallbackEverything) this.fallbackToDockerDefault();
+  }
+
+  private fallbackToDockerDefault(): void {
+    const added: string[] = [];
+    for (const name of DEFAULT_PROFILE_SYSCALLS(this.config.platform)) {
+      if (!this.syscalls.has(name)) {
+        this.syscalls.set(name, ['fallback: code the analysis could not follow may run; Docker\'s default profile is allowed']);
+        added.push(name);
+      }
+    }
+    this.decide('fallback', `code the analysis could not follow may run: Docker's default profile added ${added.length} syscalls`);
+  }
+
+  result(): Omit<ScanResult, 'reference' | 'manifestDigest' | 'configDigest' | 'platform' | 'config'> {
+    const objects = [...this.objectPaths.entries()]
+      .filter(([sha]) => this.facts.get(sha))
+      .map(([sha256, path]) => ({ path, sha256, ...(this.facts.get(sha256)?.soname ? { soname: this.facts.get(sha256)!.soname! } : {}) }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1));
+    return {
+      programs: [...this.programs.values()],
+      objects,
+      edges: [...this.edges.values()],
+      syscalls: new Map([...this.syscalls.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+      decisions: this.decisions,
+      unsure: this.unsure,
+      analysed: { objects: this.facts.size, fresh: this.fresh, failed: this.failed },
+    };
+  }
+}
+
+/** The scan was unsure and `--strict` asked to fail rather than fall back. */
+export class UnsureScanError extends DockergateError {
+  readonly code = 'unsupported';
+}
+

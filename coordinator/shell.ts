@@ -1,0 +1,106 @@
+/**
+ * What a shell script runs, found with a real shell parser (mvdan/sh, through mvdan-sh): every
+ * simple command's program name when it is a literal, with wrapper programs stripped (`exec`,
+ * `env`, `gosu user`, `su-exec user`, `nice`, `timeout N`, `tini --`, ...), and whether the script
+ * runs its own arguments as a command (`exec "$@"`, `"$@"`), which makes the image's Cmd a program.
+ * Commands inside functions, `case` branches, `if`, loops and `$(...)` all count: any may run.
+ */
+import sh, { type ShNode } from 'mvdan-sh';
+import { InvalidInputError } from '../infra/errors.js';
+
+const { syntax } = sh;
+
+export interface ScriptCommands {
+  /** Literal program names or paths, in order of first appearance. */
+  readonly programs: readonly string[];
+  /** The script runs "$@" (or $1...) as a command. */
+  readonly runsArguments: boolean;
+  /** Commands whose program is computed (`$CMD args`, `"$x"`): reported as unresolved. */
+  readonly computed: readonly string[];
+}
+
+/** Builtins and keywords that are not programs. */
+const BUILTINS = new Set([
+  ':', '.', 'source', 'true', 'false', 'echo', 'printf', 'test', '[', '[[', 'cd', 'export', 'unset', 'set', 'shift', 'exit', 'return', 'read',
+  'local', 'declare', 'typeset', 'readonly', 'eval', 'trap', 'wait', 'umask', 'ulimit', 'alias', 'unalias', 'getopts', 'command', 'type', 'hash',
+  'break', 'continue', 'let', 'pwd', 'kill', 'shopt', 'builtin', 'mapfile', 'readarray', 'printenv_', 'times', 'jobs', 'fg', 'bg',
+]);
+/** Programs that run their arguments as a command; the number is how many leading arguments to skip. */
+type ArgumentSkip = (args: readonly string[]) => number;
+const WRAPPERS: ReadonlyMap<string, ArgumentSkip> = new Map<string, ArgumentSkip>([
+  ['exec', () => 0],
+  ['command', () => 0],
+  ['env', (args) => args.findIndex((a) => !a.startsWith('-') && !a.includes('='))],
+  ['nice', (args) => (args[0] === '-n' ? 2 : args[0]?.startsWith('-') ? 1 : 0)],
+  ['nohup', () => 0],
+  ['timeout', (args) => args.findIndex((a) => !a.startsWith('-')) + 1],
+  ['gosu', () => 1],
+  ['su-exec', () => 1],
+  ['setpriv', (args) => args.findIndex((a) => !a.startsWith('-'))],
+  ['chroot', () => 1],
+  ['tini', (args) => Math.max(0, args.indexOf('--') + 1)],
+  ['dumb-init', (args) => args.findIndex((a) => !a.startsWith('-'))],
+  ['xargs', (args) => args.findIndex((a) => !a.startsWith('-'))],
+  ['stdbuf', (args) => args.findIndex((a) => !a.startsWith('-'))],
+  ['taskset', (args) => args.findIndex((a) => !a.startsWith('-')) + 1],
+]);
+
+interface Word {
+  /** The literal text, when the word is a plain literal (quotes allowed). */
+  readonly literal?: string;
+  /** `"$@"`, `$@`, `"$*"`, `$1`: the script's arguments. */
+  readonly isArguments: boolean;
+}
+
+function wordOf(node: ShNode): Word {
+  const parts = (node.Parts as ShNode[] | undefined) ?? [];
+  let literal = '';
+  let isArguments = false;
+  let computed = false;
+  const visit = (part: ShNode): void => {
+    const type = syntax.NodeType(part);
+    if (type === 'Lit') literal += String(part.Value);
+    else if (type === 'SglQuoted') literal += String(part.Value);
+    else if (type === 'DblQuoted') for (const inner of (part.Parts as ShNode[] | undefined) ?? []) visit(inner);
+    else if (type === 'ParamExp') {
+      const name = String((part.Param as ShNode | undefined)?.Value ?? '');
+      if (name === '@' || name === '*' || /^[1-9]$/.test(name)) isArguments = true;
+      computed = true;
+    } else computed = true;
+  };
+  for (const part of parts) visit(part);
+  return { ...(computed ? {} : { literal }), isArguments };
+}
+
+export function scriptCommands(source: string, name: string): ScriptCommands {
+  let file: ShNode;
+  try {
+    file = syntax.NewParser().Parse(source, name);
+  } catch (err) {
+    throw new InvalidInputError(`${name}: shell syntax error: ${String((err as { Error?: () => string }).Error?.() ?? err)}`);
+  }
+  const programs: string[] = [];
+  const computed: string[] = [];
+  let runsArguments = false;
+  syntax.Walk(file, (node) => {
+    if (!node || syntax.NodeType(node) !== 'CallExpr') return true;
+    const words = ((node.Args as ShNode[] | undefined) ?? []).map(wordOf);
+    let rest = words;
+    // Strip wrappers: `exec gosu app "$@"` runs "$@".
+    for (let guard = 0; guard < 8 && rest.length > 0; guard++) {
+      const head = rest[0]!.literal;
+      const skip = head === undefined ? undefined : WRAPPERS.get(head.split('/').pop()!);
+      if (!skip) break;
+      const args = rest.slice(1).map((w) => w.literal ?? '$');
+      const count = skip(args);
+      rest = rest.slice(1 + Math.max(0, count));
+    }
+    const head = rest[0];
+    if (!head) return true;
+    if (head.isArguments) runsArguments = true;
+    else if (head.literal === undefined) computed.push(`a computed command at line ${String((node.Pos as { Line?: () => number } | undefined)?.Line?.() ?? '?')}`);
+    else if (head.literal !== '' && !BUILTINS.has(head.literal) && !programs.includes(head.literal)) programs.push(head.literal);
+    return true;
+  });
+  return { programs, runsArguments, computed };
+}
