@@ -9,7 +9,7 @@ import { InvalidInputError, NotFoundError } from '../infra/errors.js';
 import type { AnalysisFailure } from '../store/kb/index.js';
 import type { ObjectFacts } from '../worker/analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/analyser.js';
+import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
 import type { Runtime } from './embedded.js';
 
 export interface AnalyzedFile {

@@ -15,7 +15,8 @@ import { DirLayerRecordStore, type LayerRecordStore } from '../store/layer-recor
 import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
 import { registerObjectAnalyser } from '../worker/analyse-object.js';
 import { AnalysisPool } from '../worker/analysis-pool.js';
-import { type KnowledgeBase, openEmbeddedKnowledgeBase } from '../store/kb/index.js';
+import type { KnowledgeBase } from '../store/kb/index.js';
+import { DirScanCache, type ScanCache } from '../store/scan-cache.js';
 
 export interface Runtime {
   readonly bus: Bus;
@@ -24,6 +25,7 @@ export interface Runtime {
   /** The knowledge base, opened on first use (PGlite takes about a second to open). */
   readonly kb: () => Promise<KnowledgeBase>;
   readonly counters: { analysed: number; failed: number };
+  readonly scans: ScanCache;
   readonly limits: Limits;
   /** Makes an opened image's layers readable by workers; returns the key units name it by. */
   share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): () => void;
@@ -45,7 +47,9 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): R
   };
   registerLayerExtractor(bus, { cas, records, blobs, limits });
   let kbOpening: Promise<KnowledgeBase> | undefined;
-  const kb = (): Promise<KnowledgeBase> => (kbOpening ??= openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb')));
+  // PGlite and drizzle load on first use: `inspect` and warm rescans never pay for them.
+  const kb = (): Promise<KnowledgeBase> =>
+    (kbOpening ??= import('../store/kb/index.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb'))));
   const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
   const counters = { analysed: 0, failed: 0 };
   registerObjectAnalyser(bus, { cas, kb, pool, counters });
@@ -55,6 +59,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): R
     records,
     kb,
     counters,
+    scans: new DirScanCache(cacheDir),
     limits,
     share(image, wrap) {
       shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });

@@ -50,25 +50,39 @@ export interface InspectOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Loads an image into an `ImageTree`, extracting only layers not already recorded. */
-export async function loadImage(
-  runtime: Runtime,
-  referenceText: string,
-  options: InspectOptions,
-): Promise<{ image: OpenedImage; records: LayerRecord[]; cached: boolean[] }> {
-  const progress = options.progress ?? silentProgress;
-  const reference = parseReference(referenceText);
-  const image = await openImage(reference, {
+/** Opens an image from its reference (manifest and config only; no layer is read yet). */
+export async function openImageFor(runtime: Runtime, referenceText: string, options: InspectOptions): Promise<OpenedImage> {
+  const image = await openImage(parseReference(referenceText), {
     ...options.source,
     limits: runtime.limits,
     spoolDir: runtime.cas.spoolDir,
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  for (const layer of image.layers) checkLayerMediaType(layer.mediaType);
+  if (image.layers.length > runtime.limits.maxLayersPerImage) {
+    await image.close();
+    throw new InvalidInputError(`${image.reference} has ${image.layers.length} layers (limit ${runtime.limits.maxLayersPerImage})`);
+  }
+  return image;
+}
+
+/** Loads an image into layer records, extracting only layers not already recorded. */
+export async function loadImage(
+  runtime: Runtime,
+  referenceText: string,
+  options: InspectOptions,
+): Promise<{ image: OpenedImage; records: LayerRecord[]; cached: boolean[] }> {
+  return extractImage(runtime, await openImageFor(runtime, referenceText, options), options);
+}
+
+/** One `extract-layer` unit per layer on the bus; then the records, checked against the diff_ids. */
+export async function extractImage(
+  runtime: Runtime,
+  image: OpenedImage,
+  options: InspectOptions,
+): Promise<{ image: OpenedImage; records: LayerRecord[]; cached: boolean[] }> {
+  const progress = options.progress ?? silentProgress;
   try {
-    for (const layer of image.layers) checkLayerMediaType(layer.mediaType);
-    if (image.layers.length > runtime.limits.maxLayersPerImage) {
-      throw new InvalidInputError(`${image.reference} has ${image.layers.length} layers (limit ${runtime.limits.maxLayersPerImage})`);
-    }
     const unshare = runtime.share(image, (layer, blob) => countProgress(blob, progress, layer.digest, layer.size));
     let done: ExtractLayerDone[];
     try {

@@ -14,16 +14,17 @@ import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
 import type { ObjectFacts } from '../worker/analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/analyser.js';
+import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
 import type { Runtime } from './embedded.js';
 import { commandLine, DEFAULT_PATH, envValue } from './entrypoint.js';
-import type { ImageTree, TreeFile } from './image-tree.js';
-import { type InspectOptions, loadImage } from './inspect.js';
+import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
+import { ImageTree, type TreeFile } from './image-tree.js';
+import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LoadedObject, linkFacts } from './link.js';
 import { DEFAULT_PROFILE_SYSCALLS } from './policy.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
-import { scriptCommands } from './shell.js';
+import { loadShellParser, scriptCommands } from './shell.js';
 
 /** Bumped whenever a scan of the same image with the same facts would differ. */
 export const SCAN_GENERATOR_VERSION = 1;
@@ -101,15 +102,30 @@ interface Invocation {
   readonly via: readonly string[];
 }
 
+/** What determines a scan besides the image: every version that shapes its result. */
+function scanCacheKey(manifestDigest: string, strict: boolean): string {
+  return `${manifestDigest}@e${EXTRACTOR_VERSION}@a${NATIVE_ANALYSER_VERSION}@g${SCAN_GENERATOR_VERSION}${strict ? '@strict' : ''}`;
+}
+
+type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };
+
 export async function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
-  const { image, records } = await loadImage(runtime, referenceText, options);
+  const image = await openImageFor(runtime, referenceText, options);
+  const key = scanCacheKey(image.manifestDigest, Boolean(options.strict));
+  const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
+  if (stored) {
+    // A rescan of an unchanged image: the manifest was read, nothing else is.
+    await image.close();
+    return { ...stored, reference: image.reference, syscalls: new Map(stored.syscalls), analysed: { objects: stored.analysed.objects, fresh: 0, failed: stored.analysed.failed } };
+  }
+  const { records } = await extractImage(runtime, image, options);
   await image.close();
-  const { ImageTree: TreeClass } = await import('./image-tree.js');
-  const tree: ImageTree = TreeClass.fromLayers(records, runtime.limits);
+  const tree = ImageTree.fromLayers(records, runtime.limits);
+  await loadShellParser();
   const config = image.config;
   const planner = new ScanPlanner(runtime, tree, config, options);
   await planner.run();
-  return {
+  const result: ScanResult = {
     reference: image.reference,
     manifestDigest: image.manifestDigest,
     configDigest: image.configDigest,
@@ -117,6 +133,9 @@ export async function scanImage(runtime: Runtime, referenceText: string, options
     config,
     ...planner.result(),
   };
+  const { reference: _reference, syscalls, ...rest } = result;
+  await runtime.scans.put(key, { ...rest, syscalls: [...syscalls] } satisfies StoredScan);
+  return result;
 }
 
 class ScanPlanner {

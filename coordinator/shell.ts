@@ -5,10 +5,16 @@
  * runs its own arguments as a command (`exec "$@"`, `"$@"`), which makes the image's Cmd a program.
  * Commands inside functions, `case` branches, `if`, loops and `$(...)` all count: any may run.
  */
-import sh, { type ShNode } from 'mvdan-sh';
+import type { ShNode } from 'mvdan-sh';
 import { InvalidInputError } from '../infra/errors.js';
 
-const { syntax } = sh;
+type Syntax = (typeof import('mvdan-sh'))['syntax'];
+let syntax: Syntax;
+
+/** Loads the parser (a 2 MB GopherJS module) once, before the first `scriptCommands`. */
+export async function loadShellParser(): Promise<void> {
+  syntax ??= (await import('mvdan-sh')).default.syntax;
+}
 
 export interface ScriptCommands {
   /** Literal program names or paths, in order of first appearance. */
@@ -73,6 +79,7 @@ function wordOf(node: ShNode): Word {
 }
 
 export function scriptCommands(source: string, name: string): ScriptCommands {
+  if (!syntax) throw new Error('scriptCommands before loadShellParser()');
   let file: ShNode;
   try {
     file = syntax.NewParser().Parse(source, name);

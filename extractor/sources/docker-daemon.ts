@@ -8,7 +8,6 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import Docker from 'dockerode';
 import { NotFoundError, UnavailableError } from '../../infra/errors.js';
 import { openArchive } from '../archive-fs.js';
 import type { SourceReference } from '../reference.js';
@@ -18,8 +17,9 @@ import { openSavedImage } from './docker-archive.js';
 
 type DaemonReference = Extract<SourceReference, { transport: 'docker-daemon' }>;
 
-/** dockerode reads DOCKER_HOST itself; the default is the local unix socket. */
-function connect(): Docker {
+/** dockerode reads DOCKER_HOST itself; the default is the local unix socket. Loaded on first use. */
+async function connect(): Promise<import('dockerode')> {
+  const { default: Docker } = await import('dockerode');
   return new Docker();
 }
 
@@ -31,7 +31,7 @@ export const dockerDaemonSource: ImageSource<DaemonReference> = {
   transport: 'docker-daemon',
   async open(reference, options): Promise<OpenedImage> {
     const where = `docker-daemon:${reference.name}`;
-    const image = connect().getImage(reference.name);
+    const image = (await connect()).getImage(reference.name);
     try {
       await image.inspect();
     } catch (err) {

@@ -7,13 +7,12 @@ import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
 import type { AnalysisContext, Analyser, ExportSummary, ObjectFacts, Reach, UnresolvedSite } from '../analyser.js';
 import { type ElfFile, parseElf } from '../elf/index.js';
 import { syscallName } from '../syscalls/index.js';
+import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from './identity.js';
 import { buildCallGraph, type CallGraph } from './call-graph.js';
 import { buildCodeModel } from './elf-model.js';
 import { type Closure, ClosureComputer } from './summaries.js';
 
-export const NATIVE_ANALYSER_NAME = 'native';
-/** Bumped whenever facts computed from the same bytes would differ. */
-export const NATIVE_ANALYSER_VERSION = 3;
+export { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION };
 
 /** Path-like strings kept per object (for exec and dlopen decisions), at most this many. */
 const MAX_PATH_STRINGS = 4_096;
