@@ -124,7 +124,11 @@ export function linkFacts(input: LinkInput): LinkedReach {
       }
     }
     unresolvedCount += reach.unresolvedCount;
-    if (reach.unresolvedCount > 0) unresolvedBy.set(object.path, (unresolvedBy.get(object.path) ?? 0) + reach.unresolvedCount);
+    // Reaches overlap: an object cannot have more unresolved sites than its facts list.
+    if (reach.unresolvedCount > 0) {
+      const count = Math.min((unresolvedBy.get(object.path) ?? 0) + reach.unresolvedCount, object.facts.unresolved.length || reach.unresolvedCount);
+      unresolvedBy.set(object.path, count);
+    }
     for (const symbol of reach.imports) {
       reachedImports.add(baseName(symbol));
       const definition = definitions.get(baseName(symbol));

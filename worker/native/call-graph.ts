@@ -202,6 +202,39 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
   for (const pointer of model.dataCodePointers) takeAddress(pointer);
 
   const callSites = new Map<number, CallSite[]>();
+  const reachableCache = new Map<number, Set<number> | 'all'>();
+  /**
+   * Instructions control flow can reach from the function's entry (fallthrough, direct jumps and,
+   * for functions with switch tables or other indirect jumps, every block leader: their targets are
+   * not known).
+   */
+  const reachableInFunction = (fn: FunctionNode): { has(index: number): boolean } => {
+    let known = reachableCache.get(fn.start);
+    if (!known) {
+      const { first, end } = fn.span;
+      let indirectJumps = false;
+      for (let i = first; i < end; i++) if (table.op[i] === Op.JmpIndirect) indirectJumps = true;
+      if (indirectJumps) known = 'all';
+      else {
+        const seen = new Set<number>();
+        const stack = [first];
+        while (stack.length > 0) {
+          const i = stack.pop()!;
+          if (i < first || i >= end || seen.has(i)) continue;
+          seen.add(i);
+          const op = table.op[i]!;
+          if (op === Op.JmpDirect || op === Op.Jcc) {
+            const target = lowerBound(table.ip, table.target[i]!);
+            if (table.ip[target] === table.target[i]) stack.push(target);
+          }
+          if (fallsThrough(op) && !table.noReturnCalls.has(i)) stack.push(i + 1);
+        }
+        known = seen;
+      }
+      reachableCache.set(fn.start, known);
+    }
+    return known === 'all' ? { has: () => true } : known;
+  };
   const stats = { syscallSites: 0, resolvedSites: 0 };
   const syscallResolutions: { fn: FunctionNode; index: number; table: 'native' | 'i386'; resolution: Resolution }[] = [];
 
@@ -214,6 +247,9 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
         case Op.Syscall:
         case Op.Int80:
         case Op.Sysenter: {
+          // Bytes after a function's last `ret` are often data (OpenSSL's tables in .text): a
+          // "syscall" that control flow from the entry cannot reach is not a site.
+          if (!reachableInFunction(fn).has(i)) break;
           const register = table.bitness === 64 ? Register.RAX : Register.EAX;
           const resolution = tracker.resolve({ register }, i, fn.span);
           const abi = op === Op.Syscall || table.bitness === 32 ? 'native' : 'i386';
@@ -414,9 +450,10 @@ function markNoReturnCalls(table: InstructionTable, functions: ReadonlyMap<numbe
 /**
  * glibc's SETXID broadcast (nptl `__nptl_setxid` and its SIGSETXID handler): every thread re-issues
  * the set*id syscall that a set*id wrapper stored in a shared command, so the number is loaded from
- * memory. When the object's own code makes all seven set*id syscalls at resolved sites (the
- * wrappers' single-threaded paths: that is how glibc is recognised), such a site can only execute
- * one of them: it resolves to the seven. Any other number loaded from memory stays unresolved.
+ * memory. Each wrapper also makes its syscall directly (the single-threaded path), so the set*id
+ * syscalls found at resolved sites of the object are exactly what the broadcast can re-issue: a
+ * number loaded from memory in an object with such sites resolves to them. Documented in
+ * ARCHITECTURE.md as a known idiom; with no set*id site the load stays unresolved.
  */
 const SETXID_SYSCALLS: Readonly<Record<'x86_64' | 'i386', readonly number[]>> = {
   x86_64: [105, 106, 113, 114, 116, 117, 119],
@@ -424,13 +461,14 @@ const SETXID_SYSCALLS: Readonly<Record<'x86_64' | 'i386', readonly number[]>> = 
 };
 
 function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; resolution: Resolution }[], arch: 'x86_64' | 'i386'): void {
-  const setxid = SETXID_SYSCALLS[arch];
   const resolved = new Set<number>();
   for (const { table, resolution } of sites) if (table === 'native' && !resolution.unknown) for (const value of resolution.values) resolved.add(value);
-  if (!setxid.every((number) => resolved.has(number))) return;
+  // A static program links only the wrappers it uses: the broadcast can re-issue only those.
+  const present = SETXID_SYSCALLS[arch].filter((number) => resolved.has(number));
+  if (present.length === 0) return;
   for (const { table, resolution } of sites) {
     if (table !== 'native' || !resolution.unknown || resolution.params.size > 0 || !resolution.why?.startsWith('loaded from memory')) continue;
-    for (const number of setxid) resolution.values.add(number);
+    for (const number of present) resolution.values.add(number);
     resolution.unknown = false;
     resolution.why = 'glibc SETXID broadcast: one of the set*id syscalls';
   }
