@@ -95,6 +95,20 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
   // Call targets are function starts too, and so are targets of jumps that leave their function
   // (tail calls: without symbols or FDEs, musl's `__syscall_cp` is only a `jmp` to the real one).
   for (let i = 0; i < table.count; i++) if (table.op[i] === Op.CallDirect && inCode(model, table.target[i]!)) startSet.add(table.target[i]!);
+  // Code addresses held in data or loaded with `lea` are entries of functions (callbacks) when the
+  // code before them cannot fall into them: static functions of stripped objects without unwind
+  // tables (musl's __stdio_read, known only from the FILE structures that point at it).
+  const byAddress = (address: number): number => lowerBound(table.ip, address);
+  const entryCandidates = [...model.dataCodePointers];
+  for (let i = 0; i < table.count; i++) if (table.op[i] === Op.LeaRip && inCode(model, table.target[i]!)) entryCandidates.push(table.target[i]!);
+  for (const address of entryCandidates) {
+    if (startSet.has(address)) continue;
+    const index = byAddress(address);
+    if (table.ip[index] !== address) continue;
+    let previous = index - 1;
+    while (previous >= 0 && table.op[previous] === Op.Padding) previous--;
+    if (previous < 0 || !fallsThrough(table.op[previous]!)) startSet.add(address);
+  }
   let starts = [...startSet].sort((a, b) => a - b);
   for (let round = 0; round < 8; round++) {
     let added = 0;
