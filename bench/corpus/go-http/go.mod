@@ -1,0 +1,3 @@
+module dockergate.example/corpus/go-http
+
+go 1.19
