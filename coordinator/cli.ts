@@ -10,7 +10,7 @@ import { DockergateError } from '../infra/errors.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
-import { fileJson, type InspectResult, inspectImage } from './inspect.js';
+import { fileJson, type InspectOptions, type InspectResult, inspectImage } from './inspect.js';
 import { type AnalyzedFile, analyzeFiles } from './analyze.js';
 import fs from 'node:fs/promises';
 import { buildDockerProfile, kubernetesProfile } from './policy.js';
@@ -20,9 +20,12 @@ import { type ExportSummary, reachOf } from '../worker/analyser.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-interface InspectFlags {
+interface InspectFlags extends ImageFlags {
   json?: boolean;
   files?: boolean;
+}
+
+interface ImageFlags {
   platform: string;
   insecure?: boolean;
   cacheDir: string;
@@ -34,39 +37,47 @@ interface InspectFlags {
   user?: string;
 }
 
+/** Options every command that reads an image takes (sources, cache, and the config of dir: sources). */
+function imageOptions(command: Command): Command {
+  return command
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
+    .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
+    .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
+    .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)')
+    .addOption(new Option('--entrypoint <json>', 'dir: sources: Entrypoint as a JSON array'))
+    .addOption(new Option('--cmd <json>', 'dir: sources: Cmd as a JSON array'))
+    .option('--env <NAME=value>', 'dir: sources: an environment variable (repeatable)', collect, [])
+    .option('--workdir <dir>', 'dir: sources: WorkingDir')
+    .option('--user <user>', 'dir: sources: User');
+}
+
+function sourceOptionsOf(flags: ImageFlags): InspectOptions['source'] {
+  return {
+    platform: parsePlatformSpec(flags.platform),
+    insecure: Boolean(flags.insecure),
+    ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
+    dirConfig: dirConfigOf(flags),
+  };
+}
+
 function buildProgram(): Command {
   const program = new Command('dockergate')
     .description('Static analysis of container images into tight seccomp profiles')
     .showHelpAfterError()
     .exitOverride();
 
-  program
-    .command('inspect')
-    .description('read an image and print its config, layers and classified file tree')
-    .argument('<ref>', 'docker://host/repo:tag, docker-daemon:name:tag, docker-archive:file.tar, oci:dir[:tag], dir:/rootfs')
-    .option('--json', 'print JSON (config, layers, counts, entrypoint and every file)')
-    .option('--files', 'also list every file in the text output')
-    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
-    .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
-    .option('--cache-dir <dir>', 'CAS and layer-record cache', defaultCacheDir())
-    .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)')
-    .addOption(new Option('--entrypoint <json>', 'dir: sources: Entrypoint as a JSON array'))
-    .addOption(new Option('--cmd <json>', 'dir: sources: Cmd as a JSON array'))
-    .option('--env <NAME=value>', 'dir: sources: an environment variable (repeatable)', collect, [])
-    .option('--workdir <dir>', 'dir: sources: WorkingDir')
-    .option('--user <user>', 'dir: sources: User')
+  imageOptions(
+    program
+      .command('inspect')
+      .description('read an image and print its config, layers and classified file tree')
+      .argument('<ref>', 'docker://host/repo:tag, docker-daemon:name:tag, docker-archive:file.tar, oci:dir[:tag], dir:/rootfs')
+      .option('--json', 'print JSON (config, layers, counts, entrypoint and every file)')
+      .option('--files', 'also list every file in the text output'),
+  )
     .action(async (ref: string, flags: InspectFlags) => {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
       try {
-        const result = await inspectImage(runtime, ref, {
-          source: {
-            platform: parsePlatformSpec(flags.platform),
-            insecure: Boolean(flags.insecure),
-            ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
-            dirConfig: dirConfigOf(flags),
-          },
-          progress: terminalProgress(),
-        });
+        const result = await inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress() });
         process.stdout.write(flags.json ? `${JSON.stringify(inspectJson(result), null, 2)}\n` : inspectText(result, Boolean(flags.files)));
       } finally {
         await runtime.close();
@@ -74,14 +85,10 @@ function buildProgram(): Command {
     });
 
   const scanCommand = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
-      .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
-      .option('--cache-dir <dir>', 'CAS, layer records and knowledge base', defaultCacheDir())
-      .option('--docker-config <file>', 'registry credentials')
-      .option('--strict', 'fail when the analysis is unsure instead of applying the documented fallback');
+    imageOptions(program.command(name).description(description)).option(
+      '--strict',
+      'fail when the analysis is unsure instead of applying the documented fallback',
+    );
 
   scanCommand('scan', 'write the seccomp profile that allows what the image entrypoint can reach')
     .argument('<ref>', 'image reference (as for inspect)')
@@ -151,11 +158,7 @@ function buildProgram(): Command {
 
 const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
 
-interface ScanFlags {
-  platform: string;
-  insecure?: boolean;
-  cacheDir: string;
-  dockerConfig?: string;
+interface ScanFlags extends ImageFlags {
   strict?: boolean;
 }
 
@@ -163,15 +166,7 @@ interface ScanFlags {
 async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult) => Promise<void>): Promise<void> {
   const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
   try {
-    const result = await scanImage(runtime, ref, {
-      source: {
-        platform: parsePlatformSpec(flags.platform),
-        insecure: Boolean(flags.insecure),
-        ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
-      },
-      progress: terminalProgress(),
-      strict: Boolean(flags.strict),
-    });
+    const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress(), strict: Boolean(flags.strict) });
     await use(result);
   } finally {
     await runtime.close();
@@ -220,7 +215,7 @@ function parseJsonArray(value: string | undefined, flag: string): string[] | und
   return parsed as string[];
 }
 
-function dirConfigOf(flags: InspectFlags): DirImageConfig {
+function dirConfigOf(flags: ImageFlags): DirImageConfig {
   const entrypoint = parseJsonArray(flags.entrypoint, '--entrypoint');
   const cmd = parseJsonArray(flags.cmd, '--cmd');
   return {
