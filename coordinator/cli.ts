@@ -13,7 +13,7 @@ import { embeddedRuntime } from './embedded.js';
 import { fileJson, type InspectOptions, type InspectResult, inspectImage } from './inspect.js';
 import { type AnalyzedFile, analyzeFiles } from './analyze.js';
 import fs from 'node:fs/promises';
-import { buildDockerProfile, kubernetesProfile } from './policy.js';
+import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
 import { type ScanResult, scanImage } from './scan.js';
 import { type ExportSummary, reachOf } from '../worker/analyser.js';
@@ -129,6 +129,33 @@ function buildProgram(): Command {
           process.stdout.write(diffText(before, after));
         });
       });
+    });
+
+  program
+    .command('verify')
+    .description('run an image of the local Docker daemon under a profile and check it still works')
+    .argument('<image>', 'local image name (docker-daemon:name:tag or name:tag)')
+    .requiredOption('--profile <file>', 'the seccomp profile (Docker JSON)')
+    .option('--smoke <command>', 'a smoke test run in a sidecar container sharing the network, e.g. "curl -f localhost:8080"')
+    .option('--network <none|host>', 'network of the tested container', 'none')
+    .option('--oneshot', 'the image runs to completion: it must exit 0')
+    .option('--timeout <seconds>', 'budget for start, settle and smoke test', '60')
+    .action(async (image: string, flags: { profile: string; smoke?: string; network: string; oneshot?: boolean; timeout: string }) => {
+      const { verifyImage } = await import('./verify.js');
+      const profile = JSON.parse(await fs.readFile(flags.profile, 'utf8')) as DockerSeccompProfile;
+      if (flags.network !== 'none' && flags.network !== 'host') throw new Error('--network must be none or host');
+      const result = await verifyImage(image.replace(/^docker-daemon:/, ''), profile, {
+        ...(flags.smoke ? { smoke: ['/bin/sh', '-c', flags.smoke] } : {}),
+        network: flags.network,
+        mode: flags.oneshot ? 'oneshot' : 'service',
+        timeoutMs: Number(flags.timeout) * 1000,
+      });
+      process.stdout.write(`${result.passed ? 'PASS' : 'FAIL'}${result.reason ? `: ${result.reason}` : ''}\n`);
+      if (result.smoke) process.stdout.write(`smoke exit ${result.smoke.exitCode}\n${result.smoke.output}\n`);
+      if (!result.passed) {
+        process.stdout.write(`container logs:\n${result.logs}\n`);
+        process.exitCode = 1;
+      }
     });
 
   program
@@ -288,7 +315,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    // Commands report failure of what they checked (a failed analysis, a failed verify) this way.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('commander.')) {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
