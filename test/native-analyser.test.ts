@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { analyzeFiles } from '../coordinator/analyze.js';
 import { embeddedRuntime } from '../coordinator/embedded.js';
 import { type LoadedObject, linkFacts } from '../coordinator/link.js';
-import { DEFAULT_LIMITS } from '../infra/limits.js';
+import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';
 import { type ObjectFacts, reachOf } from '../worker/analyser.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { buildFixture, FIXTURE_MATRIX, lddClosure, straceRun } from './helpers/ground-truth.js';
@@ -129,6 +129,19 @@ describe('knowledge base', () => {
       assert.equal(second[0]?.cached, true);
       assert.deepEqual(second[0]?.facts, first[0]?.facts);
       assert.ok(first[0]?.facts?.entry, 'facts were stored and read back');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('holds the per-file time limit: a slow analysis is stopped and recorded as failed', { timeout: 120_000 }, async () => {
+    const runtime = embeddedRuntime(limitsWith({ analysisTimeoutMs: 50 }), path.join(work, 'cache-slow'));
+    try {
+      const started = performance.now();
+      const [result] = await analyzeFiles(runtime, [LIBC]);
+      assert.equal(result?.failure?.code, 'limit-exceeded');
+      assert.match(result?.failure?.message ?? '', /analysisTimeoutMs/);
+      assert.ok(performance.now() - started < 30_000, 'the analysis thread was stopped, not waited for');
     } finally {
       await runtime.close();
     }
