@@ -352,6 +352,24 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     return becameWrapper;
   }
 
+  // A function whose code runs on into the next start (the hot part of a function that a jump from
+  // its cold part split, a shared tail) continues there: an edge, and a tail-call site for wrappers.
+  const fallthroughSites = new Set<number>();
+  for (const [k, start] of starts.entries()) {
+    const fn = functions.get(start)!;
+    const next = starts[k + 1];
+    if (next === undefined || thunks.has(start) || fn.span.end >= table.count || table.ip[fn.span.end] !== next) continue;
+    let last = fn.span.end - 1;
+    while (last >= fn.span.first && table.op[last] === Op.Padding) last--;
+    if (last < fn.span.first || last !== fn.span.end - 1) continue;
+    if (!fallsThrough(table.op[last]!) || table.noReturnCalls.has(last)) continue;
+    fn.callees.add(next);
+    fallthroughSites.add(fn.span.end);
+    const list = callSites.get(next) ?? [];
+    list.push({ caller: start, index: fn.span.end });
+    callSites.set(next, list);
+  }
+
   // An IFUNC's resolver returns one of the functions it takes the address of: edges to all of them.
   for (const fn of functions.values()) {
     for (const resolver of fn.ifuncCalls) {
@@ -379,7 +397,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     for (const site of callSites.get(wrapper.start) ?? []) {
       const caller = functions.get(site.caller)!;
       // A tail jump passes the caller's own stack: no return address between the two frames.
-      const tailCall = table.op[site.index] === Op.JmpDirect;
+      const tailCall = table.op[site.index] === Op.JmpDirect || fallthroughSites.has(site.index);
       for (const param of wrapper.wrapperParams) {
         const key = `${site.index}:${param}`;
         if (seen.has(key)) continue;
