@@ -20,6 +20,8 @@ import { commandLine, DEFAULT_PATH, envValue } from './entrypoint.js';
 import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
+import { parseReference } from '../extractor/reference.js';
+import { peekImageDigest } from '../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LoadedObject, linkFacts } from './link.js';
 import { DEFAULT_PROFILE_SYSCALLS } from './policy.js';
@@ -109,14 +111,28 @@ function scanCacheKey(manifestDigest: string, strict: boolean): string {
 
 type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };
 
+function fromStored(stored: StoredScan, reference: string): ScanResult {
+  return { ...stored, reference, syscalls: new Map(stored.syscalls), analysed: { objects: stored.analysed.objects, fresh: 0, failed: stored.analysed.failed } };
+}
+
 export async function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
+  // Sources that know the digest cheaply (the daemon's image ID) are checked before opening.
+  const peeked = await peekImageDigest(parseReference(referenceText), {
+    ...options.source,
+    limits: runtime.limits,
+    spoolDir: runtime.cas.spoolDir,
+  });
+  if (peeked) {
+    const early = (await runtime.scans.get(scanCacheKey(peeked, Boolean(options.strict)))) as StoredScan | undefined;
+    if (early) return fromStored(early, referenceText);
+  }
   const image = await openImageFor(runtime, referenceText, options);
   const key = scanCacheKey(image.manifestDigest, Boolean(options.strict));
   const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
   if (stored) {
     // A rescan of an unchanged image: the manifest was read, nothing else is.
     await image.close();
-    return { ...stored, reference: image.reference, syscalls: new Map(stored.syscalls), analysed: { objects: stored.analysed.objects, fresh: 0, failed: stored.analysed.failed } };
+    return fromStored(stored, image.reference);
   }
   const { records } = await extractImage(runtime, image, options);
   await image.close();

@@ -104,6 +104,13 @@ export function scriptCommands(source: string, name: string): ScriptCommands {
     }
     const head = rest[0];
     if (!head) return true;
+    // `trap 'commands' EXIT`: the string is shell source that runs later.
+    if (head.literal === 'trap' && rest[1]?.literal) {
+      const inner = scriptCommands(rest[1].literal, `${name} (trap)`);
+      for (const program of inner.programs) if (!programs.includes(program)) programs.push(program);
+      computed.push(...inner.computed);
+      return true;
+    }
     if (head.isArguments) runsArguments = true;
     else if (head.literal === undefined) computed.push(`a computed command at line ${String((node.Pos as { Line?: () => number } | undefined)?.Line?.() ?? '?')}`);
     else if (head.literal !== '' && !BUILTINS.has(head.literal) && !programs.includes(head.literal)) programs.push(head.literal);

@@ -58,6 +58,12 @@ const MAX_LOG_BYTES = 64 * 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
 const DEFAULT_SETTLE_MS = 3_000;
 const LABEL = 'dockergate.verify';
+/**
+ * Start errors that mean "this profile is malformed" (Docker's decoder, runc's libseccomp compiler),
+ * as opposed to runc failing under a well-formed profile ("... operation not permitted").
+ */
+const INVALID_PROFILE =
+  /decoding seccomp profile|is not a valid (action|architecture|operator) for seccomp|error adding seccomp (filter )?rule|unknown seccomp|invalid seccomp/i;
 
 function statusOf(err: unknown): number | undefined {
   return typeof err === 'object' && err !== null && 'statusCode' in err ? Number(err.statusCode) : undefined;
@@ -186,8 +192,9 @@ export async function verifyImage(image: string, profile: DockerSeccompProfile, 
     } catch (err) {
       if (statusOf(err) === undefined) throw infrastructure(err, image);
       const message = daemonMessage(err);
-      // The daemon parses the profile only at start: a profile it cannot read is bad input, not a verdict.
-      if (/decoding seccomp profile|seccomp profile .*(invalid|failed)/i.test(message)) {
+      // Docker decodes the profile and runc compiles it only at start: a profile either refuses is bad
+      // input, not a verdict on the image.
+      if (INVALID_PROFILE.test(message)) {
         throw new InvalidInputError(`${image}: the daemon refused the seccomp profile: ${message}`, { cause: err });
       }
       // runc fails here when the profile denies a syscall it needs after loading the filter.

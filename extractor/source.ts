@@ -32,4 +32,9 @@ export interface DirImageConfig {
 export interface ImageSource<R extends SourceReference = SourceReference> {
   readonly transport: R['transport'];
   open(reference: R, options: SourceOptions): Promise<OpenedImage>;
+  /**
+   * The digest `open` would report, when the source can tell it cheaply without opening (the
+   * daemon's image ID): lets a rescan find its cached result before exporting anything.
+   */
+  peekDigest?(reference: R, options: SourceOptions): Promise<string | undefined>;
 }

@@ -29,6 +29,15 @@ function statusOf(err: unknown): number | undefined {
 
 export const dockerDaemonSource: ImageSource<DaemonReference> = {
   transport: 'docker-daemon',
+  async peekDigest(reference) {
+    // The export's config digest is the image ID (openSavedImage uses the config digest).
+    try {
+      const info = (await (await connect()).getImage(reference.name).inspect()) as { Id?: string };
+      return info.Id;
+    } catch {
+      return undefined;
+    }
+  },
   async open(reference, options): Promise<OpenedImage> {
     const where = `docker-daemon:${reference.name}`;
     const image = (await connect()).getImage(reference.name);

@@ -22,3 +22,9 @@ export async function openImage(reference: SourceReference, options: SourceOptio
   if (!source) throw new UnsupportedError(`no image source for transport ${reference.transport}`);
   return source.open(reference, options);
 }
+
+/** The manifest digest of an image when its source can tell it without opening it. */
+export async function peekImageDigest(reference: SourceReference, options: SourceOptions): Promise<string | undefined> {
+  const source = IMAGE_SOURCES.find((candidate) => candidate.transport === reference.transport);
+  return source?.peekDigest?.(reference, options);
+}
