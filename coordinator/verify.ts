@@ -188,8 +188,10 @@ export async function verifyImage(image: string, profile: DockerSeccompProfile, 
     );
 
     try {
-      await tested.start();
+      const started = await within(tested.start(), remaining(), signal);
+      if (!started.done) return { passed: false, logs: await readLogs(tested), reason: `container did not start within ${timeoutMs} ms` };
     } catch (err) {
+      if (err instanceof AbortedError) throw err;
       if (statusOf(err) === undefined) throw infrastructure(err, image);
       const message = daemonMessage(err);
       // Docker decodes the profile and runc compiles it only at start: a profile either refuses is bad
@@ -253,7 +255,11 @@ export async function verifyImage(image: string, profile: DockerSeccompProfile, 
     }
 
     // The service must have survived the smoke test too.
-    const state = (await tested.inspect()).State;
+    const state = (
+      await tested.inspect().catch((err: unknown) => {
+        throw statusOf(err) === undefined ? infrastructure(err, image) : err;
+      })
+    ).State;
     const logs = await readLogs(tested);
     if (!state.Running) {
       const reason = `service stopped (exit code ${state.ExitCode})${smokeFailure ? `; ${smokeFailure}` : ''}`;
