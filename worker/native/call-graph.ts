@@ -271,8 +271,10 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
           break;
         }
         case Op.CallDirect:
-        case Op.JmpDirect: {
-          if (op === Op.JmpDirect && target >= table.ip[fn.span.first]! && (fn.span.end >= table.count || target < table.ip[fn.span.end]!)) break;
+        case Op.JmpDirect:
+        case Op.Jcc: {
+          // Jumps inside the function are control flow; a jump (conditional or not) out of it is a tail call.
+          if (op !== Op.CallDirect && target >= table.ip[fn.span.first]! && (fn.span.end >= table.count || target < table.ip[fn.span.end]!)) break;
           const callee = functions.has(target) ? target : containing(target);
           if (callee === undefined || !inCode(model, target)) break;
           const thunk = thunks.get(callee);
@@ -346,7 +348,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     }
     if (resolution.unknown) {
       const op = table.op[index];
-      const atCall = op === Op.CallDirect || op === Op.CallIndirect || op === Op.JmpDirect;
+      const atCall = op === Op.CallDirect || op === Op.CallIndirect || op === Op.JmpDirect || op === Op.Jcc;
       fn.unresolved.push({ address: table.ip[index]!, kind: atCall ? 'wrapper-argument' : 'syscall-number', ...(resolution.why ? { detail: resolution.why } : {}) });
     }
     return becameWrapper;
@@ -397,7 +399,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     for (const site of callSites.get(wrapper.start) ?? []) {
       const caller = functions.get(site.caller)!;
       // A tail jump passes the caller's own stack: no return address between the two frames.
-      const tailCall = table.op[site.index] === Op.JmpDirect || fallthroughSites.has(site.index);
+      const tailCall = table.op[site.index] === Op.JmpDirect || table.op[site.index] === Op.Jcc || fallthroughSites.has(site.index);
       for (const param of wrapper.wrapperParams) {
         const key = `${site.index}:${param}`;
         if (seen.has(key)) continue;
