@@ -268,7 +268,7 @@ class ScanPlanner {
       const dashC = argv.indexOf('-c');
       if (dashC > 0 && argv[dashC + 1]) this.runShellSource(argv[dashC + 1]!, `${path} -c`, argv.slice(dashC + 2), [...via, path]);
     }
-    if (INTERPRETERS.test(base) || INTERPRETERS.test(file.path.split('/').pop()!)) await this.addInterpreterModules(path, [...via, path]);
+    if (INTERPRETERS.test(base) || INTERPRETERS.test(file.path.split('/').pop()!)) await this.addInterpreterModules(path);
     await this.runElf(path, file, [...via, path]);
   }
 
@@ -483,7 +483,7 @@ class ScanPlanner {
     return [...services].map((service) => `libnss_${service}.so.2`);
   }
 
-  private async addInterpreterModules(interpreter: string, via: readonly string[]): Promise<void> {
+  private async addInterpreterModules(interpreter: string): Promise<void> {
     const modules = [...this.tree.files()].filter((file) => file.kind === 'elf' && file.sha256 && MODULE_DIRS.test(file.path) && /\.so(\.[\d.]+)?$/.test(file.path));
     this.decide('interpreter-modules', `${interpreter} is an interpreter: all ${modules.length} native extension modules of the image are loadable`, interpreter);
     await this.factsOf(modules.map((file) => ({ path: file.path, sha256: file.sha256! })));
@@ -492,7 +492,6 @@ class ScanPlanner {
       return facts ? [{ path: file.path, facts }] : [];
     });
     this.runTimeModules.set(interpreter, loaded);
-    void via;
   }
 
   /**

@@ -1,8 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { DigestMismatchError, InvalidInputError, NotFoundError } from '../infra/errors.js';
 
 /** A SHA-256 in lowercase hex, the only key of the CAS. */
@@ -88,10 +86,5 @@ export class DirCas implements Cas {
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (actual !== sha256) throw new DigestMismatchError(sha256, actual, `CAS blob ${casKey(sha256)} is corrupt`);
     return bytes;
-  }
-
-  /** Streams a blob without verifying it; for callers that hash as they read. */
-  openUnverified(sha256: Sha256Hex): Readable {
-    return createReadStream(this.pathOf(sha256));
   }
 }
