@@ -32,18 +32,37 @@ export async function analyzeFiles(runtime: Runtime, paths: readonly string[]): 
       return { path: file, sha256 };
     }),
   );
+  const { facts, failures, cached } = await analyseObjects(runtime, inputs.map(({ sha256 }) => sha256));
+  return inputs.map((input) => {
+    const found = facts.get(input.sha256);
+    const failure = failures.get(input.sha256);
+    return { ...input, cached: cached.has(input.sha256), ...(found ? { facts: found } : {}), ...(failure ? { failure } : {}) };
+  });
+}
+
+/**
+ * Analyses objects already in the CAS (one `analyse-object` unit each, deduplicated by the bus and
+ * answered from the knowledge base when known) and reads back their facts and failures.
+ */
+export async function analyseObjects(
+  runtime: Runtime,
+  sha256s: readonly string[],
+  signal?: AbortSignal,
+): Promise<{ facts: Map<string, ObjectFacts>; failures: Map<string, AnalysisFailure>; cached: Set<string>; fresh: number }> {
+  const unique = [...new Set(sha256s)];
   const done = await Promise.all(
-    inputs.map(({ sha256 }) => {
+    unique.map((sha256) => {
       const unit: AnalyseObjectUnit = { sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION };
-      return runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit);
+      return runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
     }),
   );
   const kb = await runtime.kb();
-  const keys = inputs.map(({ sha256 }) => ({ sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION }));
+  const keys = unique.map((sha256) => ({ sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION }));
   const [facts, failures] = await Promise.all([kb.getFacts(keys), kb.getFailures(keys)]);
-  return inputs.map((input, i) => {
-    const found = facts.get(input.sha256);
-    const failure = failures.get(input.sha256);
-    return { ...input, cached: done[i]?.cached ?? false, ...(found ? { facts: found } : {}), ...(failure ? { failure } : {}) };
-  });
+  return {
+    facts,
+    failures,
+    cached: new Set(done.filter((unit) => unit.cached).map((unit) => unit.sha256)),
+    fresh: done.filter((unit) => !unit.cached && unit.status === 'ok').length,
+  };
 }

@@ -30,30 +30,43 @@ export function envValue(env: readonly string[], name: string): string | undefin
   return undefined;
 }
 
-export function resolveEntrypoint(config: ImageConfig, tree: ImageTree): ResolvedEntrypoint {
-  const argv = commandLine(config);
-  const program = argv[0];
-  if (!program) return { argv, problem: 'the image has neither Entrypoint nor Cmd' };
-  const candidates = program.includes('/')
-    ? [program.startsWith('/') ? program : `${config.workingDir || '/'}/${program}`]
+/**
+ * Finds a program as runc and execvp do: a name with `/` as is (relative to WorkingDir), else the
+ * first PATH entry holding a regular file with an execute bit. A symlink loop on one entry is that
+ * entry's problem (ELOOP), reported in `failures`, and the search goes on.
+ */
+export function findExecutable(
+  name: string,
+  config: ImageConfig,
+  tree: ImageTree,
+): { path: string; file: TreeFile } | { candidates: string[]; failures: string[] } {
+  const candidates = name.includes('/')
+    ? [name.startsWith('/') ? name : `${config.workingDir || '/'}/${name}`]
     : (envValue(config.env, 'PATH') ?? DEFAULT_PATH)
         .split(':')
         .filter((dir) => dir.startsWith('/'))
-        .map((dir) => `${dir}/${program}`);
+        .map((dir) => `${dir}/${name}`);
   const failures: string[] = [];
   for (const candidate of candidates) {
     let file: TreeFile | undefined;
     try {
       file = tree.tryResolve(candidate);
     } catch (err) {
-      // A symlink loop on one PATH entry is that entry's problem, as ELOOP is for execvp.
       if (!(err instanceof DockergateError)) throw err;
       failures.push(err.message);
       continue;
     }
-    // runc's lookup accepts a regular file with any execute bit.
-    if (file && file.type === 'file' && (file.mode & 0o111) !== 0) return { argv, path: candidate, file };
+    if (file && file.type === 'file' && (file.mode & 0o111) !== 0) return { path: candidate, file };
   }
-  const detail = failures.length > 0 ? `; ${failures.join('; ')}` : '';
-  return { argv, problem: `${program}: executable not found in the image (looked in ${candidates.join(', ')})${detail}` };
+  return { candidates, failures };
+}
+
+export function resolveEntrypoint(config: ImageConfig, tree: ImageTree): ResolvedEntrypoint {
+  const argv = commandLine(config);
+  const program = argv[0];
+  if (!program) return { argv, problem: 'the image has neither Entrypoint nor Cmd' };
+  const found = findExecutable(program, config, tree);
+  if ('file' in found) return { argv, path: found.path, file: found.file };
+  const detail = found.failures.length > 0 ? `; ${found.failures.join('; ')}` : '';
+  return { argv, problem: `${program}: executable not found in the image (looked in ${found.candidates.join(', ')})${detail}` };
 }

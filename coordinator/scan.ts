@@ -13,10 +13,10 @@
 import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
 import type { ObjectFacts } from '../worker/analyser.js';
-import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
+import { NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
+import { analyseObjects } from './analyze.js';
 import type { Runtime } from './embedded.js';
-import { commandLine, DEFAULT_PATH, envValue } from './entrypoint.js';
+import { commandLine, envValue, findExecutable } from './entrypoint.js';
 import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
@@ -229,25 +229,10 @@ class ScanPlanner {
     this.queue.push(invocation);
   }
 
-  /** Finds a program as execvp does: a name with `/` as is (relative to WorkingDir), else PATH. */
-  private findProgram(name: string): { path: string; file: TreeFile } | undefined {
-    const candidates = name.includes('/')
-      ? [name.startsWith('/') ? name : `${this.config.workingDir || '/'}/${name}`]
-      : (envValue(this.config.env, 'PATH') ?? DEFAULT_PATH)
-          .split(':')
-          .filter((dir) => dir.startsWith('/'))
-          .map((dir) => `${dir}/${name}`);
-    for (const candidate of candidates) {
-      const file = safeResolve(this.tree, candidate);
-      if (file && file.type === 'file' && (file.mode & 0o111) !== 0) return { path: candidate, file };
-    }
-    return undefined;
-  }
-
   private async invoke({ argv, via }: Invocation): Promise<void> {
     const name = argv[0]!;
-    const found = this.findProgram(name);
-    if (!found) {
+    const found = findExecutable(name, this.config, this.tree);
+    if (!('file' in found)) {
       this.decide('missing', `${name} (run by ${via.join(' → ')}) is not an executable in the image`);
       return;
     }
@@ -312,16 +297,8 @@ class ScanPlanner {
     for (const item of items) if (!this.objectPaths.has(item.sha256)) this.objectPaths.set(item.sha256, item.path);
     if (missing.length === 0) return;
     const unique = [...new Map(missing.map((item) => [item.sha256, item])).values()];
-    const done = await Promise.all(
-      unique.map((item) => {
-        const unit: AnalyseObjectUnit = { sha256: item.sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION };
-        return this.runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, this.options.signal);
-      }),
-    );
-    this.fresh += done.filter((unit) => !unit.cached && unit.status === 'ok').length;
-    const kb = await this.runtime.kb();
-    const keys = unique.map((item) => ({ sha256: item.sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION }));
-    const [facts, failures] = await Promise.all([kb.getFacts(keys), kb.getFailures(keys)]);
+    const { facts, failures, fresh } = await analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal);
+    this.fresh += fresh;
     for (const item of unique) {
       const found = facts.get(item.sha256);
       this.facts.set(item.sha256, found ?? null);
