@@ -51,6 +51,12 @@ export interface Limits {
   /** Instructions decoded for one object, and wall time of one object's analysis. */
   readonly maxInstructions: number;
   readonly analysisTimeoutMs: number;
+  /**
+   * The radare2 analyser (`--analyser radare2`): wall time and address space of one radare2
+   * process. radare2's full analysis (`aaa`) is slower than the native one on large Go binaries.
+   */
+  readonly radare2TimeoutMs: number;
+  readonly radare2MemoryBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -80,6 +86,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxGoFunctions: 1_000_000,
   maxInstructions: 60_000_000,
   analysisTimeoutMs: 120_000,
+  radare2TimeoutMs: 600_000,
+  radare2MemoryBytes: 8 * 1024 * MiB,
 });
 
 /** Limits with some values overridden (tests use small ones to exercise each bound quickly). */

@@ -7,24 +7,16 @@
 import { Mnemonic, OpKind, Register } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
+import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
 import type { CodeModel } from './code-model.js';
+
+export type { SyscallRef, UnresolvedRef };
 
 /** Imports whose first argument is a syscall number (glibc and musl `syscall(3)`). */
 export const KNOWN_WRAPPER_IMPORTS: ReadonlyMap<string, string> = new Map([['syscall', `reg:${Register.RDI}`]]);
 
-export interface SyscallRef {
-  /** The table the number belongs to: the object's own, or i386 for `int 0x80` in 64-bit code. */
-  readonly table: 'native' | 'i386';
-  readonly number: number;
-}
-
-export interface UnresolvedRef {
-  readonly address: number;
-  readonly kind: 'syscall-number' | 'wrapper-argument' | 'undecodable';
-  readonly detail?: string;
-}
-
-export interface FunctionNode {
+/** A function as the sweep builds it: the shared fields, mutable, plus what value tracking needs. */
+export interface FunctionNode extends GraphFunction {
   readonly start: number;
   readonly span: FunctionSpan;
   readonly names: string[];
@@ -32,32 +24,21 @@ export interface FunctionNode {
   readonly imports: Set<string>;
   readonly syscalls: Map<string, SyscallRef>;
   readonly unresolved: UnresolvedRef[];
-  /** Makes calls we cannot follow (indirect call, or indirect jump that is not a jump table). */
   indirect: boolean;
   /** Code addresses this function takes (`lea`, immediates): an IFUNC resolver's implementations. */
   readonly takes: Set<number>;
-  /** Functions whose address this function takes: callbacks it may hand out. */
   readonly takesFunctions: Set<number>;
   /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
   readonly ifuncCalls: Set<number>;
   /** Parameters that carry a syscall number into a syscall site (empty unless a wrapper). */
   readonly wrapperParams: Set<string>;
-  /** Syscall sites whose number is a parameter: counted as unresolved only when reached indirectly. */
   wrapperSites: number;
 }
 
-export interface CallGraph {
+export interface CallGraph extends ObjectGraph {
   readonly functions: ReadonlyMap<number, FunctionNode>;
-  /** Functions whose address is taken in code or data: the possible targets of indirect calls. */
-  readonly addressTaken: ReadonlySet<number>;
-  /** The subset whose address is held in data (relocations, init/fini arrays, pointer scans). */
-  readonly dataTaken: ReadonlySet<number>;
-  /** Imports whose address data holds: reached like address-taken functions. */
-  readonly dataImports: readonly string[];
   /** PLT stub address → imported symbol. */
   readonly thunks: ReadonlyMap<number, string>;
-  /** IFUNC resolver → the implementations it may return. */
-  readonly ifuncImplementations: ReadonlyMap<number, readonly number[]>;
   readonly table: InstructionTable;
   readonly stats: { syscallSites: number; resolvedSites: number };
 }

@@ -10,7 +10,7 @@
  * up (Tarjan), as bitsets: the summary of a function is its own facts joined with its callees'.
  * This keeps objects with tens of thousands of exported functions (Go) linear in size.
  */
-import type { CallGraph, FunctionNode } from './call-graph.js';
+import type { GraphFunction, ObjectGraph } from './object-graph.js';
 
 export interface Closure {
   /** Syscall keys `native:<n>` / `i386:<n>`; the analyser turns them into names. */
@@ -108,11 +108,11 @@ export class ClosureComputer {
   private readonly closures = new WeakMap<Summary, Closure>();
   private readonly byContent = new Map<string, Closure>();
 
-  constructor(private readonly graph: CallGraph) {
+  constructor(private readonly graph: ObjectGraph) {
     this.computeComponents();
   }
 
-  private local(fn: FunctionNode, into: Summary): void {
+  private local(fn: GraphFunction, into: Summary): void {
     for (const key of fn.syscalls.keys()) into.syscalls.add(this.syscallIds.id(key));
     for (const symbol of fn.imports) into.imports.add(this.importIds.id(symbol));
     for (const site of fn.unresolved) into.unresolved.add(this.siteIds.id(`${site.address}:${site.kind}`));

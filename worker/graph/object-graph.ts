@@ -1,0 +1,48 @@
+/**
+ * The call graph of one object, as every analyser hands it to the shared summary and facts code
+ * (worker/graph/summaries.ts, worker/graph/facts.ts). How it is built differs (the native analyser
+ * sweeps and tracks values itself, the radare2 analyser asks radare2); what it means does not:
+ * functions keyed by entry address, their direct callees, imports, syscall sites and the
+ * address-taken sets that bound indirect calls.
+ */
+
+export interface SyscallRef {
+  /** The table the number belongs to: the object's own, or i386 for `int 0x80` in 64-bit code. */
+  readonly table: 'native' | 'i386';
+  readonly number: number;
+}
+
+export interface UnresolvedRef {
+  readonly address: number;
+  readonly kind: 'syscall-number' | 'wrapper-argument' | 'undecodable';
+  readonly detail?: string;
+}
+
+export interface GraphFunction {
+  /** Entry addresses of functions this one calls or tail-jumps to. */
+  readonly callees: ReadonlySet<number>;
+  /** Imported symbols it calls (through PLT stubs or GOT slots). */
+  readonly imports: ReadonlySet<string>;
+  /** Syscall sites with a known number, keyed `native:<n>` / `i386:<n>`. */
+  readonly syscalls: ReadonlyMap<string, SyscallRef>;
+  readonly unresolved: readonly UnresolvedRef[];
+  /** Makes calls the analyser cannot follow (indirect call, or indirect jump that is not a jump table). */
+  readonly indirect: boolean;
+  /** Functions whose address this function takes: callbacks it may hand out. */
+  readonly takesFunctions: ReadonlySet<number>;
+  /** Syscall sites whose number is a parameter: counted as unresolved only when reached indirectly. */
+  readonly wrapperSites: number;
+}
+
+export interface ObjectGraph {
+  readonly functions: ReadonlyMap<number, GraphFunction>;
+  /** Functions whose address is taken in code or data: the possible targets of indirect calls. */
+  readonly addressTaken: ReadonlySet<number>;
+  /** The subset whose address is held in data (relocations, init/fini arrays, pointer scans). */
+  readonly dataTaken: ReadonlySet<number>;
+  /** Imports whose address data holds: reached like address-taken functions. */
+  readonly dataImports: readonly string[];
+  /** IFUNC resolver → the implementations it may return. */
+  readonly ifuncImplementations: ReadonlyMap<number, readonly number[]>;
+  readonly stats: { readonly syscallSites: number; readonly resolvedSites: number };
+}
