@@ -9,7 +9,6 @@ import { InvalidInputError, NotFoundError } from '../infra/errors.js';
 import type { AnalysisFailure } from '../store/kb/index.js';
 import type { ObjectFacts } from '../worker/analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
 import type { Runtime } from './embedded.js';
 
 export interface AnalyzedFile {
@@ -52,12 +51,12 @@ export async function analyseObjects(
   const unique = [...new Set(sha256s)];
   const done = await Promise.all(
     unique.map((sha256) => {
-      const unit: AnalyseObjectUnit = { sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION };
+      const unit: AnalyseObjectUnit = { sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version };
       return runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
     }),
   );
   const kb = await runtime.kb();
-  const keys = unique.map((sha256) => ({ sha256, analyser: NATIVE_ANALYSER_NAME, analyserVersion: NATIVE_ANALYSER_VERSION }));
+  const keys = unique.map((sha256) => ({ sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version }));
   const [facts, failures] = await Promise.all([kb.getFacts(keys), kb.getFailures(keys)]);
   return {
     facts,

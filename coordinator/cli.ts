@@ -17,6 +17,7 @@ import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
 import { type ScanResult, scanImage } from './scan.js';
 import { type ExportSummary, reachOf } from '../worker/analyser.js';
+import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -85,9 +86,11 @@ function buildProgram(): Command {
     });
 
   const scanCommand = (name: string, description: string) =>
-    imageOptions(program.command(name).description(description)).option(
-      '--strict',
-      'fail when the analysis is unsure instead of applying the documented fallback',
+    analyserOption(
+      imageOptions(program.command(name).description(description)).option(
+        '--strict',
+        'fail when the analysis is unsure instead of applying the documented fallback',
+      ),
     );
 
   scanCommand('scan', 'write the seccomp profile that allows what the image entrypoint can reach')
@@ -158,15 +161,17 @@ function buildProgram(): Command {
       }
     });
 
-  program
-    .command('analyze')
-    .description('analyse ELF files: syscalls reachable from each export, the entry point and initialisers')
-    .argument('<file...>', 'ELF executables or shared libraries')
-    .option('--json', 'print the full facts as JSON')
-    .option('--export <name>', 'show only this export (any version)')
-    .option('--cache-dir <dir>', 'CAS and knowledge base', defaultCacheDir())
-    .action(async (files: string[], flags: { json?: boolean; export?: string; cacheDir: string }) => {
-      const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+  analyserOption(
+    program
+      .command('analyze')
+      .description('analyse ELF files: syscalls reachable from each export, the entry point and initialisers')
+      .argument('<file...>', 'ELF executables or shared libraries')
+      .option('--json', 'print the full facts as JSON')
+      .option('--export <name>', 'show only this export (any version)')
+      .option('--cache-dir <dir>', 'CAS and knowledge base', defaultCacheDir()),
+  )
+    .action(async (files: string[], flags: { json?: boolean; export?: string; cacheDir: string; analyser: string }) => {
+      const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser: analyserNamed(flags.analyser) });
       try {
         const results = await analyzeFiles(runtime, files);
         const selected = results.map((result) => ({
@@ -187,11 +192,18 @@ const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
 
 interface ScanFlags extends ImageFlags {
   strict?: boolean;
+  analyser: string;
+}
+
+function analyserOption(command: Command): Command {
+  return command.addOption(
+    new Option('--analyser <name>', 'which analyser reads code: native, or radare2 (needs radare2 installed)').choices([...ANALYSERS.keys()]).default(DEFAULT_ANALYSER.name),
+  );
 }
 
 /** Runs a scan in an embedded runtime and hands the result to `use`. */
 async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult) => Promise<void>): Promise<void> {
-  const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+  const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser: analyserNamed(flags.analyser) });
   try {
     const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress(), strict: Boolean(flags.strict) });
     await use(result);

@@ -15,6 +15,7 @@ import { DirLayerRecordStore, type LayerRecordStore } from '../store/layer-recor
 import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
 import { registerObjectAnalyser } from '../worker/analyse-object.js';
 import { AnalysisPool } from '../worker/analysis-pool.js';
+import { type AnalyserIdentity, analyserRegistry, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import type { KnowledgeBase } from '../store/kb/index.js';
 import { DirScanCache, type ScanCache } from '../store/scan-cache.js';
 
@@ -27,12 +28,19 @@ export interface Runtime {
   readonly counters: { analysed: number; failed: number };
   readonly scans: ScanCache;
   readonly limits: Limits;
+  /** The analyser whose facts `analyze` and `scan` use (`--analyser`). */
+  readonly analyser: AnalyserIdentity;
   /** Makes an opened image's layers readable by workers; returns the key units name it by. */
   share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): () => void;
   close(): Promise<void>;
 }
 
-export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): Runtime {
+export interface RuntimeOptions {
+  /** Default: the native analyser. */
+  readonly analyser?: AnalyserIdentity;
+}
+
+export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), options: RuntimeOptions = {}): Runtime {
   const cas = new DirCas(path.join(cacheDir));
   const records = new DirLayerRecordStore(cacheDir);
   const bus = new InProcessBus({ concurrency: Math.max(1, Math.min(os.availableParallelism(), 4)), maxAttempts: 3, backoffMs: 250 });
@@ -52,7 +60,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): R
     (kbOpening ??= import('../store/kb/index.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb'))));
   const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
   const counters = { analysed: 0, failed: 0 };
-  registerObjectAnalyser(bus, { cas, kb, pool, counters });
+  registerObjectAnalyser(bus, { cas, kb, analyser: analyserRegistry(limits, pool), counters });
   return {
     bus,
     cas,
@@ -61,6 +69,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir()): R
     counters,
     scans: new DirScanCache(cacheDir),
     limits,
+    analyser: options.analyser ?? DEFAULT_ANALYSER,
     share(image, wrap) {
       shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });
       return () => shared.delete(image.reference);

@@ -13,7 +13,7 @@
 import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
 import type { ObjectFacts } from '../worker/analyser.js';
-import { NATIVE_ANALYSER_VERSION } from '../worker/native/identity.js';
+import type { AnalyserIdentity } from '../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from './embedded.js';
 import { commandLine, envValue, findExecutable } from './entrypoint.js';
@@ -105,8 +105,8 @@ interface Invocation {
 }
 
 /** What determines a scan besides the image: every version that shapes its result. */
-function scanCacheKey(manifestDigest: string, strict: boolean): string {
-  return `${manifestDigest}@e${EXTRACTOR_VERSION}@a${NATIVE_ANALYSER_VERSION}@g${SCAN_GENERATOR_VERSION}${strict ? '@strict' : ''}`;
+function scanCacheKey(manifestDigest: string, analyser: AnalyserIdentity, strict: boolean): string {
+  return `${manifestDigest}@e${EXTRACTOR_VERSION}@${analyser.name}${analyser.version}@g${SCAN_GENERATOR_VERSION}${strict ? '@strict' : ''}`;
 }
 
 type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };
@@ -123,11 +123,11 @@ export async function scanImage(runtime: Runtime, referenceText: string, options
     spoolDir: runtime.cas.spoolDir,
   });
   if (peeked) {
-    const early = (await runtime.scans.get(scanCacheKey(peeked, Boolean(options.strict)))) as StoredScan | undefined;
+    const early = (await runtime.scans.get(scanCacheKey(peeked, runtime.analyser, Boolean(options.strict)))) as StoredScan | undefined;
     if (early) return fromStored(early, referenceText);
   }
   const image = await openImageFor(runtime, referenceText, options);
-  const key = scanCacheKey(image.manifestDigest, Boolean(options.strict));
+  const key = scanCacheKey(image.manifestDigest, runtime.analyser, Boolean(options.strict));
   const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
   if (stored) {
     // A rescan of an unchanged image: the manifest was read, nothing else is.

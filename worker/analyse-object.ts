@@ -2,13 +2,14 @@ import { AbortedError, DockergateError } from '../infra/errors.js';
 import type { Bus } from '../infra/bus.js';
 import type { Cas } from '../store/cas.js';
 import type { KnowledgeBase } from '../store/kb/index.js';
-import type { AnalysisPool } from './analysis-pool.js';
+import type { Analyser } from './analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, UNIT_ANALYSE_OBJECT } from './contracts.js';
 
 export interface ObjectAnalyserDeps {
   readonly cas: Cas;
   readonly kb: () => Promise<KnowledgeBase>;
-  readonly pool: AnalysisPool;
+  /** The analyser a unit names (worker/analysers.ts). */
+  readonly analyser: (name: string) => Promise<Analyser>;
   /** Analyses actually run (not answered from the knowledge base), for tests and progress. */
   readonly counters: { analysed: number; failed: number };
 }
@@ -26,11 +27,16 @@ export function registerObjectAnalyser(bus: Bus, deps: ObjectAnalyserDeps): void
       const failed = (await kb.getFailures([key])).has(unit.sha256);
       return { sha256: unit.sha256, status: failed ? 'failed' : 'ok', cached: true };
     }
+    const analyser = await deps.analyser(unit.analyser);
+    if (analyser.version !== unit.analyserVersion) {
+      // A coordinator and a worker of different builds: not the object's fault, not recorded.
+      throw new Error(`unit asks for ${unit.analyser} v${unit.analyserVersion}, this worker runs v${analyser.version}`);
+    }
     const bytes = await deps.cas.get(unit.sha256);
     const started = performance.now();
     context.working();
     try {
-      const facts = await deps.pool.analyse(bytes, unit.sha256, context.signal);
+      const facts = await analyser.analyze(bytes, unit.sha256, context);
       deps.counters.analysed++;
       await kb.putFacts(facts, Math.round(performance.now() - started));
       return { sha256: unit.sha256, status: 'ok', cached: false };

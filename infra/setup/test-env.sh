@@ -8,11 +8,12 @@
 #
 # Steps (one function each):
 #   1. apt packages            (docker.io skopeo docker-registry debootstrap ...)
-#   2. dockerd                 (no bridge, no iptables; overlay2, else vfs)
-#   3. loopback registry       (Debian's docker-registry on 127.0.0.1:5000)
-#   4. test images             (base from debootstrap, app and whiteout built on it)
-#   5. push to the registry    (skopeo, skipped when the registry is up to date)
-#   6. summary                 (one line per component)
+#   2. radare2                 (Debian sid's build in a private prefix: install-radare2.sh)
+#   3. dockerd                 (no bridge, no iptables; overlay2, else vfs)
+#   4. loopback registry       (Debian's docker-registry on 127.0.0.1:5000)
+#   5. test images             (base from debootstrap, app and whiteout built on it)
+#   6. push to the registry    (skopeo, skipped when the registry is up to date)
+#   7. summary                 (one line per component)
 #
 # Network rules this script obeys: it only talks to the Debian archive (apt,
 # debootstrap) and to 127.0.0.1. No public container registry is ever used,
@@ -34,6 +35,8 @@ CACHE_DIR=/var/cache/dockergate
 LOG_DIR=$CACHE_DIR/logs
 ROOTFS_TAR=$CACHE_DIR/rootfs/bookworm-minbase.tar
 REGISTRY_DIR=$CACHE_DIR/registry
+# radare2 is not packaged for bookworm: a private install, found there by worker/radare2/locate.ts.
+RADARE2_PREFIX=$CACHE_DIR/radare2
 REGISTRY_ADDR=127.0.0.1:5000
 REGISTRY_URL=http://$REGISTRY_ADDR
 DOCKERD_LOG=/var/log/dockergate-dockerd.log
@@ -93,7 +96,7 @@ registry_answers() { curl -fsS -o /dev/null --max-time 2 "$REGISTRY_URL/v2/" 2>/
 # scripts from starting docker (which would create the docker0 bridge and
 # iptables rules) or a registry listening on all interfaces.
 install_packages() {
-	step "1/6 apt packages"
+	step "1/7 apt packages"
 	missing=""
 	for p in $APT_PACKAGES; do
 		status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -129,7 +132,16 @@ install_packages() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 2. dockerd
+# ---------------------------------------------------------------- 2. radare2
+ensure_radare2() {
+	step "2/7 radare2"
+	R2_PREFIX=$RADARE2_PREFIX sh "$REPO_ROOT/infra/setup/install-radare2.sh" >"$LOG_DIR/radare2.log" 2>&1 ||
+		die "install-radare2.sh failed (log: $LOG_DIR/radare2.log): $(tail -n 3 "$LOG_DIR/radare2.log")"
+	summary "radare2:  $("$RADARE2_PREFIX/bin/radare2" -v | head -n 1) in $RADARE2_PREFIX"
+	step_done
+}
+
+# ---------------------------------------------------------------- 3. dockerd
 # Start dockerd ourselves (there is no systemd here). --bridge=none with
 # iptables and ip forwarding off means no docker0 bridge and no NAT: containers
 # and builds get either no network or the host's loopback (--network host).
@@ -161,7 +173,7 @@ start_dockerd_with() {
 }
 
 ensure_dockerd() {
-	step "2/6 dockerd"
+	step "3/7 dockerd"
 	if docker info >/dev/null 2>&1; then
 		log "   already running"
 	elif start_dockerd_with overlay2; then
@@ -185,11 +197,11 @@ ensure_dockerd() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 3. registry
+# ---------------------------------------------------------------- 4. registry
 # Debian's docker-registry (distribution v2), bound to loopback only, data
 # kept under the cache dir so pushed blobs survive reruns.
 ensure_registry() {
-	step "3/6 registry"
+	step "4/7 registry"
 	if registry_answers; then
 		log "   $REGISTRY_URL/v2/ already answers"
 	else
@@ -234,7 +246,7 @@ ensure_registry() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 4. images
+# ---------------------------------------------------------------- 5. images
 # The Debian mirror apt already uses (deb822 .sources or one-line .list).
 debian_mirror() {
 	{
@@ -366,7 +378,7 @@ verify_whiteout_image() {
 }
 
 build_images() {
-	step "4/6 test images"
+	step "5/7 test images"
 	mkdir -p "$LOG_DIR" "$CACHE_DIR/rootfs"
 	build_base_image
 	build_fixture_image "$APP_IMAGE" "$REPO_ROOT/test/fixtures/images/app"
@@ -377,11 +389,11 @@ build_images() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 5. push
+# ---------------------------------------------------------------- 6. push
 # Push to the loopback registry unless it already serves the same config blob
 # (its sha256 is the local image ID, since skopeo copies the config verbatim).
 push_images() {
-	step "5/6 push to $REGISTRY_ADDR"
+	step "6/7 push to $REGISTRY_ADDR"
 	for image in $ALL_IMAGES; do
 		local_id=$(image_id "$image") || die "$image missing locally"
 		remote=$(skopeo inspect --tls-verify=false --config --raw "docker://$REGISTRY_ADDR/$image" 2>/dev/null |
@@ -398,9 +410,9 @@ push_images() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 6. summary
+# ---------------------------------------------------------------- 7. summary
 print_summary() {
-	step "6/6 summary"
+	step "7/7 summary"
 	for image in $ALL_IMAGES; do
 		summary "image:    $image $(image_id "$image") (also $REGISTRY_ADDR/$image)"
 	done
@@ -416,6 +428,7 @@ main() {
 	exec 9>"$CACHE_DIR/.lock"
 	flock -w 900 9 || die "another test-env.sh still holds $CACHE_DIR/.lock after 15 min"
 	install_packages
+	ensure_radare2
 	ensure_dockerd
 	ensure_registry
 	build_images
