@@ -4,14 +4,16 @@
  * those the profile misses (must be 0), whether the image passes its smoke test under the profile,
  * and the cold and warm scan times; then the same figures for Docker's default profile.
  *
- *   npm run bench:corpus [-- names...]        (builds missing images first; needs dockerd)
+ *   npm run bench:corpus [-- [--analyser radare2] names...]   (builds missing images first; needs dockerd)
  *
  * Cold scans use a fresh cache directory per image; the warm scan rescans with that cache.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { embeddedRuntime } from '../coordinator/embedded.js';
+import { type AnalyserIdentity, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import { buildDockerProfile, DEFAULT_PROFILE_SYSCALLS } from '../coordinator/policy.js';
 import { scanImage } from '../coordinator/scan.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
@@ -36,10 +38,10 @@ export interface CorpusRow {
 const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
 
 /** Scans, writes the profile, runs the image under it and compares with strace's ground truth. */
-export async function benchImage(image: CorpusImage, work: string): Promise<CorpusRow> {
+export async function benchImage(image: CorpusImage, work: string, analyser: AnalyserIdentity = DEFAULT_ANALYSER): Promise<CorpusRow> {
   const cacheDir = path.join(work, `cache-${image.name}`);
   const scanOnce = async (): Promise<{ seconds: number; result: Awaited<ReturnType<typeof scanImage>> }> => {
-    const runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir, { analyser });
     const started = performance.now();
     try {
       const result = await scanImage(runtime, `docker-daemon:${image.tag}`, { source: { platform: PLATFORM, insecure: false } });
@@ -72,14 +74,16 @@ export async function benchImage(image: CorpusImage, work: string): Promise<Corp
 }
 
 async function main(): Promise<void> {
-  const images = selectImages(process.argv.slice(2).filter((arg) => !arg.startsWith('-')));
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { analyser: { type: 'string', default: DEFAULT_ANALYSER.name } } });
+  const analyser = analyserNamed(values.analyser);
+  const images = selectImages(positionals);
   const baseId = await baseImageId();
   for (const image of images) await buildImage(image, baseId);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-corpus-'));
   const rows: CorpusRow[] = [];
   try {
     for (const image of images) {
-      const row = await benchImage(image, work);
+      const row = await benchImage(image, work, analyser);
       rows.push(row);
       process.stderr.write(`${row.name}: ${row.allowed} allowed, ${row.missed.length} missed, ${row.passed ? 'pass' : `FAIL ${row.detail}`}\n`);
     }
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
     const mid = Math.floor(sorted.length / 2);
     return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   };
+  console.log(`analyser: ${analyser.name} v${analyser.version}\n`);
   console.log('| image | allowed | seen by strace | missed | under profile | under Docker default | cold scan | warm scan |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const row of rows) {

@@ -12,7 +12,7 @@
  */
 import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
-import type { ObjectFacts } from '../worker/analyser.js';
+import { type ObjectFacts, syscallsOfObject } from '../worker/analyser.js';
 import type { AnalyserIdentity } from '../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from './embedded.js';
@@ -489,12 +489,10 @@ class ScanPlanner {
       const facts = sha ? this.facts.get(sha) : undefined;
       if (!facts) continue;
       const added: string[] = [];
-      for (const reach of facts.reaches) {
-        for (const name of reach.syscalls) {
-          if (!this.syscalls.has(name)) {
-            this.syscalls.set(name, [`fallback: ${objectPath} has unresolved syscall sites; every syscall its code makes is allowed`]);
-            added.push(name);
-          }
+      for (const name of syscallsOfObject(facts)) {
+        if (!this.syscalls.has(name)) {
+          this.syscalls.set(name, [`fallback: ${objectPath} has unresolved syscall sites; every syscall its code makes is allowed`]);
+          added.push(name);
         }
       }
       this.decide('fallback', `${objectPath}: unresolved sites → allowed all ${added.length} more syscalls its code makes${added.length ? ` (${added.join(' ')})` : ''}`, objectPath);

@@ -10,36 +10,18 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { analyzeFiles } from '../coordinator/analyze.js';
 import { embeddedRuntime } from '../coordinator/embedded.js';
-import { type LoadedObject, linkFacts } from '../coordinator/link.js';
 import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';
-import { type ObjectFacts, reachOf } from '../worker/analyser.js';
+import { reachOf } from '../worker/analyser.js';
 import { analyzeElf } from '../worker/native/analyser.js';
-import { buildFixture, FIXTURE_MATRIX, lddClosure, straceRun } from './helpers/ground-truth.js';
-import { sha256, tempDir } from './helpers/layers.js';
+import { factsReader, programClosure } from './helpers/closure.js';
+import { buildFixture, FIXTURE_MATRIX, straceRun } from './helpers/ground-truth.js';
+import { tempDir } from './helpers/layers.js';
 
 const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
 const GOLDEN_DIR = path.join(import.meta.dirname, 'golden');
 const UPDATE_GOLDEN = process.env.DOCKERGATE_UPDATE_GOLDEN === '1';
 
-const factsCache = new Map<string, ObjectFacts>();
-async function factsOf(file: string): Promise<ObjectFacts> {
-  const real = await fs.realpath(file);
-  let facts = factsCache.get(real);
-  if (!facts) {
-    const bytes = await fs.readFile(real);
-    facts = analyzeElf(bytes, sha256(bytes), DEFAULT_LIMITS);
-    factsCache.set(real, facts);
-  }
-  return facts;
-}
-
-/** The program and what the host's loader would load for it, linked (the test's stand-in for a scan). */
-async function staticClosure(executable: string): Promise<ReturnType<typeof linkFacts>> {
-  const { interpreter, libraries } = await lddClosure(executable);
-  const load = async (file: string): Promise<LoadedObject> => ({ path: file, facts: await factsOf(file) });
-  const scope = [await load(executable), ...(await Promise.all(libraries.map(load)))];
-  return linkFacts({ scope, ...(interpreter ? { interpreter: await load(interpreter) } : {}) });
-}
+const factsOf = factsReader((bytes, sha) => analyzeElf(bytes, sha, DEFAULT_LIMITS));
 
 let work: string;
 before(async () => {
@@ -54,7 +36,7 @@ describe('ground truth: every syscall strace sees is in the static closure', () 
     it(`${name} (${toolchain})`, { timeout: 300_000 }, async () => {
       const executable = await buildFixture(name, toolchain, work);
       const traced = await straceRun(executable);
-      const closure = await staticClosure(executable);
+      const closure = (await programClosure(executable, factsOf)).linked;
       const missed = [...traced.ownSyscalls].filter((call) => !closure.syscalls.has(call)).sort();
       assert.deepEqual(missed, [], `${name} (${toolchain}): strace saw ${missed.join(', ')} which the analysis did not find`);
       assert.ok(traced.ownSyscalls.size > 5, 'the program really ran');

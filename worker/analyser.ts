@@ -103,6 +103,13 @@ export function reachOf(facts: ObjectFacts, root: ExportSummary | number): Reach
   return reach;
 }
 
+/** Every syscall the object's code makes at any site: the fallback when some sites are unresolved. */
+export function syscallsOfObject(facts: ObjectFacts): Set<string> {
+  const names = new Set<string>();
+  for (const reach of facts.reaches) for (const name of reach.syscalls) names.add(name);
+  return names;
+}
+
 export interface AnalysisContext {
   readonly signal: AbortSignal;
   /** Called now and then during long analyses (cluster heartbeats). */

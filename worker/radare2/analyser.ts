@@ -18,7 +18,7 @@ import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
 import type { CodeModel } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
-import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type SyscallOpcode } from './graph.js';
+import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type SiteBlock, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
 import { locateRadare2 } from './locate.js';
 import { Radare2Session } from './session.js';
@@ -33,8 +33,13 @@ const MARKER_BLOCKS = 'dockergate:blocks';
 const MARKER_REFS = 'dockergate:refs';
 /** Rounds of "make functions at call targets outside every function" after `aaa`. */
 const MAX_DISCOVERY_ROUNDS = 4;
-/** radare2's `/at` types of indirect calls and jumps (`/atl` lists them all). */
-const INDIRECT_BRANCH_TYPES = 'ucall,rcall,icall,ircall,uccall,ujmp,rjmp,ijmp,irjmp,mjmp,ucjmp,mcjmp,rcjmp';
+/**
+ * Calls and jumps through a register or memory, by disassembly search (`/ad/` takes a regular
+ * expression; radare2's type search `/at` missed some on musl's libc). Direct ones print an address.
+ */
+const INDIRECT_BRANCH_SEARCHES = ['/ad/j ^call [qdwre]', '/ad/j ^jmp [qdwre]'];
+/** radare2 silently ignores command lines with many more `;`-separated statements than this. */
+const STATEMENTS_PER_COMMAND = 40;
 const SYSCALL_OPCODES: readonly SyscallOpcode[] = ['syscall', 'sysenter', 'int 0x80'];
 
 export class Radare2Analyser implements Analyser {
@@ -87,13 +92,18 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   for (let round = 0; round <= MAX_DISCOVERY_ROUNDS; round++) {
     await defineFunctions(session, wanted, new Set(numbers(await session.json('aflqj'))));
     const known = numbers(await session.json('aflqj'));
+    const knownSet = new Set(known);
     for (const fn of await functionDetails(session, known.filter((address) => !details.has(address)), working)) details.set(fn.address, fn);
     const instructions = new Set<number>();
     for (const fn of details.values()) for (const address of fn.instructions) instructions.add(address);
     wanted = [];
     for (const fn of details.values()) {
       for (const ref of fn.refs) {
-        if ((ref.type === 'CALL' || ref.type === 'CODE') && !instructions.has(ref.ref) && inCode(model, ref.ref) && !isThunkOrSlot(model, ref.ref)) wanted.push(ref.ref);
+        if (!inCode(model, ref.ref) || isThunkOrSlot(model, ref.ref) || knownSet.has(ref.ref)) continue;
+        // Branches into code outside every function, and code addresses taken that radare2 merged
+        // into another function (musl's libc_start_main_stage2): make them functions.
+        const branch = ref.type === 'CALL' || ref.type === 'CODE';
+        if (branch ? !instructions.has(ref.ref) : ref.type === 'ICOD' || ref.type === 'DATA') wanted.push(ref.ref);
       }
     }
     if (wanted.length === 0) break;
@@ -116,11 +126,44 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   for (const hit of objects(results)) {
     if (typeof hit.addr === 'number' && typeof hit.sysnum === 'number') syscallNumbers.set(hit.addr, hit.sysnum);
   }
-  const branches = await session.json(`/atj ${INDIRECT_BRANCH_TYPES}`);
-  const indirectBranches = objects(isRecord(branches) ? branches.result : branches)
-    .map((hit) => hit.addr)
-    .filter((address): address is number => typeof address === 'number');
-  return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, indirectBranches };
+  const siteBlocks = await blockDisassembly(session, [...details.values()], [...syscallNumbers.keys()]);
+  working();
+  const indirectBranches: number[] = [];
+  for (const search of INDIRECT_BRANCH_SEARCHES) {
+    for (const hit of objects(await session.json(search))) if (typeof hit.addr === 'number') indirectBranches.push(hit.addr);
+  }
+  return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, siteBlocks, indirectBranches };
+}
+
+/** For each site: the disassembly of its basic block from the block's start up to the site. */
+async function blockDisassembly(session: Radare2Session, functions: readonly Radare2Function[], sites: readonly number[]): Promise<Map<number, SiteBlock>> {
+  const blockOf = new Map<number, { start: number; count: number; entryBlock: boolean }>();
+  for (const fn of functions) {
+    for (const block of fn.blocks) {
+      block.forEach((address, index) => {
+        const start = block[0]!;
+        const known = blockOf.get(address);
+        // Entered at a function's start in any function that holds it: a parameter there.
+        if (!known || (start === fn.address && !known.entryBlock)) blockOf.set(address, { start, count: index + 1, entryBlock: start === fn.address });
+      });
+    }
+  }
+  const wanted = sites.filter((site) => blockOf.has(site));
+  const out = new Map<number, SiteBlock>();
+  for (let i = 0; i < wanted.length; i += STATEMENTS_PER_COMMAND) {
+    const chunk = wanted.slice(i, i + STATEMENTS_PER_COMMAND);
+    const lines = (await session.command(chunk.map((site) => `pdj ${blockOf.get(site)!.count} @ ${hex(blockOf.get(site)!.start)}`).join(';')))
+      .split('\n')
+      .filter((line) => line.startsWith('['));
+    if (lines.length !== chunk.length) continue; // answers cannot be matched to sites: leave them unconfirmed
+    chunk.forEach((site, index) => {
+      const instructions = objects(parseJsonLine(lines[index]!));
+      if (instructions.at(-1)?.addr === site) {
+        out.set(site, { disassembly: instructions.map((op) => (typeof op.disasm === 'string' ? op.disasm : '')), entryBlock: blockOf.get(site)!.entryBlock });
+      }
+    });
+  }
+  return out;
 }
 
 /** `af` at every address of `wanted` that is not yet a function. */
@@ -139,20 +182,24 @@ async function functionDetails(session: Radare2Session, addresses: readonly numb
   const out: Radare2Function[] = [];
   for (const chunk of addressLists(addresses)) {
     const lines = (await session.command(`.(${DETAILS_MACRO}) @@=${chunk}`)).split('\n');
-    let current: { address: number; instructions: number[]; refs: Radare2Ref[] } | undefined;
+    let current: { address: number; instructions: number[]; blocks: number[][]; refs: Radare2Ref[] } | undefined;
     let section: 'blocks' | 'refs' = 'blocks';
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line === MARKER_BLOCKS) {
         if (current) out.push(current);
-        current = { address: Number(lines[++i]), instructions: [], refs: [] };
+        current = { address: Number(lines[++i]), instructions: [], blocks: [], refs: [] };
         section = 'blocks';
       } else if (line === MARKER_REFS) {
         section = 'refs';
       } else if (current && line.startsWith('[')) {
         const parsed = parseJsonLine(line);
         if (section === 'blocks') {
-          for (const block of objects(parsed)) current.instructions.push(...numbers(block.instrs));
+          for (const block of objects(parsed)) {
+            const instructions = numbers(block.instrs);
+            current.blocks.push(instructions);
+            current.instructions.push(...instructions);
+          }
         } else {
           for (const ref of objects(parsed)) {
             if (typeof ref.type === 'string' && typeof ref.at === 'number' && typeof ref.ref === 'number') current.refs.push({ type: ref.type, at: ref.at, ref: ref.ref });

@@ -25,6 +25,8 @@ export interface Radare2Function {
   readonly address: number;
   /** Addresses of the function's instructions (from its basic blocks). */
   readonly instructions: readonly number[];
+  /** Its basic blocks, each as the addresses of its instructions in order. */
+  readonly blocks: readonly (readonly number[])[];
   readonly refs: readonly Radare2Ref[];
 }
 
@@ -38,6 +40,8 @@ export interface Radare2Answers {
   readonly syscallInstructions: readonly { readonly address: number; readonly opcode: SyscallOpcode }[];
   /** Syscall sites whose number radare2's emulation found (`/asj`). */
   readonly syscallNumbers: ReadonlyMap<number, number>;
+  /** For each site with a number: its basic block up to the site (see `confirmedNumber`). */
+  readonly siteBlocks: ReadonlyMap<number, SiteBlock>;
   /** Indirect call and jump instructions (`/atj ucall,rcall,...`), possibly outside functions. */
   readonly indirectBranches: readonly number[];
 }
@@ -108,8 +112,12 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
       }
     }
     // An indirect branch radare2 resolved (a jump table, a call through a GOT slot) has CALL/CODE
-    // references at its address; one without any may go anywhere.
-    const followed = new Set(fn.refs.filter((ref) => ref.type === 'CALL' || ref.type === 'CODE').map((ref) => ref.at));
+    // references, or a reference to a GOT slot, at its address; one without any may go anywhere.
+    const followed = new Set(
+      fn.refs
+        .filter((ref) => ref.type === 'CALL' || ref.type === 'CODE' || model.gotSlots.has(ref.ref) || model.irelativeSlots.has(ref.ref))
+        .map((ref) => ref.at),
+    );
     for (const address of answers.indirectBranches) {
       if (own.has(address) && !followed.has(address)) {
         node.indirect = true;
@@ -125,7 +133,7 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     if (!siteOwners || sites.has(address)) continue;
     sites.add(address);
     const number = answers.syscallNumbers.get(address);
-    const known = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
+    const known = number !== undefined && confirmedNumber(answers.siteBlocks.get(address), number);
     if (known) resolvedSites++;
     const table = opcode === 'int 0x80' && model.bitness === 64 ? 'i386' : 'native';
     for (const owner of siteOwners) {
@@ -160,6 +168,71 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     ifuncImplementations,
     stats: { syscallSites: sites.size, resolvedSites },
   };
+}
+
+/** Instructions after which no register's value is known from before them. */
+const CLOBBER_ALL = new Set(['call', 'syscall', 'sysenter', 'int']);
+/** Instructions that write rax, rdx (and for cpuid rbx, rcx) without naming them. */
+const IMPLICIT_WRITERS = new Set([
+  'cpuid', 'rdtsc', 'rdtscp', 'mul', 'div', 'idiv', 'cdqe', 'cwde', 'cbw', 'cqo', 'cdq', 'lodsb', 'lodsw', 'lodsd', 'lodsq',
+  'cmpxchg', 'in', 'lahf', 'xgetbv', 'rdpkru',
+]);
+const IMPLICITLY_WRITTEN = new Set(['rax', 'rbx', 'rcx', 'rdx']);
+/** Instructions that read their first operand without writing it. */
+const READ_ONLY = new Set(['cmp', 'test', 'bt', 'push']);
+/** Instructions that write their second operand too. */
+const SWAPS = new Set(['xchg', 'xadd']);
+
+/** Each general-purpose register name → its 64-bit register. */
+const REGISTER_OF = new Map<string, string>();
+for (const [full, ...parts] of [
+  ['rax', 'eax', 'ax', 'al', 'ah'], ['rbx', 'ebx', 'bx', 'bl', 'bh'], ['rcx', 'ecx', 'cx', 'cl', 'ch'], ['rdx', 'edx', 'dx', 'dl', 'dh'],
+  ['rsi', 'esi', 'si', 'sil'], ['rdi', 'edi', 'di', 'dil'], ['rbp', 'ebp', 'bp', 'bpl'], ['rsp', 'esp', 'sp', 'spl'],
+  ...Array.from({ length: 8 }, (_, i) => [`r${i + 8}`, `r${i + 8}d`, `r${i + 8}w`, `r${i + 8}b`]),
+] as string[][]) {
+  for (const name of [full!, ...parts]) REGISTER_OF.set(name, full!);
+}
+
+export interface SiteBlock {
+  /** radare2's disassembly from the start of the site's basic block up to the site (last). */
+  readonly disassembly: readonly string[];
+  /** The block is its function's entry block: a register not written in it holds a parameter. */
+  readonly entryBlock: boolean;
+}
+
+/**
+ * radare2's emulation (`/as`) reports a number even where eax holds a parameter or a value loaded
+ * from memory (musl's `__syscall_cp_asm`, Go's `Syscall6`: measured on the ground-truth fixtures),
+ * and a wrong number would make a profile break the program. So radare2's number is checked
+ * against radare2's own disassembly of the site's basic block: walking back from the site through
+ * register copies (`mov eax, r8d`), the value must come from a constant equal to the number
+ * (`mov eax, N`, `xor eax, eax`). A value that comes from anything else (memory, arithmetic, a
+ * call) or, in the entry block, from a parameter, makes the site unresolved, and the scan's
+ * documented fallback applies. A value set before the block (not visible in it) is radare2's word.
+ */
+export function confirmedNumber(site: SiteBlock | undefined, number: number): boolean {
+  if (!site || !Number.isInteger(number) || number < 0 || number > MAX_SYSCALL_NUMBER) return false;
+  let tracked = 'rax';
+  const block = site.disassembly;
+  for (let i = block.length - 2; i >= 0; i--) {
+    const text = block[i]!.trim().toLowerCase();
+    const space = text.indexOf(' ');
+    const mnemonic = space < 0 ? text : text.slice(0, space);
+    const operands = space < 0 ? [] : text.slice(space + 1).split(',').map((operand) => operand.trim());
+    if (CLOBBER_ALL.has(mnemonic)) return false;
+    if ((IMPLICIT_WRITERS.has(mnemonic) || mnemonic.startsWith('rep')) && IMPLICITLY_WRITTEN.has(tracked)) return false;
+    if (SWAPS.has(mnemonic) && operands.some((operand) => REGISTER_OF.get(operand) === tracked)) return false;
+    const writesTracked = !READ_ONLY.has(mnemonic) && REGISTER_OF.get(operands[0] ?? '') === tracked;
+    if (!writesTracked) continue;
+    if (mnemonic === 'xor' && REGISTER_OF.get(operands[1] ?? '') === tracked) return number === 0;
+    if (mnemonic !== 'mov' || operands.length !== 2) return false;
+    const source = operands[1]!;
+    if (/^(0x[0-9a-f]+|\d+)$/.test(source)) return Number(source) === number;
+    const register = REGISTER_OF.get(source);
+    if (!register) return false;
+    tracked = register;
+  }
+  return !site.entryBlock;
 }
 
 function inCode(model: CodeModel, address: number): boolean {

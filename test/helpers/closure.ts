@@ -1,0 +1,45 @@
+/**
+ * The static closure of a program built on this host, for ground-truth tests: the program and what
+ * the host's loader loads for it (`lddClosure`), analysed by one analyser and linked like ld.so
+ * (coordinator/link.ts), with the scan's documented fallback for unresolved syscall sites applied.
+ */
+import fs from 'node:fs/promises';
+import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
+import { type ObjectFacts, syscallsOfObject } from '../../worker/analyser.js';
+import { lddClosure } from './ground-truth.js';
+import { sha256 } from './layers.js';
+
+export type AnalyseFile = (bytes: Buffer, sha256: string) => ObjectFacts | Promise<ObjectFacts>;
+
+/** Memoises facts per real path: libc is analysed once per analyser, not once per fixture. */
+export function factsReader(analyse: AnalyseFile): (file: string) => Promise<ObjectFacts> {
+  const cache = new Map<string, Promise<ObjectFacts>>();
+  return async (file) => {
+    const real = await fs.realpath(file);
+    let facts = cache.get(real);
+    if (!facts) {
+      facts = fs.readFile(real).then((bytes) => analyse(bytes, sha256(bytes)));
+      cache.set(real, facts);
+    }
+    return facts;
+  };
+}
+
+export interface ProgramClosure {
+  readonly linked: LinkedReach;
+  /** The linked syscalls plus, for each object with reachable unresolved sites, every syscall it makes. */
+  readonly withFallback: ReadonlySet<string>;
+}
+
+export async function programClosure(executable: string, factsOf: (file: string) => Promise<ObjectFacts>): Promise<ProgramClosure> {
+  const { interpreter, libraries } = await lddClosure(executable);
+  const load = async (file: string): Promise<LoadedObject> => ({ path: file, facts: await factsOf(file) });
+  const scope = [await load(executable), ...(await Promise.all(libraries.map(load)))];
+  const loader = interpreter ? await load(interpreter) : undefined;
+  const linked = linkFacts({ scope, ...(loader ? { interpreter: loader } : {}) });
+  const withFallback = new Set(linked.syscalls);
+  for (const object of [...scope, ...(loader ? [loader] : [])]) {
+    if (linked.unresolvedBy.has(object.path)) for (const name of syscallsOfObject(object.facts)) withFallback.add(name);
+  }
+  return { linked, withFallback };
+}
