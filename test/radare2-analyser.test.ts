@@ -163,6 +163,7 @@ describe('radare2 analyser: checking radare2 syscall numbers against its disasse
   });
   it('rejects numbers from parameters, memory, calls, or another constant', () => {
     assert.equal(confirmedNumber(site(true, 'mov rax, rdi'), 0), false, 'a parameter');
+    assert.equal(confirmedNumber(site(false, 'mov rax, rsi', 'mov rdi, rdx'), 35), false, "a register copied but not set in the block (musl's __syscall_cp_asm)");
     assert.equal(confirmedNumber(site(true, 'mov rax, qword [rsp + 8]'), 1), false, 'loaded from memory (Go Syscall6)');
     assert.equal(confirmedNumber(site(false, 'call 0x401000'), 1), false);
     assert.equal(confirmedNumber(site(true, 'mov eax, 0xe7'), 60), false);

@@ -133,13 +133,19 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     if (!siteOwners || sites.has(address)) continue;
     sites.add(address);
     const number = answers.syscallNumbers.get(address);
-    const known = number !== undefined && confirmedNumber(answers.siteBlocks.get(address), number);
-    if (known) resolvedSites++;
+    const inRange = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
+    const confirmed = inRange && confirmedNumber(answers.siteBlocks.get(address), number);
+    if (confirmed) resolvedSites++;
     const table = opcode === 'int 0x80' && model.bitness === 64 ? 'i386' : 'native';
     for (const owner of siteOwners) {
       const node = nodes.get(owner)!;
-      if (known) node.syscalls.set(`${table}:${number}`, { table, number });
-      else node.unresolved.push({ address, kind: 'syscall-number', detail: `radare2 found no number for this ${opcode}` });
+      // An unconfirmed number is kept (it may be right: glibc's _exit sets eax from a register
+      // loaded in the block before) and the site is unresolved as well, so the fallback applies.
+      if (inRange) node.syscalls.set(`${table}:${number}`, { table, number });
+      if (!confirmed) {
+        const detail = inRange ? `radare2 says ${number}, which the block's disassembly does not confirm` : `radare2 found no number for this ${opcode}`;
+        node.unresolved.push({ address, kind: 'syscall-number', detail });
+      }
     }
   }
 
@@ -207,8 +213,9 @@ export interface SiteBlock {
  * against radare2's own disassembly of the site's basic block: walking back from the site through
  * register copies (`mov eax, r8d`), the value must come from a constant equal to the number
  * (`mov eax, N`, `xor eax, eax`). A value that comes from anything else (memory, arithmetic, a
- * call) or, in the entry block, from a parameter, makes the site unresolved, and the scan's
- * documented fallback applies. A value set before the block (not visible in it) is radare2's word.
+ * call), from a register the block copies but does not write, or in the entry block from a
+ * parameter, makes the site unresolved, and the scan's documented fallback applies. Only when eax
+ * is not written in the block at all is radare2's number taken on its word.
  */
 export function confirmedNumber(site: SiteBlock | undefined, number: number): boolean {
   if (!site || !Number.isInteger(number) || number < 0 || number > MAX_SYSCALL_NUMBER) return false;
@@ -232,7 +239,9 @@ export function confirmedNumber(site: SiteBlock | undefined, number: number): bo
     if (!register) return false;
     tracked = register;
   }
-  return !site.entryBlock;
+  // eax not written in the block: radare2 followed the paths into it. A copy from a register the
+  // block does not write is most often a parameter (musl's `__syscall_cp_asm`): not trusted.
+  return tracked === 'rax' && !site.entryBlock;
 }
 
 function inCode(model: CodeModel, address: number): boolean {
