@@ -34,10 +34,10 @@ const MARKER_REFS = 'dockergate:refs';
 /** Rounds of "make functions at call targets outside every function" after `aaa`. */
 const MAX_DISCOVERY_ROUNDS = 4;
 /**
- * Calls and jumps through a register or memory, by disassembly search (`/ad/` takes a regular
- * expression; radare2's type search `/at` missed some on musl's libc). Direct ones print an address.
+ * Syscall instructions, and calls and jumps through a register or memory (direct ones print an
+ * address), by regular expression over radare2's linear disassembly. Quoted: `|` is a pipe otherwise.
  */
-const INDIRECT_BRANCH_SEARCHES = ['/ad/j ^call [qdwre]', '/ad/j ^jmp [qdwre]'];
+const INSTRUCTION_SEARCH = '"/ad/j ^(call|jmp) [qdwre]|^(syscall|sysenter|int 0x80)$"';
 /** radare2 silently ignores command lines with many more `;`-separated statements than this. */
 const STATEMENTS_PER_COMMAND = 40;
 const SYSCALL_OPCODES: readonly SyscallOpcode[] = ['syscall', 'sysenter', 'int 0x80'];
@@ -88,9 +88,11 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   if (model.entry !== undefined) roots.push(model.entry);
 
   const details = new Map<number, Radare2Function>();
+  // Addresses already given to `af`: radare2 declines some (not code it can decode); ask once.
+  const tried = new Set<number>();
   let wanted = roots;
   for (let round = 0; round <= MAX_DISCOVERY_ROUNDS; round++) {
-    await defineFunctions(session, wanted, new Set(numbers(await session.json('aflqj'))));
+    await defineFunctions(session, wanted, new Set(numbers(await session.json('aflqj'))), tried);
     const known = numbers(await session.json('aflqj'));
     const knownSet = new Set(known);
     for (const fn of await functionDetails(session, known.filter((address) => !details.has(address)), working)) details.set(fn.address, fn);
@@ -106,18 +108,22 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
         if (branch ? !instructions.has(ref.ref) : ref.type === 'ICOD' || ref.type === 'DATA') wanted.push(ref.ref);
       }
     }
-    if (wanted.length === 0) break;
+    if (wanted.every((address) => tried.has(address))) break;
   }
 
   const pltImports = new Map<number, string>();
   for (const item of objects(await session.json('iij'))) {
     if (typeof item.plt === 'number' && typeof item.name === 'string') pltImports.set(item.plt, item.name);
   }
+  // One linear disassembly search for syscall instructions and indirect branches (radare2's type
+  // search `/at` missed some on musl's libc). Hits outside radare2's functions are ignored later.
   const syscallInstructions: { address: number; opcode: SyscallOpcode }[] = [];
-  for (const opcode of SYSCALL_OPCODES) {
-    for (const hit of objects(await session.json(`/adj ${opcode}`))) {
-      if (typeof hit.addr === 'number' && hit.code === opcode) syscallInstructions.push({ address: hit.addr, opcode });
-    }
+  const indirectBranches: number[] = [];
+  for (const hit of objects(await session.json(INSTRUCTION_SEARCH))) {
+    if (typeof hit.addr !== 'number' || typeof hit.code !== 'string') continue;
+    const opcode = SYSCALL_OPCODES.find((name) => name === hit.code);
+    if (opcode) syscallInstructions.push({ address: hit.addr, opcode });
+    else indirectBranches.push(hit.addr);
   }
   working();
   const syscallNumbers = new Map<number, number>();
@@ -128,10 +134,6 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   }
   const siteBlocks = await blockDisassembly(session, [...details.values()], [...syscallNumbers.keys()]);
   working();
-  const indirectBranches: number[] = [];
-  for (const search of INDIRECT_BRANCH_SEARCHES) {
-    for (const hit of objects(await session.json(search))) if (typeof hit.addr === 'number') indirectBranches.push(hit.addr);
-  }
   return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, siteBlocks, indirectBranches };
 }
 
@@ -167,8 +169,9 @@ async function blockDisassembly(session: Radare2Session, functions: readonly Rad
 }
 
 /** `af` at every address of `wanted` that is not yet a function. */
-async function defineFunctions(session: Radare2Session, wanted: readonly number[], known: ReadonlySet<number>): Promise<void> {
-  const missing = [...new Set(wanted)].filter((address) => !known.has(address));
+async function defineFunctions(session: Radare2Session, wanted: readonly number[], known: ReadonlySet<number>, tried: Set<number>): Promise<void> {
+  const missing = [...new Set(wanted)].filter((address) => !known.has(address) && !tried.has(address));
+  for (const address of missing) tried.add(address);
   for (const chunk of addressLists(missing)) await session.command(`af @@=${chunk}`);
 }
 

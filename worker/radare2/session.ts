@@ -24,6 +24,9 @@ interface R2PipeModule {
 
 const r2pipe = createRequire(import.meta.url)('r2pipe') as R2PipeModule;
 
+/** `DOCKERGATE_TRACE_RADARE2=1`: every command's time and answer size on stderr. */
+const TRACE = process.env.DOCKERGATE_TRACE_RADARE2 === '1';
+
 /** Options every session starts with: quiet, no colours, relocations applied, sandboxed. */
 const RADARE2_OPTIONS = ['-S', '-e', 'scr.color=0', '-e', 'scr.interactive=false', '-e', 'bin.relocs.apply=true', '-e', 'log.level=0'];
 
@@ -100,9 +103,13 @@ export class Radare2Session {
   /** Runs one command and returns its text output. */
   command(text: string): Promise<string> {
     if (this.failure) return Promise.reject(this.failure);
+    const started = performance.now();
     const answer = new Promise<string>((resolve, reject) => {
       this.r2.cmd(text, (error, output) => (error ? reject(new InvalidInputError(`radare2 ${text}: ${error.message}`)) : resolve(output)));
     });
+    if (TRACE) {
+      void answer.then((output) => process.stderr.write(`radare2 ${this.options.label.slice(0, 19)} ${(performance.now() - started).toFixed(0).padStart(6)} ms ${String(output.length).padStart(9)} B  ${text.slice(0, 60)}\n`));
+    }
     return Promise.race([answer, this.failed]);
   }
 
