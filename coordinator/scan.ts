@@ -374,6 +374,15 @@ class ScanPlanner {
           this.fallbackUnresolved.add(object);
           this.unsure = true;
         }
+        for (const [object, witness] of linked.unresolvedArgumentsBy) {
+          this.decide(
+            'unresolved',
+            `${object} reached from ${path} (${[...via, ...witness].join(' → ')}) makes syscalls whose number is a function argument the ${this.runtime.analyser.name} analyser did not resolve at its call sites: any syscall may be made there`,
+            object,
+          );
+          this.fallbackEverything = true;
+          this.unsure = true;
+        }
         return;
       }
     }

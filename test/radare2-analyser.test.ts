@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';
 import { analyserNamed } from '../worker/analysers.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { Radare2Analyser } from '../worker/radare2/analyser.js';
-import { confirmedNumber } from '../worker/radare2/graph.js';
+import { classifySite } from '../worker/radare2/graph.js';
 import { factsReader, programClosure } from './helpers/closure.js';
 import { buildFixture, FIXTURE_MATRIX, straceRun } from './helpers/ground-truth.js';
 import { sha256, tempDir } from './helpers/layers.js';
@@ -175,21 +175,30 @@ describe('radare2 analyser: bounds and bad input', () => {
 });
 
 describe('radare2 analyser: checking radare2 syscall numbers against its disassembly', () => {
-  const site = (entryBlock: boolean, ...disassembly: string[]) => ({ entryBlock, disassembly: [...disassembly, 'syscall'] });
-  it('takes a number moved into eax as a constant, directly or through register copies', () => {
-    assert.equal(confirmedNumber(site(true, 'mov eax, 0xe7'), 231), true);
-    assert.equal(confirmedNumber(site(true, 'mov edx, 0x3c', 'nop', 'mov rax, rdx'), 60), true);
-    assert.equal(confirmedNumber(site(true, 'xor eax, eax', 'test eax, eax'), 0), true);
-    assert.equal(confirmedNumber(site(false, 'mov edi, 1'), 39), true, 'set before the block: radare2 followed its path');
+  const ALL = new Set(['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11']);
+  const site = (entryBlock: boolean, writtenInFunction: ReadonlySet<string>, ...disassembly: string[]) => ({
+    entryBlock,
+    writtenInFunction,
+    disassembly: [...disassembly, 'syscall'],
   });
-  it('rejects numbers from parameters, memory, calls, or another constant', () => {
-    assert.equal(confirmedNumber(site(true, 'mov rax, rdi'), 0), false, 'a parameter');
-    assert.equal(confirmedNumber(site(false, 'mov rax, rsi', 'mov rdi, rdx'), 35), false, "a register copied but not set in the block (musl's __syscall_cp_asm)");
-    assert.equal(confirmedNumber(site(true, 'mov rax, qword [rsp + 8]'), 1), false, 'loaded from memory (Go Syscall6)');
-    assert.equal(confirmedNumber(site(false, 'call 0x401000'), 1), false);
-    assert.equal(confirmedNumber(site(true, 'mov eax, 0xe7'), 60), false);
-    assert.equal(confirmedNumber(site(false, 'pop rax'), 3), false);
-    assert.equal(confirmedNumber(site(true, 'mov eax, 1'), 5000), false, 'out of range');
-    assert.equal(confirmedNumber(undefined, 1), false);
+  it('confirms a number moved into eax as a constant, directly or through register copies', () => {
+    assert.equal(classifySite(site(true, ALL, 'mov eax, 0xe7'), 231), 'confirmed');
+    assert.equal(classifySite(site(true, ALL, 'mov edx, 0x3c', 'nop', 'mov rax, rdx'), 60), 'confirmed');
+    assert.equal(classifySite(site(true, ALL, 'xor eax, eax', 'test eax, eax'), 0), 'confirmed');
+    assert.equal(classifySite(site(false, ALL, 'mov eax, esi'), 231), 'confirmed', "set in an earlier block (glibc's _exit): radare2's word");
+  });
+  it('finds numbers that are arguments: wrappers radare2 cannot resolve', () => {
+    assert.equal(classifySite(site(true, ALL, 'mov rax, rdi', 'mov rdi, rsi'), undefined), 'argument', 'syscall(2)');
+    assert.equal(classifySite(site(false, new Set(['rax', 'rdi', 'r11']), 'mov r11, rdi', 'mov rax, rsi'), 35), 'argument', "musl's __syscall_cp_asm");
+    assert.equal(classifySite(site(true, ALL, 'mov rax, qword [rsp + 8]'), 1), 'argument', "Go's Syscall6 (stack arguments)");
+  });
+  it('leaves other origins unknown', () => {
+    assert.equal(classifySite(site(true, ALL, 'sub rsp, 8', 'mov rax, qword [rsp + 8]'), 1), 'unknown', 'a local, not an argument');
+    assert.equal(classifySite(site(false, ALL, 'mov rax, qword [rbx]'), 1), 'unknown');
+    assert.equal(classifySite(site(false, ALL, 'call 0x401000'), 1), 'unknown');
+    assert.equal(classifySite(site(true, ALL, 'mov eax, 0xe7'), 60), 'unknown', 'radare2 disagrees with the constant');
+    assert.equal(classifySite(site(false, ALL, 'pop rax'), 3), 'unknown');
+    assert.equal(classifySite(site(false, ALL, 'nop'), 5000), 'unknown', 'out of range');
+    assert.equal(classifySite(undefined, 1), 'unknown');
   });
 });

@@ -11,7 +11,11 @@ export type ElfKind = 'exec' | 'dyn' | 'rel' | 'core' | 'other';
 export interface UnresolvedSite {
   /** Virtual address of the instruction. */
   readonly address: number;
-  readonly kind: 'syscall-number' | 'wrapper-argument' | 'indirect-jump-table' | 'undecodable';
+  /**
+   * `syscall-argument`: the number is an argument of the site's function and no call site was
+   * resolved (the radare2 analyser resolves none): any syscall may be made there.
+   */
+  readonly kind: 'syscall-number' | 'wrapper-argument' | 'syscall-argument' | 'indirect-jump-table' | 'undecodable';
   readonly detail?: string;
 }
 
@@ -26,6 +30,11 @@ export interface Reach {
   readonly imports: readonly string[];
   /** Count of unresolved sites reachable from this root; the sites themselves are in `unresolved`. */
   readonly unresolvedCount: number;
+  /**
+   * Of those, sites of kind `syscall-argument` (present only when some are): the object's own
+   * syscalls do not bound them, so the scan falls back to Docker's default profile.
+   */
+  readonly unresolvedArguments?: number;
   /**
    * True when an indirect call is reachable: its callee may be any callback that reached code (of
    * any loaded object) took the address of, or that data holds (`main` handed to

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
+import { DEFAULT_PROFILE_SYSCALLS } from '../../coordinator/policy.js';
 import { type ObjectFacts, syscallsOfObject } from '../../worker/analyser.js';
 import { lddClosure } from './ground-truth.js';
 import { sha256 } from './layers.js';
@@ -27,7 +28,11 @@ export function factsReader(analyse: AnalyseFile): (file: string) => Promise<Obj
 
 export interface ProgramClosure {
   readonly linked: LinkedReach;
-  /** The linked syscalls plus, for each object with reachable unresolved sites, every syscall it makes. */
+  /**
+   * What the scan allows (coordinator/scan.ts, "When the analysis is unsure"): the linked syscalls
+   * plus, for each object with reachable unresolved sites, every syscall it makes, or Docker's
+   * default profile when a reachable site's number is an unresolved argument.
+   */
   readonly withFallback: ReadonlySet<string>;
 }
 
@@ -41,5 +46,6 @@ export async function programClosure(executable: string, factsOf: (file: string)
   for (const object of [...scope, ...(loader ? [loader] : [])]) {
     if (linked.unresolvedBy.has(object.path)) for (const name of syscallsOfObject(object.facts)) withFallback.add(name);
   }
+  if (linked.unresolvedArgumentsBy.size > 0) for (const name of DEFAULT_PROFILE_SYSCALLS({ os: 'linux', architecture: 'amd64' })) withFallback.add(name);
   return { linked, withFallback };
 }

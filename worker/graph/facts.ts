@@ -53,6 +53,7 @@ export function assembleFacts(
     const imports = new Set<string>();
     const callbacks = new Set<number>();
     let unresolvedCount = 0;
+    let unresolvedArguments = 0;
     let indirect = false;
     for (const closure of parts) {
       for (const address of closure.callbacks) callbacks.add(callbackIndex.get(address)!);
@@ -62,12 +63,15 @@ export function assembleFacts(
       }
       for (const name of closure.imports) imports.add(name);
       unresolvedCount += closure.unresolvedCount;
+      unresolvedArguments += closure.unresolvedArguments;
       indirect ||= closure.indirect;
     }
     const reach: Reach = {
       syscalls: [...syscalls].sort(),
       imports: [...imports].sort(),
       unresolvedCount,
+      // Only analysers that leave wrapper arguments unresolved (radare2) produce the field.
+      ...(unresolvedArguments > 0 ? { unresolvedArguments } : {}),
       indirect,
       callbacks: [...callbacks].sort((a, b) => a - b),
     };

@@ -14,7 +14,7 @@ export interface SyscallRef {
 
 export interface UnresolvedRef {
   readonly address: number;
-  readonly kind: 'syscall-number' | 'wrapper-argument' | 'undecodable';
+  readonly kind: 'syscall-number' | 'wrapper-argument' | 'syscall-argument' | 'undecodable';
   readonly detail?: string;
 }
 

@@ -17,6 +17,8 @@ export interface Closure {
   readonly syscalls: ReadonlySet<string>;
   readonly imports: ReadonlySet<string>;
   readonly unresolvedCount: number;
+  /** Of those, sites whose number is an unresolved argument (kind `syscall-argument`). */
+  readonly unresolvedArguments: number;
   /** An indirect call is reachable. */
   readonly indirect: boolean;
   /** Address-taken functions whose address reachable code takes, sorted. */
@@ -189,11 +191,16 @@ export class ClosureComputer {
     const known = this.byContent.get(key);
     if (known) return known;
     let unresolvedCount = 0;
-    for (const _ of joined.unresolved.ids()) unresolvedCount++;
+    let unresolvedArguments = 0;
+    for (const id of joined.unresolved.ids()) {
+      unresolvedCount++;
+      if (this.siteIds.names[id]!.endsWith(':syscall-argument')) unresolvedArguments++;
+    }
     const closure: Closure = {
       syscalls: new Set([...joined.syscalls.ids()].map((id) => this.syscallIds.names[id]!)),
       imports: new Set([...joined.imports.ids()].map((id) => this.importIds.names[id]!)),
       unresolvedCount,
+      unresolvedArguments,
       indirect: joined.indirect,
       callbacks: [...joined.takes.ids()].map((id) => Number(this.functionIds.names[id])).sort((a, b) => a - b),
     };

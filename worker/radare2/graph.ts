@@ -40,7 +40,7 @@ export interface Radare2Answers {
   readonly syscallInstructions: readonly { readonly address: number; readonly opcode: SyscallOpcode }[];
   /** Syscall sites whose number radare2's emulation found (`/asj`). */
   readonly syscallNumbers: ReadonlyMap<number, number>;
-  /** For each site with a number: its basic block up to the site (see `confirmedNumber`). */
+  /** For each site: its basic block up to the site, and its function's writes (see `classifySite`). */
   readonly siteBlocks: ReadonlyMap<number, SiteBlock>;
   /** Indirect call and jump instructions (`/atj ucall,rcall,...`), possibly outside functions. */
   readonly indirectBranches: readonly number[];
@@ -133,16 +133,20 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     if (!siteOwners || sites.has(address)) continue;
     sites.add(address);
     const number = answers.syscallNumbers.get(address);
+    const verdict = classifySite(answers.siteBlocks.get(address), number);
     const inRange = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
-    const confirmed = inRange && confirmedNumber(answers.siteBlocks.get(address), number);
-    if (confirmed) resolvedSites++;
+    if (verdict === 'confirmed') resolvedSites++;
     const table = opcode === 'int 0x80' && model.bitness === 64 ? 'i386' : 'native';
     for (const owner of siteOwners) {
       const node = nodes.get(owner)!;
-      // An unconfirmed number is kept (it may be right: glibc's _exit sets eax from a register
-      // loaded in the block before) and the site is unresolved as well, so the fallback applies.
+      if (verdict === 'argument') {
+        node.unresolved.push({ address, kind: 'syscall-argument', detail: `the number of this ${opcode} is an argument of its function` });
+        continue;
+      }
+      // An unconfirmed number is kept (it may be right) and the site is unresolved as well, so the
+      // scan's object-wide fallback applies.
       if (inRange) node.syscalls.set(`${table}:${number}`, { table, number });
-      if (!confirmed) {
+      if (verdict === 'unknown') {
         const detail = inRange ? `radare2 says ${number}, which the block's disassembly does not confirm` : `radare2 found no number for this ${opcode}`;
         node.unresolved.push({ address, kind: 'syscall-number', detail });
       }
@@ -176,14 +180,14 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
   };
 }
 
-/** Instructions after which no register's value is known from before them. */
-const CLOBBER_ALL = new Set(['call', 'syscall', 'sysenter', 'int']);
+/** Registers a call may change (System V and Go ABIs): all but rbx, rbp, rsp, r12-r15. */
+const CALL_CLOBBERED = ['rax', 'rcx', 'rdx', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11'];
 /** Instructions that write rax, rdx (and for cpuid rbx, rcx) without naming them. */
 const IMPLICIT_WRITERS = new Set([
   'cpuid', 'rdtsc', 'rdtscp', 'mul', 'div', 'idiv', 'cdqe', 'cwde', 'cbw', 'cqo', 'cdq', 'lodsb', 'lodsw', 'lodsd', 'lodsq',
   'cmpxchg', 'in', 'lahf', 'xgetbv', 'rdpkru',
 ]);
-const IMPLICITLY_WRITTEN = new Set(['rax', 'rbx', 'rcx', 'rdx']);
+const IMPLICITLY_WRITTEN = ['rax', 'rbx', 'rcx', 'rdx'];
 /** Instructions that read their first operand without writing it. */
 const READ_ONLY = new Set(['cmp', 'test', 'bt', 'push']);
 /** Instructions that write their second operand too. */
@@ -199,49 +203,91 @@ for (const [full, ...parts] of [
   for (const name of [full!, ...parts]) REGISTER_OF.set(name, full!);
 }
 
+interface Instruction {
+  readonly mnemonic: string;
+  readonly operands: readonly string[];
+}
+
+function parseInstruction(text: string): Instruction {
+  const trimmed = text.trim().toLowerCase();
+  const space = trimmed.indexOf(' ');
+  return {
+    mnemonic: space < 0 ? trimmed : trimmed.slice(0, space),
+    operands: space < 0 ? [] : trimmed.slice(space + 1).split(',').map((operand) => operand.trim()),
+  };
+}
+
+/** The 64-bit registers an instruction writes (as far as a syscall number's origin matters). */
+function writes({ mnemonic, operands }: Instruction): string[] {
+  if (mnemonic === 'call' || mnemonic === 'syscall' || mnemonic === 'sysenter' || mnemonic === 'int') return CALL_CLOBBERED;
+  const out: string[] = [];
+  if (IMPLICIT_WRITERS.has(mnemonic) || mnemonic.startsWith('rep')) out.push(...IMPLICITLY_WRITTEN);
+  if (SWAPS.has(mnemonic)) for (const operand of operands) out.push(REGISTER_OF.get(operand) ?? '');
+  const first = REGISTER_OF.get(operands[0] ?? '');
+  if (first && !READ_ONLY.has(mnemonic)) out.push(first);
+  return out.filter(Boolean);
+}
+
+/** Every register some instruction of the function writes. */
+export function registersWritten(disassembly: readonly string[]): Set<string> {
+  const written = new Set<string>();
+  for (const text of disassembly) for (const register of writes(parseInstruction(text))) written.add(register);
+  return written;
+}
+
 export interface SiteBlock {
   /** radare2's disassembly from the start of the site's basic block up to the site (last). */
   readonly disassembly: readonly string[];
-  /** The block is its function's entry block: a register not written in it holds a parameter. */
+  /** The block is its function's entry block. */
   readonly entryBlock: boolean;
+  /** Registers written anywhere in the site's function (`registersWritten` of its disassembly). */
+  readonly writtenInFunction: ReadonlySet<string>;
 }
 
 /**
- * radare2's emulation (`/as`) reports a number even where eax holds a parameter or a value loaded
- * from memory (musl's `__syscall_cp_asm`, Go's `Syscall6`: measured on the ground-truth fixtures),
- * and a wrong number would make a profile break the program. So radare2's number is checked
- * against radare2's own disassembly of the site's basic block: walking back from the site through
- * register copies (`mov eax, r8d`), the value must come from a constant equal to the number
- * (`mov eax, N`, `xor eax, eax`). A value that comes from anything else (memory, arithmetic, a
- * call), from a register the block copies but does not write, or in the entry block from a
- * parameter, makes the site unresolved, and the scan's documented fallback applies. Only when eax
- * is not written in the block at all is radare2's number taken on its word.
+ * - `confirmed`: radare2's number, and the site's block moves that constant into eax.
+ * - `argument`: eax holds what the function's caller passed (a register the function never writes,
+ *   or a stack argument loaded in the entry block): a wrapper (`syscall(2)`, musl's
+ *   `__syscall_cp_asm`, Go's `Syscall6`). radare2 resolves no call sites, so any syscall may be made.
+ * - `unknown`: anything else (memory, arithmetic, a value set before the block).
  */
-export function confirmedNumber(site: SiteBlock | undefined, number: number): boolean {
-  if (!site || !Number.isInteger(number) || number < 0 || number > MAX_SYSCALL_NUMBER) return false;
+export type SiteVerdict = 'confirmed' | 'argument' | 'unknown';
+
+/**
+ * Checks radare2's number at a syscall site against radare2's own disassembly of the site's basic
+ * block, walking back from the site through register copies (`mov eax, r8d`). radare2's emulation
+ * (`/as`) reports numbers even where eax holds a parameter or a value loaded from memory (musl's
+ * `__syscall_cp_asm`, Go's `Syscall6`: measured on the ground-truth fixtures), and a wrong number
+ * would make a profile that breaks the program.
+ */
+export function classifySite(site: SiteBlock | undefined, number: number | undefined): SiteVerdict {
+  if (!site) return 'unknown';
+  const valid = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
   let tracked = 'rax';
-  const block = site.disassembly;
+  let stackMoved = false;
+  const block = site.disassembly.map(parseInstruction);
   for (let i = block.length - 2; i >= 0; i--) {
-    const text = block[i]!.trim().toLowerCase();
-    const space = text.indexOf(' ');
-    const mnemonic = space < 0 ? text : text.slice(0, space);
-    const operands = space < 0 ? [] : text.slice(space + 1).split(',').map((operand) => operand.trim());
-    if (CLOBBER_ALL.has(mnemonic)) return false;
-    if ((IMPLICIT_WRITERS.has(mnemonic) || mnemonic.startsWith('rep')) && IMPLICITLY_WRITTEN.has(tracked)) return false;
-    if (SWAPS.has(mnemonic) && operands.some((operand) => REGISTER_OF.get(operand) === tracked)) return false;
-    const writesTracked = !READ_ONLY.has(mnemonic) && REGISTER_OF.get(operands[0] ?? '') === tracked;
-    if (!writesTracked) continue;
-    if (mnemonic === 'xor' && REGISTER_OF.get(operands[1] ?? '') === tracked) return number === 0;
-    if (mnemonic !== 'mov' || operands.length !== 2) return false;
+    const instruction = block[i]!;
+    const { mnemonic, operands } = instruction;
+    if (!writes(instruction).includes(tracked)) continue;
+    // The tracked register is written here; only simple moves keep its origin known.
+    if (mnemonic === 'xor' && REGISTER_OF.get(operands[1] ?? '') === tracked) return valid && number === 0 ? 'confirmed' : 'unknown';
+    if (mnemonic !== 'mov' || operands.length !== 2) return 'unknown';
     const source = operands[1]!;
-    if (/^(0x[0-9a-f]+|\d+)$/.test(source)) return Number(source) === number;
+    if (/^(0x[0-9a-f]+|\d+)$/.test(source)) return valid && Number(source) === number ? 'confirmed' : 'unknown';
     const register = REGISTER_OF.get(source);
-    if (!register) return false;
-    tracked = register;
+    if (register) {
+      tracked = register;
+      continue;
+    }
+    // A load from the caller's stack frame in the entry block, before rsp moves: a stack argument.
+    stackMoved = block.slice(0, i).some((before) => writes(before).includes('rsp') || before.mnemonic === 'push' || before.mnemonic === 'pop');
+    return site.entryBlock && !stackMoved && /^(qword|dword) \[rsp \+ (0x[0-9a-f]+|\d+)\]$/.test(source) ? 'argument' : 'unknown';
   }
-  // eax not written in the block: radare2 followed the paths into it. A copy from a register the
-  // block does not write is most often a parameter (musl's `__syscall_cp_asm`): not trusted.
-  return tracked === 'rax' && !site.entryBlock;
+  if (site.entryBlock || !site.writtenInFunction.has(tracked)) return 'argument';
+  // Set before the block (glibc's `_exit` loads its numbers in the entry block): radare2 followed
+  // the paths into the block; its number is taken on its word.
+  return valid ? 'confirmed' : 'unknown';
 }
 
 function inCode(model: CodeModel, address: number): boolean {
