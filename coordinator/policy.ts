@@ -256,15 +256,31 @@ interface DefaultProfileRule {
  * filters) and the capability-gated calls are not counted.
  */
 export function DEFAULT_PROFILE_SYSCALLS(platform: Platform): string[] {
+  return defaultProfileNames(platform, false);
+}
+
+/**
+ * What the scan allows when code it cannot follow may run ("fall back to Docker's default"): every
+ * name Docker's default allows a container without added capabilities on a current kernel, that
+ * is `DEFAULT_PROFILE_SYSCALLS` plus the names allowed only for some arguments (`socket`,
+ * `personality`, `clone` without namespace flags: allowed whole, that code may pass any of those
+ * arguments), only from kernel 4.8 (`ptrace`, `process_vm_readv`/`writev`), or unless a capability
+ * is held (`clone`).
+ */
+export function DOCKER_DEFAULT_FALLBACK_SYSCALLS(platform: Platform): string[] {
+  return defaultProfileNames(platform, true);
+}
+
+function defaultProfileNames(platform: Platform, asFallback: boolean): string[] {
   const spec = platformSpec(platform);
   const known = namesOf(spec.table);
   const rules = dockerDefault.syscalls as readonly DefaultProfileRule[];
   const names = rules
     .filter((rule) => {
-      if (rule.action !== 'SCMP_ACT_ALLOW' || (rule.args && rule.args.length > 0)) return false;
+      if (rule.action !== 'SCMP_ACT_ALLOW' || (!asFallback && rule.args && rule.args.length > 0)) return false;
       const inc = rule.includes ?? {};
       const exc = rule.excludes ?? {};
-      if (inc.caps?.length || inc.minKernel || exc.caps?.length) return false;
+      if (inc.caps?.length || (!asFallback && (inc.minKernel || exc.caps?.length))) return false;
       if (inc.arches?.length && !inc.arches.some((arch) => spec.dockerArches.includes(arch))) return false;
       if (exc.arches?.some((arch) => spec.dockerArches.includes(arch))) return false;
       return true;

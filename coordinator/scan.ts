@@ -24,7 +24,7 @@ import { parseReference } from '../extractor/reference.js';
 import { peekImageDigest } from '../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LoadedObject, linkFacts } from './link.js';
-import { DEFAULT_PROFILE_SYSCALLS } from './policy.js';
+import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './policy.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { loadShellParser, scriptCommands } from './shell.js';
 
@@ -511,7 +511,7 @@ class ScanPlanner {
 
   private fallbackToDockerDefault(): void {
     const added: string[] = [];
-    for (const name of DEFAULT_PROFILE_SYSCALLS(this.config.platform)) {
+    for (const name of DOCKER_DEFAULT_FALLBACK_SYSCALLS(this.config.platform)) {
       if (!this.syscalls.has(name)) {
         this.syscalls.set(name, ['fallback: code the analysis could not follow may run; Docker\'s default profile is allowed']);
         added.push(name);

@@ -174,31 +174,47 @@ describe('radare2 analyser: bounds and bad input', () => {
   });
 });
 
-describe('radare2 analyser: checking radare2 syscall numbers against its disassembly', () => {
-  const ALL = new Set(['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11']);
-  const site = (entryBlock: boolean, writtenInFunction: ReadonlySet<string>, ...disassembly: string[]) => ({
-    entryBlock,
-    writtenInFunction,
-    disassembly: [...disassembly, 'syscall'],
-  });
-  it('confirms a number moved into eax as a constant, directly or through register copies', () => {
-    assert.equal(classifySite(site(true, ALL, 'mov eax, 0xe7'), 231), 'confirmed');
-    assert.equal(classifySite(site(true, ALL, 'mov edx, 0x3c', 'nop', 'mov rax, rdx'), 60), 'confirmed');
-    assert.equal(classifySite(site(true, ALL, 'xor eax, eax', 'test eax, eax'), 0), 'confirmed');
-    assert.equal(classifySite(site(false, ALL, 'mov eax, esi'), 231), 'confirmed', "set in an earlier block (glibc's _exit): radare2's word");
+describe('radare2 analyser: checking radare2 syscall numbers against its control flow', () => {
+  /** A function from blocks of disassembly; each block's instructions get addresses 0x100 apart per block. */
+  const fn = (blocks: { text: string[]; next?: number[] }[]) => {
+    const disassembly = new Map<number, string>();
+    const built = blocks.map((block, b) => {
+      const instructions = block.text.map((text, i) => {
+        disassembly.set(0x1000 + b * 0x100 + i, text);
+        return 0x1000 + b * 0x100 + i;
+      });
+      return { instructions, successors: (block.next ?? []).map((target) => 0x1000 + target * 0x100) };
+    });
+    return { entry: 0x1000, blocks: built, disassembly };
+  };
+  /** The site: the last instruction of block `b`. */
+  const siteOf = (code: ReturnType<typeof fn>, b: number): number => code.blocks[b]!.instructions.at(-1)!;
+  const verdict = (code: ReturnType<typeof fn>, b: number, number: number | undefined) => classifySite(code, siteOf(code, b), number);
+
+  it('confirms a constant moved into eax, directly, through copies and across blocks', () => {
+    assert.deepEqual(verdict(fn([{ text: ['mov eax, 0xe7', 'syscall'] }]), 0, 231), { verdict: 'confirmed', constants: [231] });
+    assert.equal(verdict(fn([{ text: ['mov edx, 0x3c', 'nop', 'mov rax, rdx', 'syscall'] }]), 0, 60).verdict, 'confirmed');
+    assert.equal(verdict(fn([{ text: ['xor eax, eax', 'test eax, eax', 'syscall'] }]), 0, 0).verdict, 'confirmed');
+    // glibc's _exit: the numbers are set in the entry block, copied into eax in a later one.
+    const exit = fn([{ text: ['mov esi, 0xe7', 'mov edx, 0x3c', 'jmp 0x1100'], next: [1] }, { text: ['mov eax, esi', 'syscall'] }]);
+    assert.deepEqual(verdict(exit, 1, 231), { verdict: 'confirmed', constants: [231] });
   });
   it('finds numbers that are arguments: wrappers radare2 cannot resolve', () => {
-    assert.equal(classifySite(site(true, ALL, 'mov rax, rdi', 'mov rdi, rsi'), undefined), 'argument', 'syscall(2)');
-    assert.equal(classifySite(site(false, new Set(['rax', 'rdi', 'r11']), 'mov r11, rdi', 'mov rax, rsi'), 35), 'argument', "musl's __syscall_cp_asm");
-    assert.equal(classifySite(site(true, ALL, 'mov rax, qword [rsp + 8]'), 1), 'argument', "Go's Syscall6 (stack arguments)");
+    assert.equal(verdict(fn([{ text: ['mov rax, rdi', 'mov rdi, rsi', 'syscall'] }]), 0, undefined).verdict, 'argument', 'syscall(2)');
+    const cancel = fn([{ text: ['mov eax, dword [rdi]', 'test eax, eax', 'jne 0x1200'], next: [1, 2] }, { text: ['mov r11, rdi', 'mov rax, rsi', 'mov rsi, rcx', 'syscall'] }, { text: ['ret'] }]);
+    assert.equal(verdict(cancel, 1, 35).verdict, 'argument', "musl's __syscall_cp_asm");
+    assert.equal(verdict(fn([{ text: ['mov rax, qword [rsp + 8]', 'syscall'] }]), 0, 1).verdict, 'argument', "Go's Syscall6 (stack arguments)");
+    const mixed = fn([{ text: ['test edi, edi', 'je 0x1200'], next: [1, 2] }, { text: ['mov eax, 0x27', 'jmp 0x1200'], next: [2] }, { text: ['syscall'] }]);
+    assert.deepEqual(verdict(mixed, 2, 39), { verdict: 'argument', constants: [39] }, 'one path passes eax through from the caller');
   });
-  it('leaves other origins unknown', () => {
-    assert.equal(classifySite(site(true, ALL, 'sub rsp, 8', 'mov rax, qword [rsp + 8]'), 1), 'unknown', 'a local, not an argument');
-    assert.equal(classifySite(site(false, ALL, 'mov rax, qword [rbx]'), 1), 'unknown');
-    assert.equal(classifySite(site(false, ALL, 'call 0x401000'), 1), 'unknown');
-    assert.equal(classifySite(site(true, ALL, 'mov eax, 0xe7'), 60), 'unknown', 'radare2 disagrees with the constant');
-    assert.equal(classifySite(site(false, ALL, 'pop rax'), 3), 'unknown');
-    assert.equal(classifySite(site(false, ALL, 'nop'), 5000), 'unknown', 'out of range');
-    assert.equal(classifySite(undefined, 1), 'unknown');
+  it('leaves other origins unknown, and keeps the constants it saw', () => {
+    assert.equal(verdict(fn([{ text: ['sub rsp, 8', 'mov rax, qword [rsp + 8]', 'syscall'] }]), 0, 1).verdict, 'unknown', 'a local, not an argument');
+    assert.equal(verdict(fn([{ text: ['mov rax, qword [rbx]', 'syscall'] }]), 0, 1).verdict, 'unknown');
+    assert.equal(verdict(fn([{ text: ['call 0x401000', 'syscall'] }]), 0, 1).verdict, 'unknown');
+    assert.deepEqual(verdict(fn([{ text: ['mov eax, 0xe7', 'syscall'] }]), 0, 60), { verdict: 'unknown', constants: [231] }, 'radare2 disagrees');
+    const two = fn([{ text: ['test edi, edi', 'mov eax, 0xe7', 'je 0x1200'], next: [1, 2] }, { text: ['mov eax, 0x3c', 'jmp 0x1200'], next: [2] }, { text: ['syscall'] }]);
+    assert.deepEqual(verdict(two, 2, 60), { verdict: 'unknown', constants: [60, 231] }, 'two numbers reach the site');
+    assert.equal(verdict(fn([{ text: ['mov eax, 1', 'ret'] }, { text: ['nop', 'syscall'] }]), 1, 1).verdict, 'unknown', 'no predecessor known');
+    assert.equal(classifySite(undefined, 0x1000, 1).verdict, 'unknown');
   });
 });

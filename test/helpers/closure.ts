@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
-import { DEFAULT_PROFILE_SYSCALLS } from '../../coordinator/policy.js';
+import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../../coordinator/policy.js';
 import { type ObjectFacts, syscallsOfObject } from '../../worker/analyser.js';
 import { lddClosure } from './ground-truth.js';
 import { sha256 } from './layers.js';
@@ -46,6 +46,6 @@ export async function programClosure(executable: string, factsOf: (file: string)
   for (const object of [...scope, ...(loader ? [loader] : [])]) {
     if (linked.unresolvedBy.has(object.path)) for (const name of syscallsOfObject(object.facts)) withFallback.add(name);
   }
-  if (linked.unresolvedArgumentsBy.size > 0) for (const name of DEFAULT_PROFILE_SYSCALLS({ os: 'linux', architecture: 'amd64' })) withFallback.add(name);
+  if (linked.unresolvedArgumentsBy.size > 0) for (const name of DOCKER_DEFAULT_FALLBACK_SYSCALLS({ os: 'linux', architecture: 'amd64' })) withFallback.add(name);
   return { linked, withFallback };
 }

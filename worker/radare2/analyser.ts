@@ -18,7 +18,7 @@ import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
 import type { CodeModel } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
-import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, registersWritten, type SiteBlock, type SyscallOpcode } from './graph.js';
+import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type FunctionCode, type Radare2Block, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
 import { locateRadare2 } from './locate.js';
 import { Radare2Session } from './session.js';
@@ -33,8 +33,7 @@ const MARKER_BLOCKS = 'dockergate:blocks';
 const MARKER_REFS = 'dockergate:refs';
 const DISASSEMBLY_MACRO = 'dockergate_disassembly';
 const MARKER_FUNCTION = 'dockergate:function';
-/** When a function's disassembly is missing, assume every register is written (nothing is an argument). */
-const REGISTERS_ASSUMED_WRITTEN = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+
 /** Rounds of "make functions at call targets outside every function" after `aaa`. */
 const MAX_DISCOVERY_ROUNDS = 4;
 /**
@@ -42,8 +41,6 @@ const MAX_DISCOVERY_ROUNDS = 4;
  * address), by regular expression over radare2's linear disassembly. Quoted: `|` is a pipe otherwise.
  */
 const INSTRUCTION_SEARCH = '"/ad/j ^(call|jmp) [qdwre]|^(syscall|sysenter|int 0x80)$"';
-/** radare2 silently ignores command lines with many more `;`-separated statements than this. */
-const STATEMENTS_PER_COMMAND = 40;
 const SYSCALL_OPCODES: readonly SyscallOpcode[] = ['syscall', 'sysenter', 'int 0x80'];
 
 export class Radare2Analyser implements Analyser {
@@ -136,63 +133,41 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   for (const hit of objects(results)) {
     if (typeof hit.addr === 'number' && typeof hit.sysnum === 'number') syscallNumbers.set(hit.addr, hit.sysnum);
   }
-  const blocks = await siteBlocks(session, [...details.values()], syscallInstructions.map((site) => site.address));
+  const code = await siteCode(session, [...details.values()], syscallInstructions.map((site) => site.address));
   working();
-  return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, siteBlocks: blocks, indirectBranches };
+  return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, siteCode: code, indirectBranches };
 }
 
-/**
- * For each syscall site inside a function: radare2's disassembly of its basic block up to the site,
- * and the registers its function writes anywhere (see `classifySite`).
- */
-async function siteBlocks(session: Radare2Session, functions: readonly Radare2Function[], sites: readonly number[]): Promise<Map<number, SiteBlock>> {
-  const blockOf = new Map<number, { start: number; count: number; entryBlock: boolean; function: number }>();
-  for (const fn of functions) {
-    for (const block of fn.blocks) {
-      block.forEach((address, index) => {
-        const start = block[0]!;
-        const known = blockOf.get(address);
-        // Entered at a function's start in any function that holds it: a parameter there.
-        if (!known || (start === fn.address && !known.entryBlock)) blockOf.set(address, { start, count: index + 1, entryBlock: start === fn.address, function: fn.address });
-      });
-    }
-  }
-  const wanted = [...new Set(sites)].filter((site) => blockOf.has(site));
-  const written = new Map<number, ReadonlySet<string>>();
-  for (const [address, disassembly] of await functionDisassembly(session, [...new Set(wanted.map((site) => blockOf.get(site)!.function))])) {
-    written.set(address, registersWritten(disassembly));
-  }
-  const out = new Map<number, SiteBlock>();
-  for (let i = 0; i < wanted.length; i += STATEMENTS_PER_COMMAND) {
-    const chunk = wanted.slice(i, i + STATEMENTS_PER_COMMAND);
-    const lines = (await session.command(chunk.map((site) => `pdj ${blockOf.get(site)!.count} @ ${hex(blockOf.get(site)!.start)}`).join(';')))
-      .split('\n')
-      .filter((line) => line.startsWith('['));
-    if (lines.length !== chunk.length) continue; // answers cannot be matched to sites: leave them unknown
-    chunk.forEach((site, index) => {
-      const instructions = objects(parseJsonLine(lines[index]!));
-      const block = blockOf.get(site)!;
-      if (instructions.at(-1)?.addr !== site) return;
-      out.set(site, {
-        disassembly: instructions.map((op) => (typeof op.disasm === 'string' ? op.disasm : '')),
-        entryBlock: block.entryBlock,
-        writtenInFunction: written.get(block.function) ?? new Set(REGISTERS_ASSUMED_WRITTEN),
-      });
-    });
+/** For each syscall site inside a function: that function's code (blocks and `pifj` disassembly). */
+async function siteCode(session: Radare2Session, functions: readonly Radare2Function[], sites: readonly number[]): Promise<Map<number, FunctionCode>> {
+  const ownerOf = new Map<number, Radare2Function>();
+  for (const fn of functions) for (const address of fn.instructions) if (!ownerOf.has(address)) ownerOf.set(address, fn);
+  const owners = [...new Set(sites.map((site) => ownerOf.get(site)).filter((fn): fn is Radare2Function => fn !== undefined))];
+  const disassembly = await functionDisassembly(session, owners.map((fn) => fn.address));
+  const out = new Map<number, FunctionCode>();
+  for (const site of sites) {
+    const fn = ownerOf.get(site);
+    const text = fn && disassembly.get(fn.address);
+    if (fn && text) out.set(site, { entry: fn.address, blocks: fn.blocks, disassembly: text });
   }
   return out;
 }
 
-/** Each function's instructions as text (`pif`), through a macro run at many addresses per command. */
-async function functionDisassembly(session: Radare2Session, addresses: readonly number[]): Promise<Map<number, string[]>> {
-  await session.command(`(${DISASSEMBLY_MACRO}; ?e ${MARKER_FUNCTION}; ?v $$; pif)`);
-  const out = new Map<number, string[]>();
+/** Each function's instructions (`pifj`: address and text), through a macro run at many addresses per command. */
+async function functionDisassembly(session: Radare2Session, addresses: readonly number[]): Promise<Map<number, Map<number, string>>> {
+  await session.command(`(${DISASSEMBLY_MACRO}; ?e ${MARKER_FUNCTION}; ?v $$; pifj)`);
+  const out = new Map<number, Map<number, string>>();
   for (const chunk of addressLists(addresses)) {
     const lines = (await session.command(`.(${DISASSEMBLY_MACRO}) @@=${chunk}`)).split('\n');
-    let current: string[] | undefined;
     for (let i = 0; i < lines.length; i++) {
-      if (lines[i] === MARKER_FUNCTION) out.set(Number(lines[++i]), (current = []));
-      else if (current && lines[i]!.trim() !== '') current.push(lines[i]!);
+      if (lines[i] !== MARKER_FUNCTION) continue;
+      const address = Number(lines[++i]);
+      const parsed = parseJsonLine(lines[i + 1] ?? '');
+      const text = new Map<number, string>();
+      for (const op of objects(isRecord(parsed) ? parsed.ops : undefined)) {
+        if (typeof op.addr === 'number' && typeof op.disasm === 'string') text.set(op.addr, op.disasm);
+      }
+      out.set(address, text);
     }
   }
   return out;
@@ -215,7 +190,7 @@ async function functionDetails(session: Radare2Session, addresses: readonly numb
   const out: Radare2Function[] = [];
   for (const chunk of addressLists(addresses)) {
     const lines = (await session.command(`.(${DETAILS_MACRO}) @@=${chunk}`)).split('\n');
-    let current: { address: number; instructions: number[]; blocks: number[][]; refs: Radare2Ref[] } | undefined;
+    let current: { address: number; instructions: number[]; blocks: Radare2Block[]; refs: Radare2Ref[] } | undefined;
     let section: 'blocks' | 'refs' = 'blocks';
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
@@ -230,7 +205,9 @@ async function functionDetails(session: Radare2Session, addresses: readonly numb
         if (section === 'blocks') {
           for (const block of objects(parsed)) {
             const instructions = numbers(block.instrs);
-            current.blocks.push(instructions);
+            const cases = isRecord(block.switch_op) ? objects(block.switch_op.cases).map((item) => item.jump) : [];
+            const successors = [block.jump, block.fail, ...cases].filter((address): address is number => typeof address === 'number');
+            current.blocks.push({ instructions, successors });
             current.instructions.push(...instructions);
           }
         } else {

@@ -21,12 +21,18 @@ export interface Radare2Ref {
   readonly ref: number;
 }
 
+/** A basic block (`afbj`): its instructions in order and the blocks control may go to next. */
+export interface Radare2Block {
+  readonly instructions: readonly number[];
+  /** Start addresses of the blocks it jumps or falls to (`jump`, `fail`, switch cases). */
+  readonly successors: readonly number[];
+}
+
 export interface Radare2Function {
   readonly address: number;
   /** Addresses of the function's instructions (from its basic blocks). */
   readonly instructions: readonly number[];
-  /** Its basic blocks, each as the addresses of its instructions in order. */
-  readonly blocks: readonly (readonly number[])[];
+  readonly blocks: readonly Radare2Block[];
   readonly refs: readonly Radare2Ref[];
 }
 
@@ -40,8 +46,8 @@ export interface Radare2Answers {
   readonly syscallInstructions: readonly { readonly address: number; readonly opcode: SyscallOpcode }[];
   /** Syscall sites whose number radare2's emulation found (`/asj`). */
   readonly syscallNumbers: ReadonlyMap<number, number>;
-  /** For each site: its basic block up to the site, and its function's writes (see `classifySite`). */
-  readonly siteBlocks: ReadonlyMap<number, SiteBlock>;
+  /** For each syscall site: the code of a function that holds it (see `classifySite`). */
+  readonly siteCode: ReadonlyMap<number, FunctionCode>;
   /** Indirect call and jump instructions (`/atj ucall,rcall,...`), possibly outside functions. */
   readonly indirectBranches: readonly number[];
 }
@@ -133,21 +139,18 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     if (!siteOwners || sites.has(address)) continue;
     sites.add(address);
     const number = answers.syscallNumbers.get(address);
-    const verdict = classifySite(answers.siteBlocks.get(address), number);
-    const inRange = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
+    const { verdict, constants } = classifySite(answers.siteCode.get(address), address, number);
     if (verdict === 'confirmed') resolvedSites++;
     const table = opcode === 'int 0x80' && model.bitness === 64 ? 'i386' : 'native';
+    // Unconfirmed numbers (radare2's and the constants on the paths) are kept, and the site is
+    // unresolved as well: the scan then adds the object's syscalls, or Docker's default for an argument.
+    const numbers = [number, ...constants].filter((n): n is number => n !== undefined && Number.isInteger(n) && n >= 0 && n <= MAX_SYSCALL_NUMBER);
     for (const owner of siteOwners) {
       const node = nodes.get(owner)!;
-      if (verdict === 'argument') {
-        node.unresolved.push({ address, kind: 'syscall-argument', detail: `the number of this ${opcode} is an argument of its function` });
-        continue;
-      }
-      // An unconfirmed number is kept (it may be right) and the site is unresolved as well, so the
-      // scan's object-wide fallback applies.
-      if (inRange) node.syscalls.set(`${table}:${number}`, { table, number });
-      if (verdict === 'unknown') {
-        const detail = inRange ? `radare2 says ${number}, which the block's disassembly does not confirm` : `radare2 found no number for this ${opcode}`;
+      for (const n of verdict === 'argument' ? constants : numbers) node.syscalls.set(`${table}:${n}`, { table, number: n });
+      if (verdict === 'argument') node.unresolved.push({ address, kind: 'syscall-argument', detail: `the number of this ${opcode} is an argument of its function` });
+      else if (verdict === 'unknown') {
+        const detail = number !== undefined ? `radare2 says ${number}, which its control flow and disassembly do not confirm` : `radare2 found no number for this ${opcode}`;
         node.unresolved.push({ address, kind: 'syscall-number', detail });
       }
     }
@@ -228,66 +231,123 @@ function writes({ mnemonic, operands }: Instruction): string[] {
   return out.filter(Boolean);
 }
 
-/** Every register some instruction of the function writes. */
-export function registersWritten(disassembly: readonly string[]): Set<string> {
-  const written = new Set<string>();
-  for (const text of disassembly) for (const register of writes(parseInstruction(text))) written.add(register);
-  return written;
-}
-
-export interface SiteBlock {
-  /** radare2's disassembly from the start of the site's basic block up to the site (last). */
-  readonly disassembly: readonly string[];
-  /** The block is its function's entry block. */
-  readonly entryBlock: boolean;
-  /** Registers written anywhere in the site's function (`registersWritten` of its disassembly). */
-  readonly writtenInFunction: ReadonlySet<string>;
+/** A function as `classifySite` needs it: its entry, blocks and radare2's disassembly (`pifj`). */
+export interface FunctionCode {
+  readonly entry: number;
+  readonly blocks: readonly Radare2Block[];
+  /** Instruction address → radare2's disassembly text. */
+  readonly disassembly: ReadonlyMap<number, string>;
 }
 
 /**
- * - `confirmed`: radare2's number, and the site's block moves that constant into eax.
- * - `argument`: eax holds what the function's caller passed (a register the function never writes,
- *   or a stack argument loaded in the entry block): a wrapper (`syscall(2)`, musl's
- *   `__syscall_cp_asm`, Go's `Syscall6`). radare2 resolves no call sites, so any syscall may be made.
- * - `unknown`: anything else (memory, arithmetic, a value set before the block).
+ * - `confirmed`: every path into the site moves one constant into eax, and it is radare2's number.
+ * - `argument`: on some path eax holds what the function's caller passed (a wrapper: `syscall(2)`,
+ *   musl's `__syscall_cp_asm`, Go's `Syscall6`). radare2 resolves no call sites: any syscall may
+ *   be made there.
+ * - `unknown`: some path sets eax otherwise (memory, arithmetic, a call's result), or the paths
+ *   disagree with radare2.
  */
 export type SiteVerdict = 'confirmed' | 'argument' | 'unknown';
 
+export interface SiteClassification {
+  readonly verdict: SiteVerdict;
+  /** The constants found on the paths into the site (all of them, whatever the verdict). */
+  readonly constants: readonly number[];
+}
+
+/** Instructions walked back from one site at most: beyond, the origin is `unknown`. */
+const MAX_WALK = 20_000;
+
 /**
- * Checks radare2's number at a syscall site against radare2's own disassembly of the site's basic
- * block, walking back from the site through register copies (`mov eax, r8d`). radare2's emulation
- * (`/as`) reports numbers even where eax holds a parameter or a value loaded from memory (musl's
+ * Checks radare2's number at a syscall site against radare2's own control-flow graph and
+ * disassembly of the site's function, walking back from the site through register copies
+ * (`mov eax, r8d`) and predecessor blocks to where eax gets its value. radare2's emulation (`/as`)
+ * reports numbers even where eax holds a parameter or a value loaded from memory (musl's
  * `__syscall_cp_asm`, Go's `Syscall6`: measured on the ground-truth fixtures), and a wrong number
  * would make a profile that breaks the program.
  */
-export function classifySite(site: SiteBlock | undefined, number: number | undefined): SiteVerdict {
-  if (!site) return 'unknown';
-  const valid = number !== undefined && Number.isInteger(number) && number >= 0 && number <= MAX_SYSCALL_NUMBER;
-  let tracked = 'rax';
-  let stackMoved = false;
-  const block = site.disassembly.map(parseInstruction);
-  for (let i = block.length - 2; i >= 0; i--) {
-    const instruction = block[i]!;
-    const { mnemonic, operands } = instruction;
-    if (!writes(instruction).includes(tracked)) continue;
-    // The tracked register is written here; only simple moves keep its origin known.
-    if (mnemonic === 'xor' && REGISTER_OF.get(operands[1] ?? '') === tracked) return valid && number === 0 ? 'confirmed' : 'unknown';
-    if (mnemonic !== 'mov' || operands.length !== 2) return 'unknown';
-    const source = operands[1]!;
-    if (/^(0x[0-9a-f]+|\d+)$/.test(source)) return valid && Number(source) === number ? 'confirmed' : 'unknown';
-    const register = REGISTER_OF.get(source);
-    if (register) {
-      tracked = register;
+export function classifySite(code: FunctionCode | undefined, site: number, number: number | undefined): SiteClassification {
+  const unknown: SiteClassification = { verdict: 'unknown', constants: [] };
+  if (!code) return unknown;
+  const blockAt = new Map<number, number>();
+  code.blocks.forEach((block, index) => {
+    if (block.instructions[0] !== undefined) blockAt.set(block.instructions[0], index);
+  });
+  const predecessors = new Map<number, number[]>();
+  code.blocks.forEach((block, index) => {
+    for (const successor of block.successors) {
+      const target = blockAt.get(successor);
+      if (target !== undefined) predecessors.set(target, [...(predecessors.get(target) ?? []), index]);
+    }
+  });
+  const home = code.blocks.findIndex((block) => block.instructions.includes(site));
+  if (home < 0) return unknown;
+
+  const constants = new Set<number>();
+  let argument = false;
+  let other = false;
+  let steps = 0;
+  const seen = new Set<string>();
+  const work: { block: number; end: number; tracked: string }[] = [{ block: home, end: code.blocks[home]!.instructions.indexOf(site), tracked: 'rax' }];
+  while (work.length > 0 && !other) {
+    const { block: index, end, tracked: start } = work.pop()!;
+    const block = code.blocks[index]!;
+    let tracked = start;
+    let settled = false;
+    for (let i = end - 1; i >= 0 && !settled; i--) {
+      if (++steps > MAX_WALK) return { verdict: 'unknown', constants: [...constants].sort((a, b) => a - b) };
+      const text = code.disassembly.get(block.instructions[i]!);
+      if (text === undefined) {
+        other = true;
+        break;
+      }
+      const instruction = parseInstruction(text);
+      if (!writes(instruction).includes(tracked)) continue;
+      settled = true;
+      const { mnemonic, operands } = instruction;
+      const source = operands[1] ?? '';
+      if (mnemonic === 'xor' && REGISTER_OF.get(source) === tracked) constants.add(0);
+      else if (mnemonic === 'mov' && operands.length === 2 && /^(0x[0-9a-f]+|\d+)$/.test(source)) constants.add(Number(source));
+      else if (mnemonic === 'mov' && operands.length === 2 && REGISTER_OF.has(source)) {
+        tracked = REGISTER_OF.get(source)!;
+        settled = false;
+      } else if (mnemonic === 'mov' && isStackArgument(source) && block.instructions[0] === code.entry && !movesStack(code, block, i)) argument = true;
+      else other = true;
+    }
+    if (settled || other) continue;
+    // Reached the block's start with the value still coming from before it.
+    if (block.instructions[0] === code.entry) {
+      argument = true;
       continue;
     }
-    // A load from the caller's stack frame in the entry block, before rsp moves: a stack argument.
-    stackMoved = block.slice(0, i).some((before) => writes(before).includes('rsp') || before.mnemonic === 'push' || before.mnemonic === 'pop');
-    return site.entryBlock && !stackMoved && /^(qword|dword) \[rsp \+ (0x[0-9a-f]+|\d+)\]$/.test(source) ? 'argument' : 'unknown';
+    const before = predecessors.get(index) ?? [];
+    if (before.length === 0) other = true;
+    for (const predecessor of before) {
+      const key = `${predecessor}:${tracked}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      work.push({ block: predecessor, end: code.blocks[predecessor]!.instructions.length, tracked });
+    }
   }
-  if (site.entryBlock || !site.writtenInFunction.has(tracked)) return 'argument';
-  // Set before the block (glibc's `_exit` loads its numbers in the entry block): radare2 followed
-  // the paths into the block; its number is taken on its word.
-  return valid ? 'confirmed' : 'unknown';
+  const found = [...constants].sort((a, b) => a - b);
+  if (argument) return { verdict: 'argument', constants: found };
+  if (other) return { verdict: 'unknown', constants: found };
+  const agrees = found.length === 1 && found[0] === number && Number.isInteger(number) && number! >= 0 && number! <= MAX_SYSCALL_NUMBER;
+  return { verdict: agrees ? 'confirmed' : 'unknown', constants: found };
+}
+
+/** `qword [rsp + N]`: at a function's entry (before rsp moves), an argument passed on the stack. */
+function isStackArgument(operand: string): boolean {
+  return /^(qword|dword) \[rsp \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
+}
+
+/** Whether an instruction of `block` before position `end` changes rsp. */
+function movesStack(code: FunctionCode, block: Radare2Block, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const instruction = parseInstruction(code.disassembly.get(block.instructions[i]!) ?? '');
+    if (writes(instruction).includes('rsp') || instruction.mnemonic === 'push' || instruction.mnemonic === 'pop') return true;
+  }
+  return false;
 }
 
 function inCode(model: CodeModel, address: number): boolean {
