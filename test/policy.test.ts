@@ -17,6 +17,7 @@ import { parse } from 'yaml';
 import {
   buildDockerProfile,
   DEFAULT_PROFILE_SYSCALLS,
+  DOCKER_DEFAULT_FALLBACK_SYSCALLS,
   type DockerSeccompProfile,
   dockerProfile,
   ENOSYS,
@@ -121,6 +122,14 @@ describe('DEFAULT_PROFILE_SYSCALLS', () => {
     assert.ok(amd.every((name) => table.has(name)));
     const arm = DEFAULT_PROFILE_SYSCALLS(ARM64);
     assert.ok(!arm.includes('arch_prctl') && !arm.includes('open') && arm.includes('openat'));
+  });
+
+  it("as a fallback, adds what Docker allows for some arguments, below some capabilities or from kernel 4.8", () => {
+    const fallback = DOCKER_DEFAULT_FALLBACK_SYSCALLS(AMD64);
+    const strict = new Set(DEFAULT_PROFILE_SYSCALLS(AMD64));
+    assert.ok([...strict].every((name) => fallback.includes(name)));
+    assert.deepEqual(fallback.filter((name) => !strict.has(name)), ['clone', 'personality', 'process_vm_readv', 'process_vm_writev', 'ptrace', 'socket']);
+    for (const name of ['clone3', 'mount', 'bpf', 'unshare']) assert.ok(!fallback.includes(name), `${name} needs a capability or is refused`);
   });
 });
 
