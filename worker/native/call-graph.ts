@@ -8,7 +8,7 @@ import { Mnemonic, OpKind, Register } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
 import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
-import type { CodeModel } from './code-model.js';
+import { type CodeModel, inCode } from './code-model.js';
 
 export type { SyscallRef, UnresolvedRef };
 
@@ -46,11 +46,6 @@ export interface CallGraph extends ObjectGraph {
 interface CallSite {
   readonly caller: number;
   readonly index: number;
-}
-
-/** Upper bound of an object's code: addresses outside every range are not code. */
-function inCode(model: CodeModel, address: number): boolean {
-  return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
 }
 
 export function buildCallGraph(model: CodeModel, maxInstructions: number): CallGraph {

@@ -41,3 +41,8 @@ export interface CodeModel {
   readonly entry?: number;
   readonly initialisers: readonly NamedAddress[];
 }
+
+/** Whether `address` lies in the object's executable bytes. */
+export function inCode(model: Pick<CodeModel, 'ranges'>, address: number): boolean {
+  return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
+}

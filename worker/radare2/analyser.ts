@@ -16,7 +16,7 @@ import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
 import type { AnalysisContext, Analyser, ObjectFacts } from '../analyser.js';
 import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
-import type { CodeModel } from '../native/code-model.js';
+import { type CodeModel, inCode } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
 import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type FunctionCode, type Radare2Block, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
@@ -264,9 +264,6 @@ function numbers(value: unknown): number[] {
 
 const hex = (address: number): string => `0x${address.toString(16)}`;
 
-function inCode(model: CodeModel, address: number): boolean {
-  return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
-}
 
 function isThunkOrSlot(model: CodeModel, address: number): boolean {
   return model.gotSlots.has(address) || model.irelativeSlots.has(address) || model.plt.some((plt) => address >= plt.start && address < plt.start + plt.size);

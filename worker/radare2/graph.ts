@@ -9,7 +9,7 @@
  * worker/native/elf-model.ts): PLT/GOT bindings, IRELATIVE slots, code pointers held in data.
  */
 import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
-import type { CodeModel } from '../native/code-model.js';
+import { type CodeModel, inCode } from '../native/code-model.js';
 
 /** One reference from a function's code, as `axffj` prints it. */
 export interface Radare2Ref {
@@ -348,8 +348,4 @@ function movesStack(code: FunctionCode, block: Radare2Block, end: number): boole
     if (writes(instruction).includes('rsp') || instruction.mnemonic === 'push' || instruction.mnemonic === 'pop') return true;
   }
   return false;
-}
-
-function inCode(model: CodeModel, address: number): boolean {
-  return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
 }
