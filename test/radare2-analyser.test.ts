@@ -30,7 +30,8 @@ const MUSL_CANCEL_POINT =
   "musl makes this call through __syscall_cp(nr, ...), a cancellation point whose number is an argument of __syscall_cp_asm; " +
   'radare2 resolves no call-site arguments: that site makes the scan fall back to Docker\'s default';
 const MUSL_SYSCALL_2 =
-  "the program calls syscall(2) with this number, an argument of musl's syscall(); radare2 resolves no call-site arguments: " +
+  "the program calls syscall(2) with this number, an argument of musl's syscall(); radare2 resolves no call-site arguments " +
+  "(and the program calls no libc function that makes this syscall): " +
   "that site makes the scan fall back to Docker's default";
 const GO_SYSCALL =
   "Go's syscall.Syscall/Syscall6/RawSyscall take the number as an argument (runtime/internal/syscall loads it from the stack); " +
@@ -46,11 +47,11 @@ const each = (names: string, reason: string): Record<string, string> => Object.f
 const RADARE2_KNOWN_MISSES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   'hello/musl-dynamic': each('nanosleep', MUSL_CANCEL_POINT),
   'hello/musl-static': each('nanosleep', MUSL_CANCEL_POINT),
-  'direct-syscall/musl-dynamic': each('getrandom', MUSL_CANCEL_POINT),
+  'direct-syscall/musl-dynamic': { ...each('getpid gettid sched_yield', MUSL_SYSCALL_2), ...each('getrandom', MUSL_CANCEL_POINT) },
   'direct-syscall/musl-static': { ...each('getpid gettid sched_yield', MUSL_SYSCALL_2), ...each('getrandom', MUSL_CANCEL_POINT) },
   'function-pointers/musl-dynamic': each('write', MUSL_CANCEL_POINT),
   'function-pointers/musl-static': each('write', MUSL_CANCEL_POINT),
-  'threads/musl-dynamic': each('read recvfrom sendto', MUSL_CANCEL_POINT),
+  'threads/musl-dynamic': each('read recvfrom sendto wait4', MUSL_CANCEL_POINT),
   'threads/musl-static': each('read recvfrom sendto wait4', MUSL_CANCEL_POINT),
   'go/go': each('accept4 bind connect fstat getdents64 getpeername getrlimit getsockname getsockopt listen mkdirat setsockopt socket unlinkat', GO_SYSCALL),
 };
