@@ -48,7 +48,13 @@ for (const file of values.files ? values.files.split(',') : await defaultFiles()
   const bytes = await fs.readFile(file);
   const sha = sha256(bytes);
   const native = await timed(() => analyzeElf(bytes, sha, DEFAULT_LIMITS));
-  const viaRadare2 = await timed(() => radare2.analyze(bytes, sha, context));
+  const started = performance.now();
+  const viaRadare2 = await timed(() => radare2.analyze(bytes, sha, context)).catch((error: unknown) => error as Error);
+  if (viaRadare2 instanceof Error) {
+    // A limit (radare2TimeoutMs) is a result too: the scan would record the object as failed.
+    console.log(`| ${path.basename(file)} | ${(native.facts.stats.codeBytes / 1e6).toFixed(2)} | ${native.seconds.toFixed(2)} | failed after ${((performance.now() - started) / 1000).toFixed(0)} s: ${viaRadare2.message} | | | | | | | | | | |`);
+    continue;
+  }
   nativeTotal += native.seconds;
   radare2Total += viaRadare2.seconds;
   const megabytes = native.facts.stats.codeBytes / 1e6;
