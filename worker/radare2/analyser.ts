@@ -65,7 +65,7 @@ export class Radare2Analyser implements Analyser {
         timeoutMs: this.limits.radare2TimeoutMs,
         memoryBytes: this.limits.radare2MemoryBytes,
         label: `sha256:${sha256}`,
-        ...(context ? { signal: context.signal } : {}),
+        ...(context ? { signal: context.signal, working: () => context.working() } : {}),
       });
       let answers: Radare2Answers;
       try {

@@ -37,7 +37,12 @@ export interface SessionOptions {
   readonly signal?: AbortSignal;
   /** What is analysed, for error messages (`sha256:…`). */
   readonly label: string;
+  /** Called every few seconds while radare2 works (cluster heartbeats: one `aaa` can take minutes). */
+  readonly working?: () => void;
 }
+
+/** How often `working` is called while the session is open. */
+const HEARTBEAT_MS = 5_000;
 
 export class Radare2Session {
   private failure: Error | undefined;
@@ -45,6 +50,7 @@ export class Radare2Session {
   private fail!: (error: Error) => void;
   private readonly timer: NodeJS.Timeout;
   private readonly liveness: NodeJS.Timeout;
+  private readonly heartbeat: NodeJS.Timeout | undefined;
   private readonly onAbort: () => void;
   private pid = 0;
 
@@ -69,6 +75,7 @@ export class Radare2Session {
     this.liveness = setInterval(() => {
       if (this.pid !== 0 && !alive(this.pid)) this.fail(new InvalidInputError(`radare2 exited while analysing ${options.label}`));
     }, 500);
+    this.heartbeat = options.working ? setInterval(options.working, HEARTBEAT_MS) : undefined;
     this.onAbort = () => this.fail(new AbortedError(`radare2 analysis of ${options.label} cancelled`));
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -128,6 +135,7 @@ export class Radare2Session {
   async close(): Promise<void> {
     clearTimeout(this.timer);
     clearInterval(this.liveness);
+    clearInterval(this.heartbeat);
     this.options.signal?.removeEventListener('abort', this.onAbort);
     if (!this.failure) {
       try {
