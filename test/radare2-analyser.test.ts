@@ -188,7 +188,7 @@ describe('radare2 analyser: checking radare2 syscall numbers against its control
       });
       return { instructions, successors: (block.next ?? []).map((target) => 0x1000 + target * 0x100) };
     });
-    return { entry: 0x1000, blocks: built, disassembly };
+    return { entry: 0x1000, entries: new Set<number>(), blocks: built, disassembly };
   };
   /** The site: the last instruction of block `b`. */
   const siteOf = (code: ReturnType<typeof fn>, b: number): number => code.blocks[b]!.instructions.at(-1)!;
@@ -207,6 +207,9 @@ describe('radare2 analyser: checking radare2 syscall numbers against its control
     const cancel = fn([{ text: ['mov eax, dword [rdi]', 'test eax, eax', 'jne 0x1200'], next: [1, 2] }, { text: ['mov r11, rdi', 'mov rax, rsi', 'mov rsi, rcx', 'syscall'] }, { text: ['ret'] }]);
     assert.equal(verdict(cancel, 1, 35).verdict, 'argument', "musl's __syscall_cp_asm");
     assert.equal(verdict(fn([{ text: ['mov rax, qword [rsp + 8]', 'syscall'] }]), 0, 1).verdict, 'argument', "Go's Syscall6 (stack arguments)");
+    assert.equal(verdict(fn([{ text: ['mov eax, dword [esp + 4]', 'int 0x80'] }]), 0, 1).verdict, 'argument', 'an i386 wrapper');
+    const merged = { ...fn([{ text: ['mov eax, 0x27', 'ret'] }, { text: ['mov rax, rdi', 'syscall'] }]), entries: new Set([0x1100]) };
+    assert.equal(classifySite(merged, 0x1101, 39).verdict, 'argument', 'a call target radare2 merged into another function');
     const mixed = fn([{ text: ['test edi, edi', 'je 0x1200'], next: [1, 2] }, { text: ['mov eax, 0x27', 'jmp 0x1200'], next: [2] }, { text: ['syscall'] }]);
     assert.deepEqual(verdict(mixed, 2, 39), { verdict: 'argument', constants: [39] }, 'one path passes eax through from the caller');
   });
@@ -214,6 +217,8 @@ describe('radare2 analyser: checking radare2 syscall numbers against its control
     assert.equal(verdict(fn([{ text: ['sub rsp, 8', 'mov rax, qword [rsp + 8]', 'syscall'] }]), 0, 1).verdict, 'unknown', 'a local, not an argument');
     assert.equal(verdict(fn([{ text: ['mov rax, qword [rbx]', 'syscall'] }]), 0, 1).verdict, 'unknown');
     assert.equal(verdict(fn([{ text: ['call 0x401000', 'syscall'] }]), 0, 1).verdict, 'unknown');
+    assert.equal(verdict(fn([{ text: ['mov eax, 1', 'lock xadd dword [rbx], eax', 'syscall'] }]), 0, 1).verdict, 'unknown', 'xadd behind a lock prefix');
+    assert.equal(verdict(fn([{ text: ['mov eax, dword [rbx]', 'mov al, 1', 'syscall'] }]), 0, 1).verdict, 'unknown', 'a partial write keeps the upper bits');
     assert.deepEqual(verdict(fn([{ text: ['mov eax, 0xe7', 'syscall'] }]), 0, 60), { verdict: 'unknown', constants: [231] }, 'radare2 disagrees');
     const two = fn([{ text: ['test edi, edi', 'mov eax, 0xe7', 'je 0x1200'], next: [1, 2] }, { text: ['mov eax, 0x3c', 'jmp 0x1200'], next: [2] }, { text: ['syscall'] }]);
     assert.deepEqual(verdict(two, 2, 60), { verdict: 'unknown', constants: [60, 231] }, 'two numbers reach the site');

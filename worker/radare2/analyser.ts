@@ -12,13 +12,14 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { DockergateError, InvalidInputError } from '../../infra/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
 import type { AnalysisContext, Analyser, ObjectFacts } from '../analyser.js';
 import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
 import { type CodeModel, inCode } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
-import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type FunctionCode, type Radare2Block, type SyscallOpcode } from './graph.js';
+import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type Radare2Block, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
 import { locateRadare2 } from './locate.js';
 import { Radare2Session } from './session.js';
@@ -27,20 +28,16 @@ export { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION };
 
 /** Longest command line sent: radare2 silently drops much longer ones. */
 const MAX_COMMAND_CHARS = 3_000;
-/** A macro of one function's blocks and references, and the marker lines of its answer. */
+/** A macro of one function's blocks, references and instructions, and the marker lines of its answer. */
 const DETAILS_MACRO = 'dockergate_function';
 const MARKER_BLOCKS = 'dockergate:blocks';
 const MARKER_REFS = 'dockergate:refs';
-const DISASSEMBLY_MACRO = 'dockergate_disassembly';
-const MARKER_FUNCTION = 'dockergate:function';
+const MARKER_OPS = 'dockergate:ops';
 
 /** Rounds of "make functions at call targets outside every function" after `aaa`. */
 const MAX_DISCOVERY_ROUNDS = 4;
-/**
- * Syscall instructions, and calls and jumps through a register or memory (direct ones print an
- * address), by regular expression over radare2's linear disassembly. Quoted: `|` is a pipe otherwise.
- */
-const INSTRUCTION_SEARCH = '"/ad/j ^(call|jmp) [qdwre]|^(syscall|sysenter|int 0x80)$"';
+/** radare2's types of indirect calls and jumps (`/atl` lists them all). */
+const INDIRECT_BRANCH_TYPES = new Set(['ucall', 'rcall', 'icall', 'ircall', 'uccall', 'ujmp', 'rjmp', 'ijmp', 'irjmp', 'mjmp', 'ucjmp', 'mcjmp', 'rcjmp']);
 const SYSCALL_OPCODES: readonly SyscallOpcode[] = ['syscall', 'sysenter', 'int 0x80'];
 
 export class Radare2Analyser implements Analyser {
@@ -53,6 +50,16 @@ export class Radare2Analyser implements Analyser {
   ) {}
 
   async analyze(bytes: Uint8Array, sha256: string, context?: AnalysisContext): Promise<ObjectFacts> {
+    try {
+      return await this.analyzeOnce(bytes, sha256, context);
+    } catch (error) {
+      // Whatever the object made go wrong is final for it, as in the native analyser's threads.
+      if (error instanceof DockergateError) throw error;
+      throw new InvalidInputError(`radare2 analysis failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
+  private async analyzeOnce(bytes: Uint8Array, sha256: string, context?: AnalysisContext): Promise<ObjectFacts> {
     const elf = parseElf(bytes, this.limits);
     analysedArch(elf);
     const model = buildCodeModel(elf);
@@ -116,16 +123,6 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   for (const item of objects(await session.json('iij'))) {
     if (typeof item.plt === 'number' && typeof item.name === 'string') pltImports.set(item.plt, item.name);
   }
-  // One linear disassembly search for syscall instructions and indirect branches (radare2's type
-  // search `/at` missed some on musl's libc). Hits outside radare2's functions are ignored later.
-  const syscallInstructions: { address: number; opcode: SyscallOpcode }[] = [];
-  const indirectBranches: number[] = [];
-  for (const hit of objects(await session.json(INSTRUCTION_SEARCH))) {
-    if (typeof hit.addr !== 'number' || typeof hit.code !== 'string') continue;
-    const opcode = SYSCALL_OPCODES.find((name) => name === hit.code);
-    if (opcode) syscallInstructions.push({ address: hit.addr, opcode });
-    else indirectBranches.push(hit.addr);
-  }
   working();
   const syscallNumbers = new Map<number, number>();
   const found = await session.json('/asj');
@@ -133,44 +130,7 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   for (const hit of objects(results)) {
     if (typeof hit.addr === 'number' && typeof hit.sysnum === 'number') syscallNumbers.set(hit.addr, hit.sysnum);
   }
-  const code = await siteCode(session, [...details.values()], syscallInstructions.map((site) => site.address));
-  working();
-  return { functions: [...details.values()], pltImports, syscallInstructions, syscallNumbers, siteCode: code, indirectBranches };
-}
-
-/** For each syscall site inside a function: that function's code (blocks and `pifj` disassembly). */
-async function siteCode(session: Radare2Session, functions: readonly Radare2Function[], sites: readonly number[]): Promise<Map<number, FunctionCode>> {
-  const ownerOf = new Map<number, Radare2Function>();
-  for (const fn of functions) for (const address of fn.instructions) if (!ownerOf.has(address)) ownerOf.set(address, fn);
-  const owners = [...new Set(sites.map((site) => ownerOf.get(site)).filter((fn): fn is Radare2Function => fn !== undefined))];
-  const disassembly = await functionDisassembly(session, owners.map((fn) => fn.address));
-  const out = new Map<number, FunctionCode>();
-  for (const site of sites) {
-    const fn = ownerOf.get(site);
-    const text = fn && disassembly.get(fn.address);
-    if (fn && text) out.set(site, { entry: fn.address, blocks: fn.blocks, disassembly: text });
-  }
-  return out;
-}
-
-/** Each function's instructions (`pifj`: address and text), through a macro run at many addresses per command. */
-async function functionDisassembly(session: Radare2Session, addresses: readonly number[]): Promise<Map<number, Map<number, string>>> {
-  await session.command(`(${DISASSEMBLY_MACRO}; ?e ${MARKER_FUNCTION}; ?v $$; pifj)`);
-  const out = new Map<number, Map<number, string>>();
-  for (const chunk of addressLists(addresses)) {
-    const lines = (await session.command(`.(${DISASSEMBLY_MACRO}) @@=${chunk}`)).split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      if (lines[i] !== MARKER_FUNCTION) continue;
-      const address = Number(lines[++i]);
-      const parsed = parseJsonLine(lines[i + 1] ?? '');
-      const text = new Map<number, string>();
-      for (const op of objects(isRecord(parsed) ? parsed.ops : undefined)) {
-        if (typeof op.addr === 'number' && typeof op.disasm === 'string') text.set(op.addr, op.disasm);
-      }
-      out.set(address, text);
-    }
-  }
-  return out;
+  return { functions: [...details.values()], pltImports, syscallNumbers };
 }
 
 /** `af` at every address of `wanted` that is not yet a function. */
@@ -186,21 +146,22 @@ async function defineFunctions(session: Radare2Session, wanted: readonly number[
  * all for a function without references.
  */
 async function functionDetails(session: Radare2Session, addresses: readonly number[], working: () => void): Promise<Radare2Function[]> {
-  await session.command(`(${DETAILS_MACRO}; ?e ${MARKER_BLOCKS}; ?v $$; afbj; ?e ${MARKER_REFS}; axffj)`);
+  await session.command(`(${DETAILS_MACRO}; ?e ${MARKER_BLOCKS}; ?v $$; afbj; ?e ${MARKER_REFS}; axffj; ?e ${MARKER_OPS}; pifj)`);
   const out: Radare2Function[] = [];
   for (const chunk of addressLists(addresses)) {
     const lines = (await session.command(`.(${DETAILS_MACRO}) @@=${chunk}`)).split('\n');
     let current: { address: number; instructions: number[]; blocks: Radare2Block[]; refs: Radare2Ref[] } | undefined;
-    let section: 'blocks' | 'refs' = 'blocks';
+    let section: 'blocks' | 'refs' | 'ops' = 'blocks';
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line === MARKER_BLOCKS) {
-        if (current) out.push(current);
         current = { address: Number(lines[++i]), instructions: [], blocks: [], refs: [] };
         section = 'blocks';
       } else if (line === MARKER_REFS) {
         section = 'refs';
-      } else if (current && line.startsWith('[')) {
+      } else if (line === MARKER_OPS) {
+        section = 'ops';
+      } else if (current && (line.startsWith('[') || line.startsWith('{'))) {
         const parsed = parseJsonLine(line);
         if (section === 'blocks') {
           for (const block of objects(parsed)) {
@@ -210,17 +171,37 @@ async function functionDetails(session: Radare2Session, addresses: readonly numb
             current.blocks.push({ instructions, successors });
             current.instructions.push(...instructions);
           }
-        } else {
+        } else if (section === 'refs') {
           for (const ref of objects(parsed)) {
             if (typeof ref.type === 'string' && typeof ref.at === 'number' && typeof ref.ref === 'number') current.refs.push({ type: ref.type, at: ref.at, ref: ref.ref });
           }
+        } else {
+          out.push({ ...current, ...operationsOf(isRecord(parsed) ? parsed.ops : undefined) });
+          current = undefined;
         }
       }
     }
-    if (current) out.push(current);
     working();
   }
   return out;
+}
+
+/**
+ * From a function's instructions (`pifj`: address, text, radare2's type): its syscall sites, its
+ * indirect calls and jumps, and, when it has syscall sites, its disassembly (for `classifySite`).
+ */
+function operationsOf(ops: unknown): Pick<Radare2Function, 'syscallSites' | 'indirectBranches' | 'disassembly'> {
+  const syscallSites: { address: number; opcode: SyscallOpcode }[] = [];
+  const indirectBranches: number[] = [];
+  const disassembly = new Map<number, string>();
+  for (const op of objects(ops)) {
+    if (typeof op.addr !== 'number' || typeof op.disasm !== 'string') continue;
+    disassembly.set(op.addr, op.disasm);
+    const opcode = SYSCALL_OPCODES.find((name) => name === op.disasm);
+    if (opcode) syscallSites.push({ address: op.addr, opcode });
+    if (typeof op.type === 'string' && INDIRECT_BRANCH_TYPES.has(op.type)) indirectBranches.push(op.addr);
+  }
+  return { syscallSites, indirectBranches, ...(syscallSites.length > 0 ? { disassembly } : {}) };
 }
 
 /** Space-separated hex addresses, split so that no radare2 command line grows past a few KB. */

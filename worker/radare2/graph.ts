@@ -34,6 +34,12 @@ export interface Radare2Function {
   readonly instructions: readonly number[];
   readonly blocks: readonly Radare2Block[];
   readonly refs: readonly Radare2Ref[];
+  /** Its `syscall`, `sysenter` and `int 0x80` instructions. */
+  readonly syscallSites: readonly { readonly address: number; readonly opcode: SyscallOpcode }[];
+  /** Its calls and jumps through a register or memory. */
+  readonly indirectBranches: readonly number[];
+  /** Instruction address → radare2's text, for functions with syscall sites (see `classifySite`). */
+  readonly disassembly?: ReadonlyMap<number, string>;
 }
 
 export type SyscallOpcode = 'syscall' | 'sysenter' | 'int 0x80';
@@ -42,14 +48,8 @@ export interface Radare2Answers {
   readonly functions: readonly Radare2Function[];
   /** PLT stub address → imported symbol (`iij`). */
   readonly pltImports: ReadonlyMap<number, string>;
-  /** Every syscall instruction found by disassembly search (`/adj`), possibly outside functions. */
-  readonly syscallInstructions: readonly { readonly address: number; readonly opcode: SyscallOpcode }[];
   /** Syscall sites whose number radare2's emulation found (`/asj`). */
   readonly syscallNumbers: ReadonlyMap<number, number>;
-  /** For each syscall site: the code of a function that holds it (see `classifySite`). */
-  readonly siteCode: ReadonlyMap<number, FunctionCode>;
-  /** Indirect call and jump instructions (`/atj ucall,rcall,...`), possibly outside functions. */
-  readonly indirectBranches: readonly number[];
 }
 
 /** Largest syscall number of any table we name (the x86-64 table ends below 512). */
@@ -111,6 +111,9 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
         }
       } else if (starts.has(target)) {
         node.takesFunctions.add(target);
+      } else if (owners.has(target) && (ref.type === 'ICOD' || ref.type === 'DATA')) {
+        // A code address inside a radare2 function: the functions holding it may be entered there.
+        for (const owner of owners.get(target)!) node.takesFunctions.add(owner);
       } else {
         // A function pointer loaded from a GOT slot is an import the code may call.
         const imported = model.gotSlots.get(target);
@@ -124,22 +127,27 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
         .filter((ref) => ref.type === 'CALL' || ref.type === 'CODE' || model.gotSlots.has(ref.ref) || model.irelativeSlots.has(ref.ref))
         .map((ref) => ref.at),
     );
-    for (const address of answers.indirectBranches) {
-      if (own.has(address) && !followed.has(address)) {
-        node.indirect = true;
-        break;
-      }
-    }
+    if (fn.indirectBranches.some((address) => !followed.has(address))) node.indirect = true;
   }
+
+  // Call targets are entries even inside a radare2 function (code it merged into another).
+  const callTargets = new Set<number>();
+  for (const fn of answers.functions) for (const ref of fn.refs) if (ref.type === 'CALL') callTargets.add(ref.ref);
+  const byAddress = new Map(answers.functions.map((fn) => [fn.address, fn]));
+  const codeOf = (owner: number): FunctionCode | undefined => {
+    const fn = byAddress.get(owner);
+    return fn?.disassembly ? { entry: fn.address, entries: callTargets, blocks: fn.blocks, disassembly: fn.disassembly } : undefined;
+  };
 
   const sites = new Set<number>();
   let resolvedSites = 0;
-  for (const { address, opcode } of answers.syscallInstructions) {
+  for (const { address, opcode } of answers.functions.flatMap((fn) => fn.syscallSites)) {
     const siteOwners = owners.get(address);
     if (!siteOwners || sites.has(address)) continue;
     sites.add(address);
     const number = answers.syscallNumbers.get(address);
-    const { verdict, constants } = classifySite(answers.siteCode.get(address), address, number);
+    // A site shared by several functions (a common tail) is as unsure as its worst path.
+    const { verdict, constants } = worstOf(siteOwners.map((owner) => classifySite(codeOf(owner), address, number)));
     if (verdict === 'confirmed') resolvedSites++;
     const table = opcode === 'int 0x80' && model.bitness === 64 ? 'i386' : 'native';
     // Unconfirmed numbers (radare2's and the constants on the paths) are kept, and the site is
@@ -169,7 +177,21 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     }
   }
 
-  const dataTaken = new Set(model.dataCodePointers.filter((address) => starts.has(address)));
+  // Roots radare2 made no function at (`af` declined): their code is unknown, and says so.
+  for (const root of [...model.exports.map((item) => item.address), ...model.initialisers.map((item) => item.address), ...(model.entry !== undefined ? [model.entry] : [])]) {
+    if (nodes.has(root)) continue;
+    nodes.set(root, {
+      callees: new Set(owners.get(root) ?? []),
+      imports: new Set(),
+      syscalls: new Map(),
+      unresolved: [{ address: root, kind: 'undecodable', detail: 'radare2 made no function here' }],
+      indirect: true,
+      takesFunctions: new Set(),
+      wrapperSites: 0,
+      ifuncCalls: new Set(),
+    });
+  }
+  const dataTaken = new Set(model.dataCodePointers.flatMap((address) => (nodes.has(address) ? [address] : (owners.get(address) ?? []))));
   const addressTaken = new Set(dataTaken);
   for (const node of nodes.values()) for (const address of node.takesFunctions) addressTaken.add(address);
   const functions = new Map<number, GraphFunction>(nodes);
@@ -209,22 +231,32 @@ for (const [full, ...parts] of [
 interface Instruction {
   readonly mnemonic: string;
   readonly operands: readonly string[];
+  /** A `rep`-family prefix: the string instruction writes rcx, rsi and rdi. */
+  readonly repeated: boolean;
 }
 
+const PREFIXES = new Set(['lock', 'rep', 'repe', 'repz', 'repne', 'repnz', 'notrack', 'bnd', 'xacquire', 'xrelease']);
+
 function parseInstruction(text: string): Instruction {
-  const trimmed = text.trim().toLowerCase();
-  const space = trimmed.indexOf(' ');
-  return {
-    mnemonic: space < 0 ? trimmed : trimmed.slice(0, space),
-    operands: space < 0 ? [] : trimmed.slice(space + 1).split(',').map((operand) => operand.trim()),
-  };
+  const words = text.trim().toLowerCase().split(/\s+/);
+  let repeated = false;
+  while (words.length > 1 && PREFIXES.has(words[0]!)) repeated = words.shift()!.startsWith('rep') || repeated;
+  const mnemonic = words.shift() ?? '';
+  const rest = words.join(' ');
+  return { mnemonic, operands: rest === '' ? [] : rest.split(',').map((operand) => operand.trim()), repeated };
+}
+
+/** A write to the whole register (or its low 32 bits, which zeroes the rest): not al, ax, r8b, ... */
+function isFullWidth(name: string): boolean {
+  return /^(r[a-z]{2}|e[a-z]{2}|r\d+d?)$/.test(name);
 }
 
 /** The 64-bit registers an instruction writes (as far as a syscall number's origin matters). */
-function writes({ mnemonic, operands }: Instruction): string[] {
+function writes({ mnemonic, operands, repeated }: Instruction): string[] {
   if (mnemonic === 'call' || mnemonic === 'syscall' || mnemonic === 'sysenter' || mnemonic === 'int') return CALL_CLOBBERED;
   const out: string[] = [];
-  if (IMPLICIT_WRITERS.has(mnemonic) || mnemonic.startsWith('rep')) out.push(...IMPLICITLY_WRITTEN);
+  if (IMPLICIT_WRITERS.has(mnemonic)) out.push(...IMPLICITLY_WRITTEN);
+  if (repeated) out.push('rcx', 'rsi', 'rdi');
   if (SWAPS.has(mnemonic)) for (const operand of operands) out.push(REGISTER_OF.get(operand) ?? '');
   const first = REGISTER_OF.get(operands[0] ?? '');
   if (first && !READ_ONLY.has(mnemonic)) out.push(first);
@@ -234,6 +266,8 @@ function writes({ mnemonic, operands }: Instruction): string[] {
 /** A function as `classifySite` needs it: its entry, blocks and radare2's disassembly (`pifj`). */
 export interface FunctionCode {
   readonly entry: number;
+  /** Other addresses code is called at (a block starting at one is entered from callers too). */
+  readonly entries: ReadonlySet<number>;
   readonly blocks: readonly Radare2Block[];
   /** Instruction address → radare2's disassembly text. */
   readonly disassembly: ReadonlyMap<number, string>;
@@ -253,6 +287,15 @@ export interface SiteClassification {
   readonly verdict: SiteVerdict;
   /** The constants found on the paths into the site (all of them, whatever the verdict). */
   readonly constants: readonly number[];
+}
+
+const VERDICT_ORDER: readonly SiteVerdict[] = ['confirmed', 'unknown', 'argument'];
+
+/** The least sure of several classifications of one site, with every constant any of them saw. */
+function worstOf(all: readonly SiteClassification[]): SiteClassification {
+  const verdict = all.reduce<SiteVerdict>((worst, one) => (VERDICT_ORDER.indexOf(one.verdict) > VERDICT_ORDER.indexOf(worst) ? one.verdict : worst), 'confirmed');
+  const constants = [...new Set(all.flatMap((one) => one.constants))].sort((a, b) => a - b);
+  return { verdict: all.length === 0 ? 'unknown' : verdict, constants };
 }
 
 /** Instructions walked back from one site at most: beyond, the origin is `unknown`. */
@@ -306,17 +349,21 @@ export function classifySite(code: FunctionCode | undefined, site: number, numbe
       settled = true;
       const { mnemonic, operands } = instruction;
       const source = operands[1] ?? '';
+      if (!isFullWidth(operands[0] ?? '')) {
+        other = true; // a partial write (al, ax) or an implicit one (xadd, a call's result)
+        break;
+      }
       if (mnemonic === 'xor' && REGISTER_OF.get(source) === tracked) constants.add(0);
       else if (mnemonic === 'mov' && operands.length === 2 && /^(0x[0-9a-f]+|\d+)$/.test(source)) constants.add(Number(source));
       else if (mnemonic === 'mov' && operands.length === 2 && REGISTER_OF.has(source)) {
         tracked = REGISTER_OF.get(source)!;
         settled = false;
-      } else if (mnemonic === 'mov' && isStackArgument(source) && block.instructions[0] === code.entry && !movesStack(code, block, i)) argument = true;
+      } else if (mnemonic === 'mov' && isStackArgument(source) && isEntry(code, block) && !movesStack(code, block, i)) argument = true;
       else other = true;
     }
     if (settled || other) continue;
     // Reached the block's start with the value still coming from before it.
-    if (block.instructions[0] === code.entry) {
+    if (isEntry(code, block)) {
       argument = true;
       continue;
     }
@@ -336,9 +383,15 @@ export function classifySite(code: FunctionCode | undefined, site: number, numbe
   return { verdict: agrees ? 'confirmed' : 'unknown', constants: found };
 }
 
-/** `qword [rsp + N]`: at a function's entry (before rsp moves), an argument passed on the stack. */
+/** A block where callers enter: the function's entry, or a call target radare2 merged into it. */
+function isEntry(code: FunctionCode, block: Radare2Block): boolean {
+  const start = block.instructions[0];
+  return start !== undefined && (start === code.entry || code.entries.has(start));
+}
+
+/** `qword [rsp + N]` (`dword [esp + N]`): at an entry, before the stack moves, an argument passed on the stack. */
 function isStackArgument(operand: string): boolean {
-  return /^(qword|dword) \[rsp \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
+  return /^(qword|dword) \[(rsp|esp) \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
 }
 
 /** Whether an instruction of `block` before position `end` changes rsp. */
