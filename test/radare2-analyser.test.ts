@@ -210,6 +210,10 @@ describe('radare2 analyser: checking radare2 syscall numbers against its control
     assert.equal(verdict(fn([{ text: ['mov eax, dword [esp + 4]', 'int 0x80'] }]), 0, 1).verdict, 'argument', 'an i386 wrapper');
     const merged = { ...fn([{ text: ['mov eax, 0x27', 'ret'] }, { text: ['mov rax, rdi', 'syscall'] }]), entries: new Set([0x1100]) };
     assert.equal(classifySite(merged, 0x1101, 39).verdict, 'argument', 'a call target radare2 merged into another function');
+    const inBlock = { ...fn([{ text: ['mov eax, 0x3c', 'syscall', 'mov eax, edi', 'syscall'] }]), entries: new Set([0x1002]) };
+    assert.equal(classifySite(inBlock, 0x1003, 60).verdict, 'argument', 'a call target inside a block');
+    const stackInBlock = { ...fn([{ text: ['ret', 'mov rax, qword [rsp + 8]', 'syscall'] }]), entries: new Set([0x1001]) };
+    assert.equal(classifySite(stackInBlock, 0x1002, 1).verdict, 'argument', 'a stack argument loaded at a call target inside a block');
     const mixed = fn([{ text: ['test edi, edi', 'je 0x1200'], next: [1, 2] }, { text: ['mov eax, 0x27', 'jmp 0x1200'], next: [2] }, { text: ['syscall'] }]);
     assert.deepEqual(verdict(mixed, 2, 39), { verdict: 'argument', constants: [39] }, 'one path passes eax through from the caller');
   });

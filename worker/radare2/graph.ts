@@ -345,7 +345,13 @@ export function classifySite(code: FunctionCode | undefined, site: number, numbe
         break;
       }
       const instruction = parseInstruction(text);
-      if (!writes(instruction).includes(tracked)) continue;
+      // Callers may enter at this instruction (a call target inside the block): then the value is
+      // what they passed, unless this instruction sets it. The path falling into it is walked on.
+      const enteredHere = i > 0 && code.entries.has(block.instructions[i]!);
+      if (!writes(instruction).includes(tracked)) {
+        if (enteredHere) argument = true;
+        continue;
+      }
       settled = true;
       const { mnemonic, operands } = instruction;
       const source = operands[1] ?? '';
@@ -358,7 +364,8 @@ export function classifySite(code: FunctionCode | undefined, site: number, numbe
       else if (mnemonic === 'mov' && operands.length === 2 && REGISTER_OF.has(source)) {
         tracked = REGISTER_OF.get(source)!;
         settled = false;
-      } else if (mnemonic === 'mov' && isStackArgument(source) && isEntry(code, block) && !movesStack(code, block, i)) argument = true;
+        if (enteredHere) argument = true;
+      } else if (mnemonic === 'mov' && isStackArgument(source) && enteredWithStackUntouched(code, block, i)) argument = true;
       else other = true;
     }
     if (settled || other) continue;
@@ -394,11 +401,18 @@ function isStackArgument(operand: string): boolean {
   return /^(qword|dword) \[(rsp|esp) \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
 }
 
-/** Whether an instruction of `block` before position `end` changes rsp. */
-function movesStack(code: FunctionCode, block: Radare2Block, end: number): boolean {
-  for (let i = 0; i < end; i++) {
-    const instruction = parseInstruction(code.disassembly.get(block.instructions[i]!) ?? '');
-    if (writes(instruction).includes('rsp') || instruction.mnemonic === 'push' || instruction.mnemonic === 'pop') return true;
+/**
+ * Whether callers enter `block` at or before position `end` (its start being an entry, or a call
+ * target inside it) with no instruction between that entry and `end` moving the stack.
+ */
+function enteredWithStackUntouched(code: FunctionCode, block: Radare2Block, end: number): boolean {
+  for (let i = end; i >= 0; i--) {
+    const address = block.instructions[i]!;
+    if (i < end) {
+      const instruction = parseInstruction(code.disassembly.get(address) ?? '');
+      if (writes(instruction).includes('rsp') || instruction.mnemonic === 'push' || instruction.mnemonic === 'pop') return false;
+    }
+    if (code.entries.has(address) || (i === 0 && isEntry(code, block))) return true;
   }
   return false;
 }
