@@ -276,8 +276,8 @@ export interface FunctionCode {
 /**
  * - `confirmed`: every path into the site moves one constant into eax, and it is radare2's number.
  * - `argument`: on some path eax holds what the function's caller passed (a wrapper: `syscall(2)`,
- *   musl's `__syscall_cp_asm`, Go's `Syscall6`). radare2 resolves no call sites: any syscall may
- *   be made there.
+ *   musl's `__syscall_cp_asm`, Go's `Syscall6`), or a value loaded from the stack. radare2
+ *   resolves no call sites: any syscall may be made there.
  * - `unknown`: some path sets eax otherwise (memory, arithmetic, a call's result), or the paths
  *   disagree with radare2.
  */
@@ -365,7 +365,11 @@ export function classifySite(code: FunctionCode | undefined, site: number, numbe
         tracked = REGISTER_OF.get(source)!;
         settled = false;
         if (enteredHere) argument = true;
-      } else if (mnemonic === 'mov' && isStackArgument(source) && enteredWithStackUntouched(code, block, i)) argument = true;
+      } else if (mnemonic === 'mov' && isStackLoad(source)) {
+        // Arguments passed on the stack (Go's ABI0, i386) and locals look alike once the stack
+        // moved: any number loaded from the stack is taken for an argument (the safe side).
+        argument = true;
+      }
       else other = true;
     }
     if (settled || other) continue;
@@ -396,23 +400,7 @@ function isEntry(code: FunctionCode, block: Radare2Block): boolean {
   return start !== undefined && (start === code.entry || code.entries.has(start));
 }
 
-/** `qword [rsp + N]` (`dword [esp + N]`): at an entry, before the stack moves, an argument passed on the stack. */
-function isStackArgument(operand: string): boolean {
-  return /^(qword|dword) \[(rsp|esp) \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
-}
-
-/**
- * Whether callers enter `block` at or before position `end` (its start being an entry, or a call
- * target inside it) with no instruction between that entry and `end` moving the stack.
- */
-function enteredWithStackUntouched(code: FunctionCode, block: Radare2Block, end: number): boolean {
-  for (let i = end; i >= 0; i--) {
-    const address = block.instructions[i]!;
-    if (i < end) {
-      const instruction = parseInstruction(code.disassembly.get(address) ?? '');
-      if (writes(instruction).includes('rsp') || instruction.mnemonic === 'push' || instruction.mnemonic === 'pop') return false;
-    }
-    if (code.entries.has(address) || (i === 0 && isEntry(code, block))) return true;
-  }
-  return false;
+/** `qword [rsp + N]`, `dword [ebp + N]`, ...: a load from the stack (arguments or locals). */
+function isStackLoad(operand: string): boolean {
+  return /^(qword|dword) \[(rsp|esp|rbp|ebp) \+ (0x[0-9a-f]+|\d+)\]$/.test(operand);
 }
