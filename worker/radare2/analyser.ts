@@ -1,6 +1,6 @@
 /**
  * The radare2 analyser (`--analyser radare2`): radare2 finds functions, references and syscall
- * numbers (`aaa`, then `aflqj`, `afbj`, `axffj`, `/asj`, `/adj`, `/atj`); the shared code turns its
+ * numbers (`aaa`, then `aflqj`, `afbj`, `axffj`, `pifj`, `/asj`); the shared code turns its
  * call graph into facts (worker/graph/facts.ts). Header facts (exports, DT_NEEDED, PLT/GOT, data
  * pointers) come from dockergate's hardened ELF reader, as for the native analyser, so the two
  * analysers differ only in how they read code.

@@ -4,8 +4,9 @@
  *
  * What radare2 decides: which functions exist and which instructions belong to each (`aflqj`,
  * `afbj`), the references from each function's code (`axffj`: CALL, CODE = jumps, DATA/ICOD =
- * addresses taken), the number at each syscall site (`/asj`, by ESIL emulation), where indirect
- * branches are (`/atj`). What the ELF headers decide (the same for every analyser, from
+ * addresses taken), each function's instructions and their types (`pifj`: syscall sites, indirect
+ * calls and jumps), the number at each syscall site (`/asj`, by ESIL emulation, checked here
+ * against radare2's own control flow: `classifySite`). What the ELF headers decide (the same for every analyser, from
  * worker/native/elf-model.ts): PLT/GOT bindings, IRELATIVE slots, code pointers held in data.
  */
 import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
