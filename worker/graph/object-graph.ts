@@ -34,6 +34,23 @@ export interface GraphFunction {
   readonly wrapperSites: number;
 }
 
+/** A `GraphFunction` while an analyser builds it. */
+export interface GraphFunctionBuilder extends GraphFunction {
+  readonly callees: Set<number>;
+  readonly imports: Set<string>;
+  readonly syscalls: Map<string, SyscallRef>;
+  readonly unresolved: UnresolvedRef[];
+  indirect: boolean;
+  readonly takesFunctions: Set<number>;
+  wrapperSites: number;
+  /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
+  readonly ifuncCalls: Set<number>;
+}
+
+export function emptyGraphFunction(): GraphFunctionBuilder {
+  return { callees: new Set(), imports: new Set(), syscalls: new Map(), unresolved: [], indirect: false, takesFunctions: new Set(), wrapperSites: 0, ifuncCalls: new Set() };
+}
+
 export interface ObjectGraph {
   readonly functions: ReadonlyMap<number, GraphFunction>;
   /** Functions whose address is taken in code or data: the possible targets of indirect calls. */

@@ -7,7 +7,7 @@
 import { Mnemonic, OpKind, Register } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
-import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
+import type { GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
 import { type CodeModel, inCode } from './code-model.js';
 
 export type { SyscallRef, UnresolvedRef };
@@ -15,24 +15,15 @@ export type { SyscallRef, UnresolvedRef };
 /** Imports whose first argument is a syscall number (glibc and musl `syscall(3)`). */
 export const KNOWN_WRAPPER_IMPORTS: ReadonlyMap<string, string> = new Map([['syscall', `reg:${Register.RDI}`]]);
 
-/** A function as the sweep builds it: the shared fields, mutable, plus what value tracking needs. */
-export interface FunctionNode extends GraphFunction {
+/** A function as the sweep builds it: the shared fields, plus what value tracking needs. */
+export interface FunctionNode extends GraphFunctionBuilder {
   readonly start: number;
   readonly span: FunctionSpan;
   readonly names: string[];
-  readonly callees: Set<number>;
-  readonly imports: Set<string>;
-  readonly syscalls: Map<string, SyscallRef>;
-  readonly unresolved: UnresolvedRef[];
-  indirect: boolean;
   /** Code addresses this function takes (`lea`, immediates): an IFUNC resolver's implementations. */
   readonly takes: Set<number>;
-  readonly takesFunctions: Set<number>;
-  /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
-  readonly ifuncCalls: Set<number>;
   /** Parameters that carry a syscall number into a syscall site (empty unless a wrapper). */
   readonly wrapperParams: Set<string>;
-  wrapperSites: number;
 }
 
 export interface CallGraph extends ObjectGraph {

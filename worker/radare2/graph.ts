@@ -9,7 +9,7 @@
  * against radare2's own control flow: `classifySite`). What the ELF headers decide (the same for every analyser, from
  * worker/native/elf-model.ts): PLT/GOT bindings, IRELATIVE slots, code pointers held in data.
  */
-import type { GraphFunction, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
+import { emptyGraphFunction, type GraphFunction, type GraphFunctionBuilder, type ObjectGraph } from '../graph/object-graph.js';
 import { type CodeModel, inCode } from '../native/code-model.js';
 
 /** One reference from a function's code, as `axffj` prints it. */
@@ -56,17 +56,6 @@ export interface Radare2Answers {
 /** Largest syscall number of any table we name (the x86-64 table ends below 512). */
 const MAX_SYSCALL_NUMBER = 1023;
 
-interface MutableFunction {
-  readonly callees: Set<number>;
-  readonly imports: Set<string>;
-  readonly syscalls: Map<string, SyscallRef>;
-  readonly unresolved: UnresolvedRef[];
-  indirect: boolean;
-  readonly takesFunctions: Set<number>;
-  readonly wrapperSites: number;
-  /** IRELATIVE slots called: edges to the resolver's implementations, added last. */
-  readonly ifuncCalls: Set<number>;
-}
 
 export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): ObjectGraph {
   const starts = new Set(answers.functions.map((fn) => fn.address));
@@ -79,18 +68,9 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
       else owners.set(address, [fn.address]);
     }
   }
-  const nodes = new Map<number, MutableFunction>();
+  const nodes = new Map<number, GraphFunctionBuilder>();
   for (const fn of answers.functions) {
-    nodes.set(fn.address, {
-      callees: new Set(),
-      imports: new Set(),
-      syscalls: new Map(),
-      unresolved: [],
-      indirect: false,
-      takesFunctions: new Set(),
-      wrapperSites: 0,
-      ifuncCalls: new Set(),
-    });
+    nodes.set(fn.address, emptyGraphFunction());
   }
 
   for (const fn of answers.functions) {
@@ -181,16 +161,11 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
   // Roots radare2 made no function at (`af` declined): their code is unknown, and says so.
   for (const root of [...model.exports.map((item) => item.address), ...model.initialisers.map((item) => item.address), ...(model.entry !== undefined ? [model.entry] : [])]) {
     if (nodes.has(root)) continue;
-    nodes.set(root, {
-      callees: new Set(owners.get(root) ?? []),
-      imports: new Set(),
-      syscalls: new Map(),
-      unresolved: [{ address: root, kind: 'undecodable', detail: 'radare2 made no function here' }],
-      indirect: true,
-      takesFunctions: new Set(),
-      wrapperSites: 0,
-      ifuncCalls: new Set(),
-    });
+    const unknown = emptyGraphFunction();
+    for (const owner of owners.get(root) ?? []) unknown.callees.add(owner);
+    unknown.unresolved.push({ address: root, kind: 'undecodable', detail: 'radare2 made no function here' });
+    unknown.indirect = true;
+    nodes.set(root, unknown);
   }
   const dataTaken = new Set(model.dataCodePointers.flatMap((address) => (nodes.has(address) ? [address] : (owners.get(address) ?? []))));
   const addressTaken = new Set(dataTaken);
