@@ -45,7 +45,13 @@ export function analyserRegistry(limits: Limits, pool: AnalysisPool): (name: str
   return (name) => {
     if (name === NATIVE_ANALYSER_NAME) return Promise.resolve(native);
     if (name === RADARE2_ANALYSER_NAME) {
-      radare2 ??= import('./radare2/analyser.js').then(({ Radare2Analyser }) => new Radare2Analyser(limits));
+      radare2 ??= import('./radare2/analyser.js').then(async ({ Radare2Analyser }) => {
+        const analyser = new Radare2Analyser(limits);
+        // A missing or broken radare2 is a setup error, not a property of any object: found here,
+        // before a unit starts, it fails the command instead of being recorded against objects.
+        await analyser.check();
+        return analyser;
+      });
       return radare2;
     }
     return Promise.reject(new InvalidInputError(`unknown analyser ${JSON.stringify(name)}`));

@@ -12,7 +12,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DockergateError, InvalidInputError } from '../../infra/errors.js';
+import { DockergateError, InvalidInputError, NotFoundError } from '../../infra/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
 import type { AnalysisContext, Analyser, ObjectFacts } from '../analyser.js';
 import { parseElf } from '../elf/index.js';
@@ -21,7 +21,7 @@ import { type CodeModel, inCode } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
 import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type Radare2Block, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
-import { locateRadare2 } from './locate.js';
+import { locateRadare2, radare2Version } from './locate.js';
 import { Radare2Session } from './session.js';
 
 export { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION };
@@ -48,6 +48,13 @@ export class Radare2Analyser implements Analyser {
     private readonly limits: Limits = DEFAULT_LIMITS,
     private readonly binary: string = locateRadare2(),
   ) {}
+
+  /** Runs `radare2 -v`: a clear `NotFoundError` when the binary is not a working radare2. */
+  async check(): Promise<string> {
+    const version = await radare2Version(this.binary);
+    if (!version.startsWith('radare2 ')) throw new NotFoundError(`${this.binary} is not radare2 (its -v says ${JSON.stringify(version.slice(0, 80))})`);
+    return version;
+  }
 
   async analyze(bytes: Uint8Array, sha256: string, context?: AnalysisContext): Promise<ObjectFacts> {
     try {

@@ -116,7 +116,9 @@ export class Radare2Session {
     if (!child?.pid) throw new NotFoundError(`radare2 (${options.binary}) could not be started`);
     const session = new Radare2Session(child, options);
     try {
-      await limitAddressSpace(child.pid, options.memoryBytes);
+      await limitAddressSpace(child.pid, options.memoryBytes).catch((error: unknown) => {
+        throw child!.exitCode !== null || child!.signalCode !== null ? new InvalidInputError(`radare2 exited while loading ${options.label}`) : error;
+      });
       session.r2 = await Promise.race([ready, session.failed]);
     } catch (error) {
       await session.close();
