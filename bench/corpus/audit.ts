@@ -25,7 +25,8 @@ import { parseArgs, promisify } from 'node:util';
 import { sleep } from './docker.js';
 import { type CorpusImage, selectImages } from './images.js';
 import { runWithProfile } from './run.js';
-import { NEWER_SYSCALLS, traceSyscalls } from './trace.js';
+import { NEWER_SYSCALLS } from '../../test/helpers/strace.js';
+import { traceSyscalls } from './trace.js';
 
 const execFileP = promisify(execFile);
 const UNISTD = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { docker, dockerOk, runCommand, sleep, tail } from './docker.js';
+import { parseStrace } from '../../test/helpers/strace.js';
 import { type CorpusImage, selectImages } from './images.js';
 import {
   cleanupStaleContainers,
@@ -115,106 +116,6 @@ export function straceBundle(): Promise<string> {
     return dir;
   })();
   return bundle;
-}
-
-// ------------------------------------------------------------------ trace parsing
-
-/**
- * x86_64 syscalls newer than strace 6.1's table (bookworm's strace prints them as
- * `syscall_0x1c3`); from the kernel's arch/x86/entry/syscalls/syscall_64.tbl.
- */
-export const NEWER_SYSCALLS: Record<number, string> = {
-  451: 'cachestat',
-  452: 'fchmodat2',
-  453: 'map_shadow_stack',
-  454: 'futex_wake',
-  455: 'futex_wait',
-  456: 'futex_requeue',
-  457: 'statmount',
-  458: 'listmount',
-  459: 'lsm_get_self_attr',
-  460: 'lsm_set_self_attr',
-  461: 'lsm_list_modules',
-  462: 'mseal',
-  463: 'setxattrat',
-  464: 'getxattrat',
-  465: 'listxattrat',
-  466: 'removexattrat',
-  467: 'open_tree_attr',
-  468: 'file_getattr',
-  469: 'file_setattr',
-};
-
-function kernelName(name: string): string {
-  const numbered = /^syscall_0x([0-9a-f]+)$/.exec(name);
-  if (numbered?.[1] === undefined) return name;
-  return NEWER_SYSCALLS[Number.parseInt(numbered[1], 16)] ?? name;
-}
-
-export interface ParsedTrace {
-  syscalls: Set<string>;
-  counts: Map<string, number>;
-  tasks: number;
-  execs: string[];
-  unparsed: string[];
-}
-
-// Line shapes of `strace -f -o FILE` (pid prefix on every line):
-//   PID name(args...) = ret                   a complete call
-//   PID name(args... <unfinished ...>         first half of a call interrupted by another task's line
-//   PID <... name resumed>...) = ret          its second half (not counted again)
-//   PID --- SIGCHLD {...} ---                 a signal
-//   PID +++ exited with 0 +++                 an exit (mostly hidden by -qq)
-const LINE = /^(\d+)\s+(.*)$/;
-const CALL = /^([a-z_][a-z0-9_]*)\(/;
-const RESUMED = /^<\.\.\. ([a-z_][a-z0-9_]*) resumed>/;
-const RESULT = /\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)/;
-const EXEC_PATH = /^execve(?:at)?\((?:[^,]*,\s*)?"((?:[^"\\]|\\.)*)"/;
-
-/** Parses the text of an `strace -f -o` trace. */
-export function parseTrace(text: string): ParsedTrace {
-  const counts = new Map<string, number>();
-  const pids = new Set<number>();
-  const execs: string[] = [];
-  const unparsed: string[] = [];
-  const pendingExec = new Map<number, string>();
-  for (const raw of text.split('\n')) {
-    const line = raw.trimEnd();
-    if (line === '') continue;
-    const match = LINE.exec(line);
-    if (match === null) {
-      unparsed.push(line);
-      continue;
-    }
-    const pid = Number(match[1]);
-    const rest = match[2] ?? '';
-    pids.add(pid);
-    if (rest.startsWith('---') || rest.startsWith('+++')) continue;
-    const resumed = RESUMED.exec(rest);
-    if (resumed?.[1] !== undefined) {
-      const name = kernelName(resumed[1]);
-      if (!counts.has(name)) counts.set(name, 1); // first half lost (should not happen): still count the call
-      if (name === 'execve' || name === 'execveat') {
-        const p = pendingExec.get(pid);
-        pendingExec.delete(pid);
-        if (p !== undefined && RESULT.exec(rest)?.[1] === '0') execs.push(p);
-      }
-      continue;
-    }
-    const call = CALL.exec(rest);
-    if (call?.[1] === undefined) {
-      unparsed.push(line);
-      continue;
-    }
-    const name = kernelName(call[1]);
-    counts.set(name, (counts.get(name) ?? 0) + 1);
-    if (name === 'execve' || name === 'execveat') {
-      const p = EXEC_PATH.exec(rest)?.[1] ?? '?';
-      if (rest.includes('<unfinished ...>')) pendingExec.set(pid, p);
-      else if (RESULT.exec(rest)?.[1] === '0') execs.push(p);
-    }
-  }
-  return { syscalls: new Set(counts.keys()), counts, tasks: pids.size, execs, unparsed };
 }
 
 // ------------------------------------------------------------------ host process helpers
@@ -396,8 +297,9 @@ async function traceOnce(image: CorpusImage, options: TraceOptions): Promise<Tra
       throw new Error(message);
     }
     if (options.saveTraceTo !== undefined) await fs.copyFile(traceFile, options.saveTraceTo);
-    const parsed = parseTrace(text);
-    return { image, ...parsed, smoke, exitCode, ending, durationMs, traceBytes: Buffer.byteLength(text) };
+    const { counts, tasks, execs, unparsed } = parseStrace(text);
+    // Initial execve included: the entrypoint's exec is made under the profile too.
+    return { image, syscalls: new Set(counts.keys()), counts, tasks, execs, unparsed, smoke, exitCode, ending, durationMs, traceBytes: Buffer.byteLength(text) };
   } finally {
     await removeContainer(name);
     await fs.rm(outDir, { recursive: true, force: true });
