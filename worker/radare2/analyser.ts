@@ -106,10 +106,11 @@ async function collectAnswers(session: Radare2Session, model: CodeModel, working
   // Addresses already given to `af`: radare2 declines some (not code it can decode); ask once.
   const tried = new Set<number>();
   let wanted = roots;
+  let knownSet = new Set(numbers(await session.json('aflqj')));
   for (let round = 0; round <= MAX_DISCOVERY_ROUNDS; round++) {
-    await defineFunctions(session, wanted, new Set(numbers(await session.json('aflqj'))), tried);
+    await defineFunctions(session, wanted, knownSet, tried);
     const known = numbers(await session.json('aflqj'));
-    const knownSet = new Set(known);
+    knownSet = new Set(known);
     for (const fn of await functionDetails(session, known.filter((address) => !details.has(address)), working)) details.set(fn.address, fn);
     const instructions = new Set<number>();
     for (const fn of details.values()) for (const address of fn.instructions) instructions.add(address);
