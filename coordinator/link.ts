@@ -39,10 +39,11 @@ export interface LinkedReach {
   /** Objects with unresolved sites in reached code, and how many. */
   readonly unresolvedBy: ReadonlyMap<string, number>;
   /**
-   * Objects whose reached code has syscall sites numbered by an unresolved argument (kind
-   * `syscall-argument`), with one witness path each: any syscall may be made there.
+   * The same objects with one witness path each: how the first reach with an unresolved site of
+   * the object was entered. Any syscall may be made at such a site (ARCHITECTURE.md, "When the
+   * analysis is unsure").
    */
-  readonly unresolvedArgumentsBy: ReadonlyMap<string, readonly string[]>;
+  readonly unresolvedWitnesses: ReadonlyMap<string, readonly string[]>;
 }
 
 const baseName = (symbol: string): string => symbol.split('@')[0]!;
@@ -89,7 +90,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const unbound = new Set<string>();
   const reachedImports = new Set<string>();
   const unresolvedBy = new Map<string, number>();
-  const unresolvedArgumentsBy = new Map<string, readonly string[]>();
+  const unresolvedWitnesses = new Map<string, readonly string[]>();
   let unresolvedCount = 0;
   let indirectReached = false;
   /** Callbacks whose address reached code took, per object, not yet entered. */
@@ -135,7 +136,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
       const count = Math.min((unresolvedBy.get(object.path) ?? 0) + reach.unresolvedCount, object.facts.unresolved.length || reach.unresolvedCount);
       unresolvedBy.set(object.path, count);
     }
-    if ((reach.unresolvedArguments ?? 0) > 0 && !unresolvedArgumentsBy.has(object.path)) unresolvedArgumentsBy.set(object.path, path);
+    if (reach.unresolvedCount > 0 && !unresolvedWitnesses.has(object.path)) unresolvedWitnesses.set(object.path, path);
     for (const symbol of reach.imports) {
       reachedImports.add(baseName(symbol));
       const definition = definitions.get(baseName(symbol));
@@ -163,5 +164,5 @@ export function linkFacts(input: LinkInput): LinkedReach {
       witnesses.set(name, [...(witnesses.get(rule.when) ?? []), `kernel: ${rule.why}`]);
     }
   }
-  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses, reachedImports, unresolvedBy, unresolvedArgumentsBy };
+  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses, reachedImports, unresolvedBy, unresolvedWitnesses };
 }

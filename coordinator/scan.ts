@@ -12,7 +12,7 @@
  */
 import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
-import { type ObjectFacts, syscallsOfObject } from '../worker/analyser.js';
+import type { ObjectFacts } from '../worker/analyser.js';
 import type { AnalyserIdentity } from '../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from './embedded.js';
@@ -29,7 +29,7 @@ import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { loadShellParser, scriptCommands } from './shell.js';
 
 /** Bumped whenever a scan of the same image with the same facts would differ. */
-export const SCAN_GENERATOR_VERSION = 1;
+export const SCAN_GENERATOR_VERSION = 2;
 
 export type DecisionKind =
   | 'program'
@@ -167,7 +167,6 @@ class ScanPlanner {
   private unsure = false;
   private fresh = 0;
   private failed = 0;
-  private fallbackUnresolved = new Set<string>();
   private fallbackEverything = false;
 
   constructor(
@@ -274,7 +273,7 @@ class ScanPlanner {
     try {
       commands = scriptCommands(source, name);
     } catch (err) {
-      this.decide('unresolved', `${name}: ${(err as Error).message}; every executable of the image is assumed reachable`);
+      this.decide('unresolved', `${name}: ${(err as Error).message}; the commands it runs are unknown`);
       this.fallbackEverything = true;
       this.unsure = true;
       return;
@@ -370,14 +369,10 @@ class ScanPlanner {
       if (added === 0 || round === 5) {
         for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
         for (const [object, count] of linked.unresolvedBy) {
-          this.decide('unresolved', `${count} syscall site(s) of ${object} reachable from ${path} have numbers the analysis could not resolve`, object);
-          this.fallbackUnresolved.add(object);
-          this.unsure = true;
-        }
-        for (const [object, witness] of linked.unresolvedArgumentsBy) {
+          const witness = [...via, ...(linked.unresolvedWitnesses.get(object) ?? [])].join(' → ');
           this.decide(
             'unresolved',
-            `${object} reached from ${path} (${[...via, ...witness].join(' → ')}) makes syscalls whose number is a function argument the ${this.runtime.analyser.name} analyser did not resolve at its call sites: any syscall may be made there`,
+            `${count} syscall site(s) of ${object} reachable from ${path} (${witness}) have numbers the ${this.runtime.analyser.name} analyser could not bound${this.siteExamples(object, scope, loadedAtRunTime, interpreter)}: any syscall may be made there`,
             object,
           );
           this.fallbackEverything = true;
@@ -386,6 +381,14 @@ class ScanPlanner {
         return;
       }
     }
+  }
+
+  /** A few of the object's unresolved sites, for the report: `(e.g. 0x1234 syscall-number: loaded from memory)`. */
+  private siteExamples(objectPath: string, ...groups: readonly (readonly LoadedObject[] | LoadedObject | undefined)[]): string {
+    const object = groups.flat().find((item): item is LoadedObject => item !== undefined && item.path === objectPath);
+    const sites = object?.facts.unresolved.slice(0, 3) ?? [];
+    if (sites.length === 0) return '';
+    return ` (sites of the object include ${sites.map((site) => `0x${site.address.toString(16)} ${site.kind}${site.detail ? `: ${site.detail}` : ''}`).join('; ')})`;
   }
 
   /** Adds objects loaded at run time, and programs exec'd, that the linked reach implies. */
@@ -481,30 +484,16 @@ class ScanPlanner {
   }
 
   /**
-   * The documented safe fallbacks (ARCHITECTURE.md, "When the analysis is unsure"):
-   * - unresolved syscall sites in object O: allow every syscall O's code makes at any site;
-   * - a reachable object that failed analysis, a computed command, an unparsable script: allow
-   *   Docker's default profile as well (we know nothing better about that code).
-   * With `--strict` the scan fails instead.
+   * The documented safe fallback (ARCHITECTURE.md, "When the analysis is unsure"): a reachable
+   * syscall site whose number the analysis could not bound, a reachable object that failed
+   * analysis, a computed command or an unparsable script add Docker's default profile (we know
+   * nothing better about that code). With `--strict` the scan fails instead.
    */
   private applyFallbacks(): void {
     if (!this.unsure) return;
     if (this.options.strict) {
       const reasons = this.decisions.filter((d) => d.kind === 'unresolved' || d.kind === 'analysis-failed').map((d) => d.detail);
       throw new UnsureScanError(`the analysis is unsure (--strict): ${reasons.join('; ')}`);
-    }
-    for (const objectPath of this.fallbackUnresolved) {
-      const sha = [...this.objectPaths.entries()].find(([, path]) => path === objectPath)?.[0];
-      const facts = sha ? this.facts.get(sha) : undefined;
-      if (!facts) continue;
-      const added: string[] = [];
-      for (const name of syscallsOfObject(facts)) {
-        if (!this.syscalls.has(name)) {
-          this.syscalls.set(name, [`fallback: ${objectPath} has unresolved syscall sites; every syscall its code makes is allowed`]);
-          added.push(name);
-        }
-      }
-      this.decide('fallback', `${objectPath}: unresolved sites → allowed all ${added.length} more syscalls its code makes${added.length ? ` (${added.join(' ')})` : ''}`, objectPath);
     }
     if (this.fallbackEverything) this.fallbackToDockerDefault();
   }

@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';
 import { reachOf } from '../worker/analyser.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { factsReader, programClosure } from './helpers/closure.js';
-import { buildFixture, FIXTURE_MATRIX, straceRun } from './helpers/ground-truth.js';
+import { buildFixture, FIXTURE_MATRIX, FixtureDirs, fixtureLabel, straceRun } from './helpers/ground-truth.js';
 import { tempDir } from './helpers/layers.js';
 
 const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
@@ -24,21 +24,24 @@ const UPDATE_GOLDEN = process.env.DOCKERGATE_UPDATE_GOLDEN === '1';
 const factsOf = factsReader((bytes, sha) => analyzeElf(bytes, sha, DEFAULT_LIMITS));
 
 let work: string;
+const fixtureDirs = new FixtureDirs('dockergate-native-');
 before(async () => {
   work = await tempDir('dockergate-native-');
 });
 after(async () => {
   await fs.rm(work, { recursive: true, force: true });
+  await fixtureDirs.remove();
 });
 
 describe('ground truth: every syscall strace sees is in the static closure', () => {
-  for (const { name, toolchain } of FIXTURE_MATRIX) {
-    it(`${name} (${toolchain})`, { timeout: 300_000 }, async () => {
-      const executable = await buildFixture(name, toolchain, work);
-      const traced = await straceRun(executable);
-      const closure = (await programClosure(executable, factsOf)).linked;
+  for (const entry of FIXTURE_MATRIX) {
+    const { name, toolchain, root } = entry;
+    it(fixtureLabel(entry), { timeout: 300_000 }, async () => {
+      const executable = await buildFixture(name, toolchain, await fixtureDirs.for(root), root);
+      const traced = await straceRun(executable, { root });
+      const closure = (await programClosure(executable, factsOf, root)).linked;
       const missed = [...traced.ownSyscalls].filter((call) => !closure.syscalls.has(call)).sort();
-      assert.deepEqual(missed, [], `${name} (${toolchain}): strace saw ${missed.join(', ')} which the analysis did not find`);
+      assert.deepEqual(missed, [], `${fixtureLabel(entry)}: strace saw ${missed.join(', ')} which the analysis did not find`);
       assert.ok(traced.ownSyscalls.size > 5, 'the program really ran');
     });
   }

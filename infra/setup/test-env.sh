@@ -13,7 +13,9 @@
 #   4. loopback registry       (Debian's docker-registry on 127.0.0.1:5000)
 #   5. test images             (base from debootstrap, app and whiteout built on it)
 #   6. push to the registry    (skopeo, skipped when the registry is up to date)
-#   7. summary                 (one line per component)
+#   7. trixie root             (debootstrap trixie + gcc, musl-tools, strace: glibc 2.41 and
+#                                musl 1.2.5 for the ground-truth tests, used by chroot)
+#   8. summary                 (one line per component)
 #
 # Network rules this script obeys: it only talks to the Debian archive (apt,
 # debootstrap) and to 127.0.0.1. No public container registry is ever used,
@@ -34,6 +36,9 @@ REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE_DIR=/var/cache/dockergate
 LOG_DIR=$CACHE_DIR/logs
 ROOTFS_TAR=$CACHE_DIR/rootfs/bookworm-minbase.tar
+# Debian 13's libcs for the ground-truth tests (test/helpers/libc-roots.ts reads the same path).
+TRIXIE_ROOT=$CACHE_DIR/rootfs/trixie
+TRIXIE_PACKAGES=gcc,libc6-dev,musl-tools,strace
 REGISTRY_DIR=$CACHE_DIR/registry
 # radare2 is not packaged for bookworm: a private install, found there by worker/radare2/locate.ts.
 RADARE2_PREFIX=$CACHE_DIR/radare2
@@ -96,7 +101,7 @@ registry_answers() { curl -fsS -o /dev/null --max-time 2 "$REGISTRY_URL/v2/" 2>/
 # scripts from starting docker (which would create the docker0 bridge and
 # iptables rules) or a registry listening on all interfaces.
 install_packages() {
-	step "1/7 apt packages"
+	step "1/8 apt packages"
 	missing=""
 	for p in $APT_PACKAGES; do
 		status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -134,7 +139,7 @@ install_packages() {
 
 # ---------------------------------------------------------------- 2. radare2
 ensure_radare2() {
-	step "2/7 radare2"
+	step "2/8 radare2"
 	R2_PREFIX=$RADARE2_PREFIX sh "$REPO_ROOT/infra/setup/install-radare2.sh" >"$LOG_DIR/radare2.log" 2>&1 ||
 		die "install-radare2.sh failed (log: $LOG_DIR/radare2.log): $(tail -n 3 "$LOG_DIR/radare2.log")"
 	summary "radare2:  $("$RADARE2_PREFIX/bin/radare2" -v | head -n 1) in $RADARE2_PREFIX"
@@ -173,7 +178,7 @@ start_dockerd_with() {
 }
 
 ensure_dockerd() {
-	step "3/7 dockerd"
+	step "3/8 dockerd"
 	if docker info >/dev/null 2>&1; then
 		log "   already running"
 	elif start_dockerd_with overlay2; then
@@ -201,7 +206,7 @@ ensure_dockerd() {
 # Debian's docker-registry (distribution v2), bound to loopback only, data
 # kept under the cache dir so pushed blobs survive reruns.
 ensure_registry() {
-	step "4/7 registry"
+	step "4/8 registry"
 	if registry_answers; then
 		log "   $REGISTRY_URL/v2/ already answers"
 	else
@@ -378,7 +383,7 @@ verify_whiteout_image() {
 }
 
 build_images() {
-	step "5/7 test images"
+	step "5/8 test images"
 	mkdir -p "$LOG_DIR" "$CACHE_DIR/rootfs"
 	build_base_image
 	build_fixture_image "$APP_IMAGE" "$REPO_ROOT/test/fixtures/images/app"
@@ -393,7 +398,7 @@ build_images() {
 # Push to the loopback registry unless it already serves the same config blob
 # (its sha256 is the local image ID, since skopeo copies the config verbatim).
 push_images() {
-	step "6/7 push to $REGISTRY_ADDR"
+	step "6/8 push to $REGISTRY_ADDR"
 	for image in $ALL_IMAGES; do
 		local_id=$(image_id "$image") || die "$image missing locally"
 		remote=$(skopeo inspect --tls-verify=false --config --raw "docker://$REGISTRY_ADDR/$image" 2>/dev/null |
@@ -410,9 +415,39 @@ push_images() {
 	step_done
 }
 
-# ---------------------------------------------------------------- 7. summary
+# ---------------------------------------------------------------- 7. trixie root
+# A chroot of Debian 13 (glibc 2.41, musl 1.2.5, gcc 14, strace): the ground-truth tests compile
+# their C fixtures there and run them under its strace. Complete once the marker file exists; a
+# run killed midway leaves only a .tmp directory, removed by the next run.
+ensure_trixie_root() {
+	step "7/8 trixie root"
+	marker="$TRIXIE_ROOT/.dockergate-packages"
+	if [ -f "$marker" ] && [ "$(cat "$marker")" = "$TRIXIE_PACKAGES" ]; then
+		log "   $TRIXIE_ROOT cached"
+	else
+		mirror=$(debian_mirror)
+		mirror=${mirror:-http://deb.debian.org/debian}
+		tmp="$TRIXIE_ROOT.tmp"
+		umount -R "$tmp/proc" "$tmp/sys" 2>/dev/null || true
+		rm -rf --one-file-system "$tmp" "$TRIXIE_ROOT"
+		log "   debootstrap --variant=minbase --include=$TRIXIE_PACKAGES trixie from $mirror (log $LOG_DIR/debootstrap-trixie.log)"
+		if ! debootstrap --variant=minbase --include="$TRIXIE_PACKAGES" trixie "$tmp" "$mirror" >"$LOG_DIR/debootstrap-trixie.log" 2>&1; then
+			tail -n 20 "$LOG_DIR/debootstrap-trixie.log" >&2 || true
+			umount -R "$tmp/proc" "$tmp/sys" 2>/dev/null || true
+			rm -rf --one-file-system "$tmp"
+			die "debootstrap trixie failed (see $LOG_DIR/debootstrap-trixie.log)"
+		fi
+		rm -f "$tmp"/var/cache/apt/archives/*.deb
+		printf '%s' "$TRIXIE_PACKAGES" >"$tmp/.dockergate-packages"
+		mv "$tmp" "$TRIXIE_ROOT"
+	fi
+	summary "trixie:   $TRIXIE_ROOT ($(chroot "$TRIXIE_ROOT" ldd --version | head -n 1), musl $(chroot "$TRIXIE_ROOT" dpkg-query -W -f='${Version}' musl))"
+	step_done
+}
+
+# ---------------------------------------------------------------- 8. summary
 print_summary() {
-	step "7/7 summary"
+	step "8/8 summary"
 	for image in $ALL_IMAGES; do
 		summary "image:    $image $(image_id "$image") (also $REGISTRY_ADDR/$image)"
 	done
@@ -433,6 +468,7 @@ main() {
 	ensure_registry
 	build_images
 	push_images
+	ensure_trixie_root
 	print_summary
 }
 

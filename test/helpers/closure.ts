@@ -6,8 +6,8 @@
 import fs from 'node:fs/promises';
 import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../../coordinator/policy.js';
-import { type ObjectFacts, syscallsOfObject } from '../../worker/analyser.js';
-import { lddClosure } from './ground-truth.js';
+import type { ObjectFacts } from '../../worker/analyser.js';
+import { HOST_ROOT, type LibcRoot, lddClosure } from './ground-truth.js';
 import { sha256 } from './layers.js';
 
 export type AnalyseFile = (bytes: Buffer, sha256: string) => ObjectFacts | Promise<ObjectFacts>;
@@ -29,23 +29,24 @@ export function factsReader(analyse: AnalyseFile): (file: string) => Promise<Obj
 export interface ProgramClosure {
   readonly linked: LinkedReach;
   /**
-   * What the scan allows (coordinator/scan.ts, "When the analysis is unsure"): the linked syscalls
-   * plus, for each object with reachable unresolved sites, every syscall it makes, or Docker's
-   * default profile when a reachable site's number is an unresolved argument.
+   * What the scan allows (coordinator/scan.ts, "When the analysis is unsure"): the linked syscalls,
+   * plus Docker's default profile when any reachable syscall site has a number the analysis could
+   * not bound.
    */
   readonly withFallback: ReadonlySet<string>;
 }
 
-export async function programClosure(executable: string, factsOf: (file: string) => Promise<ObjectFacts>): Promise<ProgramClosure> {
-  const { interpreter, libraries } = await lddClosure(executable);
+export async function programClosure(
+  executable: string,
+  factsOf: (file: string) => Promise<ObjectFacts>,
+  root: LibcRoot = HOST_ROOT,
+): Promise<ProgramClosure> {
+  const { interpreter, libraries } = await lddClosure(executable, root);
   const load = async (file: string): Promise<LoadedObject> => ({ path: file, facts: await factsOf(file) });
   const scope = [await load(executable), ...(await Promise.all(libraries.map(load)))];
   const loader = interpreter ? await load(interpreter) : undefined;
   const linked = linkFacts({ scope, ...(loader ? { interpreter: loader } : {}) });
   const withFallback = new Set(linked.syscalls);
-  for (const object of [...scope, ...(loader ? [loader] : [])]) {
-    if (linked.unresolvedBy.has(object.path)) for (const name of syscallsOfObject(object.facts)) withFallback.add(name);
-  }
-  if (linked.unresolvedArgumentsBy.size > 0) for (const name of DOCKER_DEFAULT_FALLBACK_SYSCALLS({ os: 'linux', architecture: 'amd64' })) withFallback.add(name);
+  if (linked.unresolvedBy.size > 0) for (const name of DOCKER_DEFAULT_FALLBACK_SYSCALLS({ os: 'linux', architecture: 'amd64' })) withFallback.add(name);
   return { linked, withFallback };
 }

@@ -12,6 +12,10 @@
  *
  * Needs, on the host: gcc, musl-tools (musl-gcc, /lib/ld-musl-x86_64.so.1),
  * golang-go, strace and a kernel that lets us ptrace our own children.
+ *
+ * The C fixtures are also built and traced inside other Debian roots (the
+ * trixie chroot that infra/setup/test-env.sh builds: glibc 2.41, musl 1.2.5),
+ * with that root's compiler, libcs, loader and strace, through chroot(8).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,33 +31,91 @@ const execFileP = promisify(execFile);
 
 export type Toolchain = 'glibc-dynamic' | 'glibc-static' | 'musl-static' | 'musl-dynamic' | 'go';
 
+/** A Debian root whose toolchain and libcs build and run fixtures: the host (`/`) or a chroot. */
+export interface LibcRoot {
+  /** Suite name, used in test names: `bookworm` (the host) or `trixie`. */
+  readonly name: string;
+  /** Absolute path of the root on the host; `/` is the host itself. */
+  readonly path: string;
+}
+
+export const HOST_ROOT: LibcRoot = { name: 'bookworm', path: '/' };
+/** Debian 13 (glibc 2.41, musl 1.2.5, gcc 14), built by infra/setup/test-env.sh step 7. */
+export const TRIXIE_ROOT: LibcRoot = { name: 'trixie', path: '/var/cache/dockergate/rootfs/trixie' };
+
+/** `command args` run inside `root` (through chroot unless it is the host). */
+function inRoot(root: LibcRoot, command: string, args: readonly string[]): [string, string[]] {
+  return root.path === '/' ? [command, [...args]] : ['chroot', [root.path, command, ...args]];
+}
+
+/** The path a process inside `root` sees for host path `file` (which must lie inside the root). */
+export function pathInRoot(root: LibcRoot, file: string): string {
+  if (root.path === '/') return file;
+  const relative = path.relative(root.path, file);
+  if (relative.startsWith('..') || path.isAbsolute(relative)) throw new Error(`${file} is outside the root ${root.path}`);
+  return `/${relative}`;
+}
+
+/** The host path of `inside`, a path as processes in `root` see it. */
+export function hostPath(root: LibcRoot, inside: string): string {
+  return root.path === '/' ? inside : path.join(root.path, inside);
+}
+
 export const TOOLCHAINS: readonly Toolchain[] = ['glibc-dynamic', 'glibc-static', 'musl-dynamic', 'musl-static', 'go'];
 
 /** Directory of the fixture sources. */
 export const PROGRAMS_DIR = fileURLToPath(new URL('../fixtures/programs/', import.meta.url));
 
 /** Names of the C fixtures (`<name>.c`) and of the Go fixture (directory `go/`). */
-export const C_FIXTURES = ['hello', 'direct-syscall', 'function-pointers', 'threads'] as const;
+export const C_FIXTURES = ['hello', 'direct-syscall', 'function-pointers', 'threads', 'cancellable', 'spawn'] as const;
 export const GO_FIXTURES = ['go'] as const;
 export type FixtureName = (typeof C_FIXTURES)[number] | (typeof GO_FIXTURES)[number];
 
 export interface FixtureEntry {
   readonly name: FixtureName;
   readonly toolchain: Toolchain;
+  readonly root: LibcRoot;
 }
 
+const C_TOOLCHAINS = ['glibc-dynamic', 'glibc-static', 'musl-dynamic', 'musl-static'] as const;
+
 /**
- * Every (fixture, toolchain) pair that builds and runs (exit 0, also under
- * strace -f) on the reference machine (Debian 12: gcc 12, glibc 2.36, musl
- * 1.2.3, Go 1.19). All four C programs build with all four C toolchains; the
- * Go program builds with `go` only (and is the only one `go` builds).
+ * Every (fixture, toolchain, root) that builds and runs (exit 0, also under strace -f): on the
+ * host (Debian 12: gcc 12, glibc 2.36, musl 1.2.3, Go 1.19) every C program with every C
+ * toolchain and the Go program with `go`; in the trixie root (gcc 14, glibc 2.41, musl 1.2.5) every
+ * C program with every C toolchain.
  */
 export const FIXTURE_MATRIX: readonly FixtureEntry[] = [
-  ...C_FIXTURES.flatMap((name) =>
-    (['glibc-dynamic', 'glibc-static', 'musl-dynamic', 'musl-static'] as const).map((toolchain) => ({ name, toolchain })),
-  ),
-  ...GO_FIXTURES.map((name) => ({ name, toolchain: 'go' as const })),
+  ...C_FIXTURES.flatMap((name) => C_TOOLCHAINS.map((toolchain) => ({ name, toolchain, root: HOST_ROOT }))),
+  ...GO_FIXTURES.map((name) => ({ name, toolchain: 'go' as const, root: HOST_ROOT })),
+  ...C_FIXTURES.flatMap((name) => C_TOOLCHAINS.map((toolchain) => ({ name, toolchain, root: TRIXIE_ROOT }))),
 ];
+
+/** Fixture directories per root (inside the root, where its programs run), removed by `removeFixtureDirs`. */
+export class FixtureDirs {
+  private readonly dirs = new Map<LibcRoot, Promise<string>>();
+
+  constructor(private readonly prefix: string) {}
+
+  for(root: LibcRoot): Promise<string> {
+    let dir = this.dirs.get(root);
+    if (!dir) {
+      dir = fs.mkdtemp(path.join(root === HOST_ROOT ? os.tmpdir() : hostPath(root, '/tmp'), this.prefix));
+      this.dirs.set(root, dir);
+    }
+    return dir;
+  }
+
+  async remove(): Promise<void> {
+    for (const dir of this.dirs.values()) await fs.rm(await dir, { recursive: true, force: true });
+    this.dirs.clear();
+  }
+}
+
+/** `name/toolchain` for the host, `name/toolchain@root` elsewhere: a test name per entry. */
+export function fixtureLabel(entry: FixtureEntry): string {
+  return `${entry.name}/${entry.toolchain}${entry.root === HOST_ROOT ? '' : `@${entry.root.name}`}`;
+}
 
 export const MUSL_LOADER = '/lib/ld-musl-x86_64.so.1';
 export const CACHE_ROOT = '/var/cache/dockergate';
@@ -104,40 +166,43 @@ async function listFilesRecursive(dir: string): Promise<string[]> {
 
 const toolIdentities = new Map<string, Promise<string>>();
 
-/** Version strings of the tools a toolchain uses (memoised), part of the cache key. */
-function toolIdentity(toolchain: Toolchain): Promise<string> {
-  let identity = toolIdentities.get(toolchain);
+/** Version strings of the tools a toolchain uses in a root (memoised), part of the cache key. */
+function toolIdentity(toolchain: Toolchain, root: LibcRoot): Promise<string> {
+  const key = `${toolchain}@${root.path}`;
+  let identity = toolIdentities.get(key);
   if (identity === undefined) {
-    identity = computeToolIdentity(toolchain);
-    toolIdentities.set(toolchain, identity);
+    identity = computeToolIdentity(toolchain, root);
+    toolIdentities.set(key, identity);
   }
   return identity;
 }
 
-async function outputOf(command: string, args: string[]): Promise<string> {
+async function outputOf(root: LibcRoot, command: string, args: string[]): Promise<string> {
   // The musl loader prints its version on stderr and exits 1: take both.
+  const [file, argv] = inRoot(root, command, args);
   return new Promise((resolve) => {
-    execFile(command, args, { encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(file, argv, { encoding: 'utf8' }, (error, stdout, stderr) => {
       resolve(`${stdout}${stderr}${error && !stdout && !stderr ? String(error) : ''}`.trim());
     });
   });
 }
 
-async function computeToolIdentity(toolchain: Toolchain): Promise<string> {
+async function computeToolIdentity(toolchain: Toolchain, root: LibcRoot): Promise<string> {
   switch (toolchain) {
     case 'glibc-dynamic':
     case 'glibc-static':
-      return [await outputOf('gcc', ['--version']), (await outputOf('ldd', ['--version'])).split('\n')[0]].join('\n');
+      return [await outputOf(root, 'gcc', ['--version']), (await outputOf(root, 'ldd', ['--version'])).split('\n')[0]].join('\n');
     case 'musl-dynamic':
     case 'musl-static':
-      return [await outputOf('gcc', ['--version']), await outputOf(MUSL_LOADER, [])].join('\n');
+      return [await outputOf(root, 'gcc', ['--version']), await outputOf(root, MUSL_LOADER, [])].join('\n');
     case 'go':
-      return outputOf('go', ['version']);
+      return outputOf(root, 'go', ['version']);
   }
 }
 
-async function planBuild(name: string, toolchain: Toolchain, workDir: string): Promise<BuildPlan> {
+async function planBuild(name: string, toolchain: Toolchain, workDir: string, root: LibcRoot): Promise<BuildPlan> {
   if (toolchain === 'go') {
+    if (root !== HOST_ROOT) throw new Error(`fixture ${name}: Go fixtures build on the host only`);
     const dir = path.join(PROGRAMS_DIR, name);
     if (!(await exists(path.join(dir, 'go.mod')))) {
       throw new Error(`fixture ${name}: no Go module at ${dir} (toolchain go builds Go fixtures only)`);
@@ -173,22 +238,26 @@ async function planBuild(name: string, toolchain: Toolchain, workDir: string): P
     throw new Error(`fixture ${name}: no C source at ${source} (toolchain ${toolchain} builds C fixtures only)`);
   }
   const compiler = toolchain.startsWith('musl-') ? 'musl-gcc' : 'gcc';
-  if (toolchain === 'musl-dynamic' && !(await exists(MUSL_LOADER))) {
-    throw new Error(`musl-dynamic needs the musl loader ${MUSL_LOADER} (apt-get install musl)`);
+  if (toolchain === 'musl-dynamic' && !(await exists(hostPath(root, MUSL_LOADER)))) {
+    throw new Error(`musl-dynamic needs the musl loader ${MUSL_LOADER} in ${root.path} (apt-get install musl)`);
   }
+  // The compiler inside a chroot sees only the root: the source is copied into the work dir there.
+  const inside = path.join(workDir, `${name}.c`);
+  await fs.copyFile(source, inside);
   const text = await fs.readFile(source, 'utf8');
   const args = ['-O2', '-Wall', '-Wextra'];
   if (toolchain.endsWith('-static')) args.push('-static');
   if (text.includes('<pthread.h>')) args.push('-pthread');
-  args.push('-o', OUT, source);
-  return { inputs: [source], command: compiler, args, env: process.env };
+  args.push('-o', OUT, pathInRoot(root, inside));
+  return { inputs: [source], command: compiler, args, env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...process.env } };
 }
 
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+function run(root: LibcRoot, command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+  const [file, argv] = inRoot(root, command, args);
   return new Promise((resolve, reject) => {
-    execFile(command, args, { ...options, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(file, argv, { ...options, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       if (error) {
-        reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stdout}${stderr}`));
+        reject(new Error(`${file} ${argv.join(' ')} failed: ${error.message}\n${stdout}${stderr}`));
       } else {
         resolve();
       }
@@ -198,20 +267,24 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
 
 /**
  * Builds fixture `name` (a `<name>.c` or a Go module directory `<name>/` in
- * test/fixtures/programs) with `toolchain` and copies the executable to
+ * test/fixtures/programs) with `toolchain` of `root` and copies the executable to
  * `outDir/<name>-<toolchain>`, whose absolute path is returned. Uses the
- * content-addressed build cache when possible.
+ * content-addressed build cache when possible. For a root other than the host, `outDir` must lie
+ * inside it (the program runs there).
  */
-export async function buildFixture(name: string, toolchain: Toolchain, outDir: string): Promise<string> {
+export async function buildFixture(name: string, toolchain: Toolchain, outDir: string, root: LibcRoot = HOST_ROOT): Promise<string> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`bad fixture name ${JSON.stringify(name)}`);
+  pathInRoot(root, path.resolve(outDir));
   const cacheDir = fixtureCacheDir();
   await fs.mkdir(cacheDir, { recursive: true });
-  const workDir = await fs.mkdtemp(path.join(cacheDir, '.build-'));
+  const scratch = root === HOST_ROOT ? cacheDir : hostPath(root, '/tmp');
+  await fs.mkdir(scratch, { recursive: true });
+  const workDir = await fs.mkdtemp(path.join(scratch, '.build-'));
   try {
-    const plan = await planBuild(name, toolchain, workDir);
+    const plan = await planBuild(name, toolchain, workDir, root);
     const hash = createHash('sha256');
-    hash.update(JSON.stringify({ format: CACHE_FORMAT, name, toolchain, command: plan.command, args: plan.args }));
-    hash.update(await toolIdentity(toolchain));
+    hash.update(JSON.stringify({ format: CACHE_FORMAT, name, toolchain, command: plan.command, args: plan.args.map((arg) => (arg.startsWith(pathInRoot(root, workDir)) ? path.basename(arg) : arg)) }));
+    hash.update(await toolIdentity(toolchain, root));
     for (const input of plan.inputs) {
       hash.update(`\0${path.relative(PROGRAMS_DIR, input)}\0`);
       hash.update(await fs.readFile(input));
@@ -230,15 +303,19 @@ export async function buildFixture(name: string, toolchain: Toolchain, outDir: s
       await fs.mkdir(stage);
       const built = path.join(stage, name);
       await run(
+        root,
         plan.command,
-        plan.args.map((arg) => (arg === OUT ? built : arg)),
+        plan.args.map((arg) => (arg === OUT ? pathInRoot(root, built) : arg)),
         cwd === undefined ? { env: plan.env } : { cwd, env: plan.env },
       );
       await fs.chmod(built, 0o755);
       // Publish atomically; a concurrent builder may have won the race.
+      const publish = await fs.mkdtemp(path.join(cacheDir, '.publish-'));
+      await fs.copyFile(built, path.join(publish, name));
       try {
-        await fs.rename(stage, path.join(cacheDir, key));
+        await fs.rename(publish, path.join(cacheDir, key));
       } catch (error) {
+        await fs.rm(publish, { recursive: true, force: true });
         if (!(await exists(cached))) throw error;
       }
     }
@@ -261,6 +338,8 @@ export interface StraceOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Kill strace and the program after this long (default 30 s). */
   readonly timeoutMs?: number;
+  /** Run inside this root (its strace, loader and libcs); the executable must lie inside it. */
+  readonly root?: LibcRoot;
 }
 
 export interface StraceResult {
@@ -294,21 +373,27 @@ export async function straceSyscalls(executable: string, args: string[] = []): P
 
 /** Like straceSyscalls, with per-image attribution and the program's output. */
 export async function straceRun(executable: string, options: StraceOptions = {}): Promise<StraceResult> {
+  const root = options.root ?? HOST_ROOT;
   const exe = path.resolve(executable);
-  const traceDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-strace-'));
+  const inside = pathInRoot(root, exe);
+  const traceDir = await fs.mkdtemp(path.join(root === HOST_ROOT ? os.tmpdir() : hostPath(root, '/tmp'), 'dockergate-strace-'));
   const traceFile = path.join(traceDir, 'trace');
   try {
-    const { code, signal, stdout, stderr } = await runCapture(
-      'strace',
-      ['-f', '-qq', '-e', 'trace=all', '-o', traceFile, '--', exe, ...(options.args ?? [])],
-      { cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs ?? 30_000 },
-    );
+    const [command, args] = inRoot(root, 'strace', ['-f', '-qq', '-e', 'trace=all', '-o', pathInRoot(root, traceFile), '--', inside, ...(options.args ?? [])]);
+    const { code, signal, stdout, stderr } = await runCapture(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...process.env },
+      timeoutMs: options.timeoutMs ?? 30_000,
+    });
     if (code !== 0) {
       const why = signal !== null ? `signal ${signal}` : `exit code ${code}`;
       throw new Error(`strace of ${exe} ended with ${why}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`);
     }
     const text = await fs.readFile(traceFile, 'utf8');
-    return { ...parseStrace(text, exe), stdout, stderr };
+    const parsed = parseStrace(text, inside);
+    // The traced program is named by its host path; programs it ran keep their path in the root.
+    const byImage = new Map([...parsed.byImage].map(([image, calls]) => [image === inside ? exe : image, calls] as const));
+    return { ...parsed, byImage, stdout, stderr };
   } finally {
     await fs.rm(traceDir, { recursive: true, force: true });
   }
@@ -398,22 +483,28 @@ export async function elfInterpreter(file: string): Promise<string | undefined> 
 }
 
 /**
- * The loader (PT_INTERP) and shared libraries `executable` loads on this
- * machine, as absolute paths. glibc programs are listed with `ldd`, musl ones
- * with the musl loader's `--list`; static executables have none. `libraries`
+ * The loader (PT_INTERP) and shared libraries `executable` loads in `root` (the host by default),
+ * as absolute host paths resolved inside the root. glibc programs are listed with the root's
+ * `ldd`, musl ones with its musl loader's `--list`; static executables have none. `libraries`
  * does not repeat the interpreter (for musl, libc.so *is* the loader).
  */
-export async function lddClosure(executable: string): Promise<{ interpreter?: string; libraries: string[] }> {
+export async function lddClosure(executable: string, root: LibcRoot = HOST_ROOT): Promise<{ interpreter?: string; libraries: string[] }> {
   const exe = path.resolve(executable);
   const interpreter = await elfInterpreter(exe);
   if (interpreter === undefined) return { libraries: [] };
 
   const isMusl = path.basename(interpreter).startsWith('ld-musl');
-  const { stdout } = isMusl
-    ? await execFileP(interpreter, ['--list', exe], { encoding: 'utf8' })
-    : await execFileP('ldd', [exe], { encoding: 'utf8' });
+  const [command, args] = isMusl ? inRoot(root, interpreter, ['--list', pathInRoot(root, exe)]) : inRoot(root, 'ldd', [pathInRoot(root, exe)]);
+  const { stdout } = await execFileP(command, args, { encoding: 'utf8' });
 
-  const interpreterReal = await fs.realpath(interpreter).catch(() => interpreter);
+  // Symbolic links are resolved as the root's processes see them (absolute targets stay inside).
+  const realInRoot = async (file: string): Promise<string> => {
+    if (root === HOST_ROOT) return fs.realpath(file).catch(() => file);
+    const [readlink, readlinkArgs] = inRoot(root, 'readlink', ['-f', file]);
+    const { stdout: resolved } = await execFileP(readlink, readlinkArgs, { encoding: 'utf8' });
+    return hostPath(root, resolved.trim());
+  };
+  const interpreterReal = await realInRoot(interpreter);
   const seen = new Set<string>([interpreterReal]);
   const libraries: string[] = [];
   for (const raw of stdout.split('\n')) {
@@ -424,10 +515,10 @@ export async function lddClosure(executable: string): Promise<{ interpreter?: st
     const arrow = /=>\s*(\S+)/.exec(line);
     const candidate = arrow?.[1] ?? line.split(/\s+/)[0] ?? '';
     if (!candidate.startsWith('/')) continue;
-    const real = await fs.realpath(candidate).catch(() => candidate);
+    const real = await realInRoot(candidate);
     if (seen.has(real)) continue;
     seen.add(real);
-    libraries.push(candidate);
+    libraries.push(root === HOST_ROOT ? candidate : real);
   }
-  return { interpreter, libraries };
+  return { interpreter: root === HOST_ROOT ? interpreter : interpreterReal, libraries };
 }

@@ -4,7 +4,7 @@
  * functions whose syscall number is a parameter become wrappers, resolved at each call site
  * (transitively: a function that forwards its parameter to a wrapper is a wrapper too).
  */
-import { Mnemonic, OpKind, Register } from 'iced-x86';
+import { Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
 import type { GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
@@ -66,8 +66,11 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
   // code before them cannot fall into them: static functions of stripped objects without unwind
   // tables (musl's __stdio_read, known only from the FILE structures that point at it).
   const byAddress = (address: number): number => lowerBound(table.ip, address);
+  const redecoder = new Redecoder(table);
   const entryCandidates = [...model.dataCodePointers];
-  for (let i = 0; i < table.count; i++) if (table.op[i] === Op.LeaRip && inCode(model, table.target[i]!)) entryCandidates.push(table.target[i]!);
+  for (let i = 0; i < table.count; i++) {
+    if (table.op[i] === Op.LeaRip && inCode(model, table.target[i]!) && !(readAsData(redecoder, table, i) && !startSet.has(table.target[i]!))) entryCandidates.push(table.target[i]!);
+  }
   for (const address of entryCandidates) {
     if (startSet.has(address)) continue;
     const index = byAddress(address);
@@ -95,7 +98,6 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
     if (added === 0) break;
     starts = [...startSet].sort((a, b) => a - b);
   }
-  const redecoder = new Redecoder(table);
   try {
     return analyse(model, table, starts, names, redecoder);
   } finally {
@@ -169,6 +171,8 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     }
   }
 
+  /** Starts the object itself declares (symbols, unwind tables, exports): never mistaken for data. */
+  const functionStarts = new Set<number>([...model.seeds.map((seed) => seed.address), ...model.exports.map((item) => item.address)]);
   const addressTaken = new Set<number>();
   const dataTaken = new Set<number>();
   /** Records that `address` is taken (by `taker`, or by data); returns the function it belongs to. */
@@ -275,8 +279,9 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
         case Op.LeaRip:
           if (inCode(model, target)) fn.takes.add(target);
           // An address only compared with (`lea rcx, [label]; cmp rsi, rcx`: is this pc inside that
-          // code?) is not handed out as a callback.
-          if (!comparedOnly(redecoder, table, i)) takeAddress(target, fn);
+          // code?) is not handed out as a callback, nor is one read as data where no function
+          // starts (OpenSSL's perlasm keeps constant tables in .text: `lea rsi, [.Lpoly]; sub r8, [rsi]`).
+          if (!comparedOnly(redecoder, table, i) && !(readAsData(redecoder, table, i) && !functionStarts.has(target))) takeAddress(target, fn);
           break;
         case Op.LoadRip: {
           // Loading a GOT entry takes the address of an import: it may be called through a pointer.
@@ -351,7 +356,8 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
     return node ? [...node.takes].filter((address) => functions.has(address)) : [];
   }
 
-  resolveSetxidBroadcast(syscallResolutions, model.arch);
+  const definedNames = new Set([...model.seeds.flatMap((seed) => seed.names), ...model.exports.map((item) => item.name)].map((name) => name.split('@')[0]!));
+  resolveSetxidBroadcast(syscallResolutions, model.arch, definedNames);
   const worklist: FunctionNode[] = [];
   for (const { fn, index, table: abi, resolution } of syscallResolutions) {
     stats.syscallSites++;
@@ -449,30 +455,61 @@ function markNoReturnCalls(table: InstructionTable, functions: ReadonlyMap<numbe
 }
 
 /**
- * glibc's SETXID broadcast (nptl `__nptl_setxid` and its SIGSETXID handler): every thread re-issues
- * the set*id syscall that a set*id wrapper stored in a shared command, so the number is loaded from
- * memory. Each wrapper also makes its syscall directly (the single-threaded path), so the set*id
- * syscalls found at resolved sites of the object are exactly what the broadcast can re-issue: a
- * number loaded from memory in an object with such sites resolves to them. Documented in
- * ARCHITECTURE.md as a known idiom; with no set*id site the load stays unresolved.
+ * The SETXID idiom of glibc (nptl `__nptl_setxid` and its SIGSETXID handler) and musl (`__setxid`
+ * → `__synccall(do_setxid, &ctx)`): every thread makes the set*id syscall that the set*id function
+ * stored in a shared structure, so the number is loaded from memory. The numbers it can be are the
+ * set*id syscalls the object's set*id functions make: those found at resolved sites of the object
+ * (glibc's wrappers also make theirs directly), and those named by the set*id functions the object
+ * defines (musl's wrappers only pass their number to `__setxid`). A load from memory in an object
+ * with neither stays unresolved. Documented in ARCHITECTURE.md as a known idiom.
  */
-const SETXID_SYSCALLS: Readonly<Record<'x86_64' | 'i386', readonly number[]>> = {
-  x86_64: [105, 106, 113, 114, 116, 117, 119],
-  i386: [213, 214, 203, 204, 206, 208, 210],
+const SETXID_SYSCALLS: Readonly<Record<'x86_64' | 'i386', Readonly<Record<string, number>>>> = {
+  x86_64: { setuid: 105, setgid: 106, setreuid: 113, setregid: 114, setgroups: 116, setresuid: 117, setresgid: 119 },
+  i386: { setuid: 213, setgid: 214, setreuid: 203, setregid: 204, setgroups: 206, setresuid: 208, setresgid: 210 },
+};
+/** Functions that make a set*id syscall, and the syscalls they may make (seteuid is setresuid or setreuid). */
+const SETXID_FUNCTIONS: Readonly<Record<string, readonly string[]>> = {
+  setuid: ['setuid'], setgid: ['setgid'], setreuid: ['setreuid'], setregid: ['setregid'], setgroups: ['setgroups'],
+  setresuid: ['setresuid'], setresgid: ['setresgid'], seteuid: ['setresuid', 'setreuid'], setegid: ['setresgid', 'setregid'],
 };
 
-function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; resolution: Resolution }[], arch: 'x86_64' | 'i386'): void {
+function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; resolution: Resolution }[], arch: 'x86_64' | 'i386', definedNames: ReadonlySet<string>): void {
+  const numbers = SETXID_SYSCALLS[arch];
   const resolved = new Set<number>();
   for (const { table, resolution } of sites) if (table === 'native' && !resolution.unknown) for (const value of resolution.values) resolved.add(value);
   // A static program links only the wrappers it uses: the broadcast can re-issue only those.
-  const present = SETXID_SYSCALLS[arch].filter((number) => resolved.has(number));
-  if (present.length === 0) return;
+  const present = new Set(Object.values(numbers).filter((number) => resolved.has(number)));
+  for (const [name, syscalls] of Object.entries(SETXID_FUNCTIONS)) {
+    if (definedNames.has(name) || definedNames.has(`__${name}`)) for (const syscall of syscalls) present.add(numbers[syscall]!);
+  }
+  if (present.size === 0) return;
   for (const { table, resolution } of sites) {
-    if (table !== 'native' || !resolution.unknown || resolution.params.size > 0 || !resolution.why?.startsWith('loaded from memory')) continue;
+    if (table !== 'native' || !resolution.unknown || resolution.params.size > 0 || !resolution.fromMemory) continue;
     for (const number of present) resolution.values.add(number);
     resolution.unknown = false;
-    resolution.why = 'glibc SETXID broadcast: one of the set*id syscalls';
+    resolution.why = 'SETXID broadcast: one of the set*id syscalls';
   }
+}
+
+/**
+ * The register `lea reg, [rip + d]` wrote is used as the base or index of a memory operand before
+ * anything else uses or replaces it, within the next instructions of the same block: the address
+ * is that of data (a table kept in an executable section), not of a function.
+ */
+function readAsData(redecoder: Redecoder, table: InstructionTable, index: number): boolean {
+  const register = RegisterExt.fullRegister(redecoder.decode(index).op0Register);
+  for (let at = index + 1; at < Math.min(table.count, index + 16); at++) {
+    if (!fallsThrough(table.op[at]!) || table.op[at] === Op.CallDirect || table.op[at] === Op.CallIndirect) return false;
+    const next = redecoder.decode(at);
+    let memory = false;
+    for (let operand = 0; operand < next.opCount; operand++) {
+      if (next.opKind(operand) === OpKind.Memory && next.mnemonic !== Mnemonic.Lea) memory = true;
+      else if (next.opKind(operand) === OpKind.Register && RegisterExt.fullRegister(next.opRegister(operand)) === register) return false;
+    }
+    if (memory && (RegisterExt.fullRegister(next.memoryBase) === register || RegisterExt.fullRegister(next.memoryIndex) === register)) return true;
+    if (redecoder.writtenRegisters(next).has(register)) return false;
+  }
+  return false;
 }
 
 /** The register `lea` wrote is used next by a `cmp` (a range check on a code address). */

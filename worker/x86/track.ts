@@ -19,8 +19,11 @@ import {
 } from 'iced-x86';
 import { type InstructionTable, lowerBound, Op, reachedByFallthrough } from './sweep.js';
 
-/** A register (iced full register id) or a stack slot at an offset from the current stack pointer. */
-export type Location = { readonly register: Register } | { readonly stack: number };
+/**
+ * A register (iced full register id), a stack slot at an offset from the current stack pointer, or
+ * a frame slot at an offset from the frame pointer (`rbp`/`ebp` after `mov rbp, rsp`).
+ */
+export type Location = { readonly register: Register } | { readonly stack: number } | { readonly frame: number };
 
 /** Values a location may hold: constants, parameters of the enclosing function, or unknown. */
 export interface Resolution {
@@ -30,6 +33,8 @@ export interface Resolution {
   /** `reg:<iced register id>` or `stack:<offset at entry>` (offset 8 is the first stack argument). */
   readonly params: Set<string>;
   unknown: boolean;
+  /** Some path loads the value from memory the tracker does not follow (a structure, a table). */
+  fromMemory: boolean;
 }
 
 /** Registers a call may change: SysV x86-64 caller-saved ones; Go's ABIInternal keeps only these four. */
@@ -56,7 +61,8 @@ export interface JumpIndex {
 }
 
 export function paramKey(location: Location): string {
-  return 'register' in location ? `reg:${location.register}` : `stack:${location.stack}`;
+  if ('register' in location) return `reg:${location.register}`;
+  return 'stack' in location ? `stack:${location.stack}` : `frame:${location.frame}`;
 }
 
 /**
@@ -125,7 +131,7 @@ export class ValueTracker {
   resolve(location: Location, index: number, span: FunctionSpan): Resolution {
     this.steps = 0;
     this.visiting.clear();
-    const result: Resolution = { values: new Set(), params: new Set(), unknown: false };
+    const result: Resolution = { values: new Set(), params: new Set(), unknown: false, fromMemory: false };
     this.walk(location, index, span, result, 0);
     return result;
   }
@@ -143,13 +149,21 @@ export class ValueTracker {
       if (this.visiting.has(key)) return;
       this.visiting.add(key);
       if (position <= span.first) {
-        out.params.add('register' in location ? paramKey(location) : `stack:${location.stack}`);
+        // At the entry, registers and stack slots are the caller's arguments; the frame pointer
+        // still holds the caller's frame, which nothing here bounds.
+        if ('frame' in location) this.giveUp(out, 'a slot of the caller\'s frame', position);
+        else out.params.add(paramKey(location));
         return;
       }
       const sources = this.jumps.sources.get(this.table.ip[position]!);
       const fallthrough = reachedByFallthrough(this.table, position, span.first);
       if (sources) {
-        for (const source of sources) if (source >= span.first && source < span.end) this.walk(location, source, span, out, depth + 1);
+        for (const source of sources) {
+          if (source < span.first || source >= span.end) continue;
+          const known = 'register' in location ? this.equalOnBranch(location.register, source) : undefined;
+          if (known !== undefined) out.values.add(known);
+          else this.walk(location, source, span, out, depth + 1);
+        }
         if (!fallthrough) return;
       } else if (!fallthrough) {
         // Reached only by a jump we do not know: a case of one of the function's switch tables,
@@ -167,6 +181,25 @@ export class ValueTracker {
       if (next === undefined) return;
       location = next;
     }
+  }
+
+  /**
+   * The value `register` must hold when the conditional jump at `index` is taken: `je`/`jz` right
+   * after `test reg, reg` (0) or `cmp reg, imm` (imm). musl's `__stdio_read` computes the number of
+   * `readv` or `read` with arithmetic and branches to a `syscall` whose eax was just tested for 0.
+   */
+  private equalOnBranch(register: Register, index: number): number | undefined {
+    if (index === 0) return undefined;
+    const jump = this.redecoder.decode(index);
+    if (jump.mnemonic !== Mnemonic.Je) return undefined;
+    const test = this.redecoder.decode(index - 1);
+    if (test.opCount !== 2 || test.op0Kind !== OpKind.Register || RegisterExt.fullRegister(test.op0Register) !== register) return undefined;
+    // A 32-bit test is enough: the kernel takes the number from the low 32 bits of rax
+    // (arch/x86/entry/common.c, `do_syscall_x64`: `unsigned int unr = nr`). Narrower ones are not.
+    if (RegisterExt.size(test.op0Register) < 4) return undefined;
+    if (test.mnemonic === Mnemonic.Test && test.op1Kind === OpKind.Register && test.op1Register === test.op0Register) return 0;
+    if (test.mnemonic === Mnemonic.Cmp && IMMEDIATES.has(test.op1Kind)) return immediateOf(test, test.op1Kind);
+    return undefined;
   }
 
   private tablesIn(span: FunctionSpan): number[] {
@@ -190,6 +223,7 @@ export class ValueTracker {
       return this.defineRegister(instruction, location.register, out);
     }
     const instruction = this.redecoder.decode(index);
+    if ('frame' in location) return this.stepFrame(instruction, location.frame, out);
     return this.stepStack(instruction, location.stack, out);
   }
 
@@ -210,7 +244,12 @@ export class ValueTracker {
           return undefined;
         }
         if (sourceKind === OpKind.Register) return { register: RegisterExt.fullRegister(instruction.op1Register) };
-        if (sourceKind === OpKind.Memory && isStackSlot(instruction)) return { stack: Number(instruction.memoryDisplacement) };
+      }
+      // Sign and zero extensions keep every syscall number (0 ≤ n < 2^15) as it is.
+      if (mnemonic === Mnemonic.Mov || EXTENDS.has(mnemonic)) {
+        if (sourceKind === OpKind.Register && mnemonic !== Mnemonic.Mov) return { register: RegisterExt.fullRegister(instruction.op1Register) };
+        const slot = sourceKind === OpKind.Memory ? memorySlot(instruction, this.table.bitness) : undefined;
+        if (slot) return slot;
       }
       if ((mnemonic === Mnemonic.Xor || mnemonic === Mnemonic.Sub) && sourceKind === OpKind.Register && RegisterExt.fullRegister(instruction.op1Register) === register) {
         out.values.add(0);
@@ -218,7 +257,8 @@ export class ValueTracker {
       }
     }
     if (mnemonic === Mnemonic.Pop && explicit) return { stack: 0 };
-    if (explicit && mnemonic === Mnemonic.Mov && instruction.op1Kind === OpKind.Memory) {
+    if (explicit && (mnemonic === Mnemonic.Mov || EXTENDS.has(mnemonic)) && instruction.op1Kind === OpKind.Memory) {
+      out.fromMemory = true;
       this.giveUp(out, 'loaded from memory', -1);
       return undefined;
     }
@@ -239,7 +279,11 @@ export class ValueTracker {
           out.values.add(immediateOf(instruction, kind));
           return undefined;
         }
-        out.unknown = true;
+        // `push [rsp + d]` copies a slot of the frame (the address is computed before rsp moves):
+        // glibc 2.41's `__syscall_cancel` forwards its 7th argument, the syscall number, that way.
+        const slot = kind === OpKind.Memory ? memorySlot(instruction, this.table.bitness) : undefined;
+        if (slot) return slot;
+        this.giveUp(out, `pushed from ${OpKind[kind]}`, -1);
         return undefined;
       }
       return { stack: offset - width };
@@ -271,6 +315,43 @@ export class ValueTracker {
     return { stack: offset };
   }
 
+  /**
+   * Frame slot `offset` (from the frame pointer after `instruction`): follow it backwards until the
+   * frame pointer was set from the stack pointer (`mov rbp, rsp`), where it becomes a stack slot.
+   */
+  private stepFrame(instruction: Instruction, offset: number, out: Resolution): Location | undefined {
+    const framePointer = this.table.bitness === 64 ? Register.RBP : Register.EBP;
+    const stackPointer = this.table.bitness === 64 ? Register.RSP : Register.ESP;
+    if (this.redecoder.writtenRegisters(instruction).has(framePointer)) {
+      const setFromStack =
+        instruction.mnemonic === Mnemonic.Mov &&
+        instruction.op0Kind === OpKind.Register &&
+        instruction.op1Kind === OpKind.Register &&
+        RegisterExt.fullRegister(instruction.op0Register) === framePointer &&
+        RegisterExt.fullRegister(instruction.op1Register) === stackPointer;
+      if (setFromStack) return { stack: offset };
+      this.giveUp(out, `frame pointer set by ${Mnemonic[instruction.mnemonic]}`, -1);
+      return undefined;
+    }
+    if (
+      instruction.mnemonic === Mnemonic.Mov &&
+      instruction.op0Kind === OpKind.Memory &&
+      instruction.memoryBase === framePointer &&
+      instruction.memoryIndex === Register.None &&
+      signedDisplacement(instruction, this.table.bitness) === offset
+    ) {
+      const kind = instruction.op1Kind;
+      if (kind === OpKind.Register) return { register: RegisterExt.fullRegister(instruction.op1Register) };
+      if (kind === OpKind.Immediate32 || kind === OpKind.Immediate32to64 || kind === OpKind.Immediate8) {
+        out.values.add(immediateOf(instruction, kind));
+        return undefined;
+      }
+      this.giveUp(out, 'frame slot written from an unknown source', -1);
+      return undefined;
+    }
+    return { frame: offset };
+  }
+
   private giveUp(out: Resolution, why: string, index: number): void {
     out.unknown = true;
     out.why ??= index >= 0 ? `${why} at 0x${this.table.ip[index]!.toString(16)}` : why;
@@ -285,8 +366,24 @@ export class ValueTracker {
   }
 }
 
+const EXTENDS = new Set<number>([Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Movzx]);
+const IMMEDIATES = new Set<number>([OpKind.Immediate8, OpKind.Immediate8to32, OpKind.Immediate8to64, OpKind.Immediate32, OpKind.Immediate32to64, OpKind.Immediate64]);
+
 function isStackSlot(instruction: Instruction): boolean {
   return (instruction.memoryBase === Register.RSP || instruction.memoryBase === Register.ESP) && instruction.memoryIndex === Register.None;
+}
+
+function signedDisplacement(instruction: Instruction, bitness: 32 | 64): number {
+  return Number(BigInt.asIntN(bitness, instruction.memoryDisplacement));
+}
+
+/** `[rsp + d]` as a stack slot, `[rbp + d]` as a frame slot; other memory operands are not followed. */
+function memorySlot(instruction: Instruction, bitness: 32 | 64): Location | undefined {
+  if (instruction.memoryIndex !== Register.None || instruction.memorySegment === Register.FS || instruction.memorySegment === Register.GS) return undefined;
+  const displacement = signedDisplacement(instruction, bitness);
+  if (instruction.memoryBase === (bitness === 64 ? Register.RSP : Register.ESP)) return { stack: displacement };
+  if (instruction.memoryBase === (bitness === 64 ? Register.RBP : Register.EBP)) return { frame: displacement };
+  return undefined;
 }
 
 function immediateOf(instruction: Instruction, kind: OpKind): number {
