@@ -1,56 +1,57 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   buildFixture,
   FIXTURE_MATRIX,
+  FixtureDirs,
   type FixtureEntry,
+  fixtureLabel,
   lddClosure,
   MUSL_LOADER,
   type StraceResult,
+  TRIXIE_ROOT,
   straceRun,
   straceSyscalls,
 } from './helpers/ground-truth.js';
 import { parseStrace } from './helpers/strace.js';
 
-const key = (entry: FixtureEntry): string => `${entry.name}/${entry.toolchain}`;
+const key = (entry: FixtureEntry): string => fixtureLabel(entry);
 
 describe('ground truth: fixtures under strace -f', () => {
-  let outDir = '';
+  const dirs = new FixtureDirs('dockergate-gt-');
   const built = new Map<string, string>();
   const traced = new Map<string, StraceResult>();
 
   before(async () => {
-    outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-gt-'));
     const started = Date.now();
     await Promise.all(
       FIXTURE_MATRIX.map(async (entry) => {
-        built.set(key(entry), await buildFixture(entry.name, entry.toolchain, outDir));
+        built.set(key(entry), await buildFixture(entry.name, entry.toolchain, await dirs.for(entry.root), entry.root));
       }),
     );
     console.log(`built ${FIXTURE_MATRIX.length} fixtures in ${Date.now() - started} ms`);
     for (const entry of FIXTURE_MATRIX) {
       const exe = built.get(key(entry));
       assert.ok(exe);
-      traced.set(key(entry), await straceRun(exe));
+      traced.set(key(entry), await straceRun(exe, { root: entry.root }));
     }
   });
 
   after(async () => {
-    if (outDir !== '') await fs.rm(outDir, { recursive: true, force: true });
+    await dirs.remove();
   });
 
-  const get = (name: string, toolchain: string): StraceResult => {
-    const result = traced.get(`${name}/${toolchain}`);
-    assert.ok(result, `no trace for ${name}/${toolchain}`);
+  const get = (entry: FixtureEntry | string, toolchain?: string): StraceResult => {
+    const label = typeof entry === 'string' ? `${entry}/${toolchain}` : key(entry);
+    const result = traced.get(label);
+    assert.ok(result, `no trace for ${label}`);
     return result;
   };
 
   it('traces every fixture, prints its syscall count, and each one exits through exit_group or exit', () => {
     for (const entry of FIXTURE_MATRIX) {
-      const result = get(entry.name, entry.toolchain);
+      const result = get(entry);
       const foreign = [...result.byImage.keys()].filter((image) => image !== built.get(key(entry)));
       console.log(
         `${key(entry).padEnd(32)} ${String(result.syscalls.size).padStart(3)} syscalls` +
@@ -64,14 +65,14 @@ describe('ground truth: fixtures under strace -f', () => {
   });
 
   it('does not count the initial execve of programs that never exec', () => {
-    for (const entry of FIXTURE_MATRIX.filter((e) => e.name !== 'threads')) {
-      assert.ok(!get(entry.name, entry.toolchain).syscalls.has('execve'), key(entry));
+    for (const entry of FIXTURE_MATRIX.filter((e) => e.name !== 'threads' && e.name !== 'spawn')) {
+      assert.ok(!get(entry).syscalls.has('execve'), key(entry));
     }
   });
 
   it('sees the direct syscalls of direct-syscall.c', () => {
     for (const entry of FIXTURE_MATRIX.filter((e) => e.name === 'direct-syscall')) {
-      const own = get(entry.name, entry.toolchain).ownSyscalls;
+      const own = get(entry).ownSyscalls;
       for (const name of ['getpid', 'gettid', 'getrandom', 'sched_yield', 'getppid']) {
         assert.ok(own.has(name), `${key(entry)}: missing ${name}`);
       }
@@ -80,7 +81,7 @@ describe('ground truth: fixtures under strace -f', () => {
 
   it('sees the calls made through function pointers', () => {
     for (const entry of FIXTURE_MATRIX.filter((e) => e.name === 'function-pointers')) {
-      const own = get(entry.name, entry.toolchain).ownSyscalls;
+      const own = get(entry).ownSyscalls;
       for (const name of ['write', 'getpid', 'getppid', 'getuid', 'geteuid', 'uname', 'getcwd', 'sysinfo']) {
         assert.ok(own.has(name), `${key(entry)}: missing ${name}`);
       }
@@ -90,7 +91,7 @@ describe('ground truth: fixtures under strace -f', () => {
 
   it('sees threads, fork, wait and the spawned /bin/true in threads.c', () => {
     for (const entry of FIXTURE_MATRIX.filter((e) => e.name === 'threads')) {
-      const result = get(entry.name, entry.toolchain);
+      const result = get(entry);
       const own = result.ownSyscalls;
       assert.ok(own.has('clone') || own.has('clone3'), `${key(entry)}: no clone`);
       for (const name of ['wait4', 'execve', 'socketpair', 'futex']) assert.ok(own.has(name), `${key(entry)}: missing ${name}`);
@@ -99,6 +100,26 @@ describe('ground truth: fixtures under strace -f', () => {
       const child = result.byImage.get('/bin/true');
       assert.ok(child?.has('exit_group'), `${key(entry)}: /bin/true not traced after its execve`);
     }
+  });
+
+  it('sees the cancellation points of cancellable.c and the programs and set*id calls of spawn.c, on every libc', () => {
+    for (const entry of FIXTURE_MATRIX.filter((e) => e.name === 'cancellable')) {
+      const own = get(entry).ownSyscalls;
+      for (const name of ['wait4', 'waitid', 'connect', 'sendmsg', 'recvmsg', 'fsync', 'fdatasync', 'rt_sigtimedwait']) assert.ok(own.has(name), `${key(entry)}: missing ${name}`);
+      assert.ok(own.has('accept') || own.has('accept4'), `${key(entry)}: no accept`);
+      assert.ok(own.has('epoll_wait') || own.has('epoll_pwait'), `${key(entry)}: no epoll wait`);
+    }
+    for (const entry of FIXTURE_MATRIX.filter((e) => e.name === 'spawn')) {
+      const own = get(entry).ownSyscalls;
+      for (const name of ['execve', 'wait4', 'setuid', 'setgid', 'setresuid', 'setresgid']) assert.ok(own.has(name), `${key(entry)}: missing ${name}`);
+    }
+  });
+
+  it('lists the loader and libraries of a trixie program inside its root', async () => {
+    const entry = FIXTURE_MATRIX.find((e) => e.name === 'hello' && e.toolchain === 'glibc-dynamic' && e.root === TRIXIE_ROOT)!;
+    const glibc = await lddClosure(built.get(key(entry)) ?? '', TRIXIE_ROOT);
+    assert.ok(glibc.interpreter?.startsWith(`${TRIXIE_ROOT.path}/`), JSON.stringify(glibc));
+    assert.ok(glibc.libraries.some((lib) => lib.startsWith(`${TRIXIE_ROOT.path}/`) && path.basename(lib) === 'libc.so.6'), JSON.stringify(glibc));
   });
 
   it('sees the Go program use loopback TCP and its raw syscalls', () => {
