@@ -2,7 +2,8 @@
  * End to end with the real dockerd: images are scanned, the generated profile is applied with
  * `docker run --security-opt seccomp=...`, and each image must still do its job (smoke test) and
  * miss none of the syscalls `strace -f` sees in the container. Images: the shell-script entrypoint
- * ending in `exec "$@"` (dockergate-test/app:1), a static glibc program and a musl program from
+ * ending in `exec "$@"` (dockergate-test/app:1), a static glibc program, a musl program and a
+ * Debian 13 shell-script entrypoint that forks and waits (glibc 2.41's `__syscall_cancel`) from
  * the corpus (bench/corpus). Also: explain, diff and the Kubernetes profile.
  */
 import assert from 'node:assert/strict';
@@ -34,7 +35,7 @@ const APP: CorpusImage = {
   smoke: { kind: 'alive', seconds: 3 },
   notes: 'shell-script entrypoint ending in exec "$@", Cmd sleep infinity',
 };
-const IMAGES: CorpusImage[] = [APP, ...selectImages(['static-c', 'musl-http'])];
+const IMAGES: CorpusImage[] = [APP, ...selectImages(['static-c', 'musl-http', 'trixie-shell'])];
 
 let work: string;
 let runtime: Runtime;

@@ -88,20 +88,31 @@ async function inspectImage(tag: string): Promise<{ id: string; label: string; s
   return { id, label: label === '<no value>' ? '' : label, size: Number(size) };
 }
 
-export async function baseImageId(): Promise<string> {
-  const result = await docker(['image', 'inspect', '-f', '{{.Id}}', BASE_IMAGE], { timeoutMs: 30_000 });
+export async function baseImageId(base = BASE_IMAGE): Promise<string> {
+  const result = await docker(['image', 'inspect', '-f', '{{.Id}}', base], { timeoutMs: 30_000 });
   if (result.code !== 0) {
-    throw new Error(`${BASE_IMAGE} is missing: run infra/setup/test-env.sh first (${result.stderr.trim()})`);
+    throw new Error(`${base} is missing: run infra/setup/test-env.sh first (${result.stderr.trim()})`);
   }
   return result.stdout.trim();
 }
 
-/** Builds one image unless its label says it is up to date. Never throws for a failed build. */
+/** The test base images (`dockergate-test/base:*`) a Dockerfile builds FROM. */
+async function testBasesOf(dir: string): Promise<string[]> {
+  const text = await fs.readFile(path.join(dir, 'Dockerfile'), 'utf8');
+  return [...text.matchAll(/^FROM\s+(dockergate-test\/base:\S+)/gim)].map((match) => match[1]!);
+}
+
+/**
+ * Builds one image unless its label says it is up to date. Never throws for a failed build.
+ * `baseId` is the bookworm base's ID; images on another test base hash that base's ID instead.
+ */
 export async function buildImage(image: CorpusImage, baseId: string, options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   const seconds = (): number => Math.round((performance.now() - started) / 100) / 10;
   const dir = path.join(CORPUS_DIR, image.name);
-  const sha = await contextSha(dir, baseId);
+  const bases = await testBasesOf(dir);
+  const baseIds = await Promise.all(bases.map((base) => (base === BASE_IMAGE ? baseId : baseImageId(base))));
+  const sha = await contextSha(dir, baseIds.length === 0 ? baseId : baseIds.join('\n'));
   const before = await inspectImage(image.tag);
   if (before !== undefined && before.label === sha && !options.force && !options.noCache) {
     return { image, status: 'cached', seconds: seconds(), sizeBytes: before.size, imageId: before.id, contextSha: sha };

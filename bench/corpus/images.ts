@@ -1,6 +1,7 @@
 /**
- * The benchmark corpus: service and CLI images built from Debian bookworm packages on
- * `dockergate-test/base:bookworm` (see README.md). Each image lives in
+ * The benchmark corpus: service and CLI images built from Debian packages on
+ * `dockergate-test/base:bookworm`, and (the `trixie-*` images) on `dockergate-test/base:trixie`,
+ * Debian 13 with glibc 2.41 and musl 1.2.5 (see README.md). Each image lives in
  * `bench/corpus/<name>/` and is tagged `dockergate-corpus/<name>:1` by build.ts.
  *
  * Services listen on 127.0.0.1 only, on ports chosen to avoid the machine's own services
@@ -126,6 +127,27 @@ export const CORPUS: CorpusImage[] = [
     HOST_NET,
     { kind: 'http', url: 'http://127.0.0.1:18085/', expectBody: 'hello from musl-http' },
     'poll()-based HTTP server built with musl-gcc, dynamically linked, FROM scratch with only /lib/ld-musl-x86_64.so.1, USER 65534, port 18085',
+  ),
+  image(
+    'trixie-shell',
+    'service',
+    NO_NET,
+    { kind: 'alive', seconds: 5 },
+    'Debian 13 (glibc 2.41): /bin/sh entrypoint script that runs a subshell and its arguments (`sleep 1`) in a loop, forking and waiting for each',
+  ),
+  image(
+    'trixie-forking',
+    'service',
+    HOST_NET,
+    { kind: 'http', url: 'http://127.0.0.1:18090/', expectBody: 'hello from trixie-forking' },
+    'Debian 13: C HTTP server built with gcc 14 against glibc 2.41, accept + fork per connection + waitpid, USER 65534, port 18090',
+  ),
+  image(
+    'trixie-musl-http',
+    'service',
+    HOST_NET,
+    { kind: 'http', url: 'http://127.0.0.1:18091/', expectBody: 'hello from musl-http' },
+    'Debian 13: the musl-http server built with musl 1.2.5, dynamically linked, FROM scratch with only the musl loader, USER 65534, port 18091',
   ),
   image(
     'cli-toolbox',

@@ -39,6 +39,7 @@ ROOTFS_TAR=$CACHE_DIR/rootfs/bookworm-minbase.tar
 # Debian 13's libcs for the ground-truth tests (test/helpers/libc-roots.ts reads the same path).
 TRIXIE_ROOT=$CACHE_DIR/rootfs/trixie
 TRIXIE_PACKAGES=gcc,libc6-dev,musl-tools,strace
+TRIXIE_IMAGE=dockergate-test/base:trixie
 REGISTRY_DIR=$CACHE_DIR/registry
 # radare2 is not packaged for bookworm: a private install, found there by worker/radare2/locate.ts.
 RADARE2_PREFIX=$CACHE_DIR/radare2
@@ -440,6 +441,18 @@ ensure_trixie_root() {
 		rm -f "$tmp"/var/cache/apt/archives/*.deb
 		printf '%s' "$TRIXIE_PACKAGES" >"$tmp/.dockergate-packages"
 		mv "$tmp" "$TRIXIE_ROOT"
+	fi
+	# The same root as a Docker base image for the Debian 13 corpus images (bench/corpus/trixie-*).
+	if image_id "$TRIXIE_IMAGE" >/dev/null && [ "$(docker image inspect -f '{{index .Config.Labels "dockergate.packages"}}' "$TRIXIE_IMAGE" 2>/dev/null)" = "$TRIXIE_PACKAGES" ]; then
+		log "   $TRIXIE_IMAGE present"
+	else
+		log "   docker import $TRIXIE_ROOT as $TRIXIE_IMAGE"
+		tar --numeric-owner --one-file-system -C "$TRIXIE_ROOT" --exclude=./.dockergate-packages -c . |
+			docker import \
+				--change 'CMD ["/bin/bash"]' \
+				--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+				--change "LABEL dockergate.packages=$TRIXIE_PACKAGES" \
+				- "$TRIXIE_IMAGE" >/dev/null || die "docker import of $TRIXIE_ROOT failed"
 	fi
 	summary "trixie:   $TRIXIE_ROOT ($(chroot "$TRIXIE_ROOT" ldd --version | head -n 1), musl $(chroot "$TRIXIE_ROOT" dpkg-query -W -f='${Version}' musl))"
 	step_done
