@@ -65,19 +65,23 @@ const CANCELLATION_SYSCALLS = new Set(
 const GLIBC_CANCEL_POINT =
   "glibc 2.41 makes this call through __syscall_cancel(a1..a6, nr), the number a stack-passed argument; " +
   "radare2 resolves no call-site arguments: that site makes the scan fall back to Docker's default";
-const MUSL_SETXID =
-  "musl's set*id functions pass their number to __setxid, whose __synccall callback loads it from a structure; " +
+const SETXID =
+  "the libc's SETXID broadcast loads the set*id number from a structure (musl: __setxid's __synccall callback; glibc: __nptl_setxid); " +
   "radare2 leaves that site unconfirmed: the scan falls back to Docker's default";
+const SYSCALL_2 =
+  "the program calls syscall(2) with this number, an argument of the libc's syscall(); radare2 resolves no call-site arguments: " +
+  "that site makes the scan fall back to Docker's default";
 
 /**
  * Why radare2 may miss `call` before the fallbacks in a fixture not listed in RADARE2_KNOWN_MISSES
  * (the fixtures added with the Debian 13 libcs): the libc makes it through an argument-numbered
- * wrapper, or through musl's SETXID callback.
+ * wrapper (a cancellation point, syscall(2) in direct-syscall.c), or through the SETXID broadcast.
  */
 function libcReason(entry: FixtureEntry, call: string): string | undefined {
   const musl = entry.toolchain.startsWith('musl-');
+  if (entry.name === 'direct-syscall' && ['getpid', 'gettid', 'sched_yield', 'getrandom'].includes(call)) return SYSCALL_2;
   if (CANCELLATION_SYSCALLS.has(call)) return musl ? MUSL_CANCEL_POINT : entry.root !== HOST_ROOT ? GLIBC_CANCEL_POINT : undefined;
-  if (musl && /^set(re|res)?[ug]id$|^setgroups$/.test(call)) return MUSL_SETXID;
+  if (/^set(re|res)?[ug]id$|^setgroups$/.test(call)) return SETXID;
   return undefined;
 }
 
