@@ -110,9 +110,13 @@ export async function buildImage(image: CorpusImage, baseId: string, options: Bu
   const started = performance.now();
   const seconds = (): number => Math.round((performance.now() - started) / 100) / 10;
   const dir = path.join(CORPUS_DIR, image.name);
+  const contextDir = path.join(CORPUS_DIR, image.context ?? image.name);
+  const dockerfile = path.join(dir, 'Dockerfile');
   const bases = await testBasesOf(dir);
   const baseIds = await Promise.all(bases.map((base) => (base === BASE_IMAGE ? baseId : baseImageId(base))));
-  const sha = await contextSha(dir, baseIds.length === 0 ? baseId : baseIds.join('\n'));
+  // A shared context hashes this image's own Dockerfile too (the context holds another one).
+  const ownDockerfile = image.context ? `\n${createHash('sha256').update(await fs.readFile(dockerfile)).digest('hex')}` : '';
+  const sha = await contextSha(contextDir, `${baseIds.length === 0 ? baseId : baseIds.join('\n')}${ownDockerfile}`);
   const before = await inspectImage(image.tag);
   if (before !== undefined && before.label === sha && !options.force && !options.noCache) {
     return { image, status: 'cached', seconds: seconds(), sizeBytes: before.size, imageId: before.id, contextSha: sha };
@@ -122,7 +126,8 @@ export async function buildImage(image: CorpusImage, baseId: string, options: Bu
   await fs.writeFile(logFile, `==== ${new Date().toISOString()} docker build ${image.tag} from ${dir}\n`);
   const args = ['build', '--network', 'host', '--force-rm', '--label', `${CONTEXT_LABEL}=${sha}`, '-t', image.tag];
   if (options.noCache) args.push('--no-cache');
-  args.push(dir);
+  if (image.context) args.push('-f', dockerfile);
+  args.push(contextDir);
   const result = await docker(args, { logFile, timeoutMs: BUILD_TIMEOUT_MS });
   if (result.code !== 0) {
     const why = result.timedOut ? `timed out after ${BUILD_TIMEOUT_MS / 1000}s` : `exit ${result.code}`;

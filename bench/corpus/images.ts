@@ -36,13 +36,18 @@ export interface CorpusImage {
   /** how to tell the service is ready / the CLI succeeded */
   smoke: SmokeTest;
   notes?: string;
+  /**
+   * Build context directory under bench/corpus/ when the image builds another image's sources
+   * (its own Dockerfile in bench/corpus/<name>/ is passed with `-f`).
+   */
+  context?: string;
 }
 
 const HOST_NET = ['--network', 'host'];
 const NO_NET = ['--network', 'none'];
 
-function image(name: string, kind: CorpusImage['kind'], runArgs: string[], smoke: SmokeTest, notes: string): CorpusImage {
-  return { name, tag: `dockergate-corpus/${name}:1`, kind, runArgs, smoke, notes };
+function image(name: string, kind: CorpusImage['kind'], runArgs: string[], smoke: SmokeTest, notes: string, context?: string): CorpusImage {
+  return { name, tag: `dockergate-corpus/${name}:1`, kind, runArgs, smoke, notes, ...(context ? { context } : {}) };
 }
 
 export const CORPUS: CorpusImage[] = [
@@ -148,6 +153,7 @@ export const CORPUS: CorpusImage[] = [
     HOST_NET,
     { kind: 'http', url: 'http://127.0.0.1:18091/', expectBody: 'hello from musl-http' },
     'Debian 13: the musl-http server built with musl 1.2.5, dynamically linked, FROM scratch with only the musl loader, USER 65534, port 18091',
+    'musl-http',
   ),
   image(
     'cli-toolbox',
