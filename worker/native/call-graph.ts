@@ -67,45 +67,57 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
   // tables (musl's __stdio_read, known only from the FILE structures that point at it).
   const byAddress = (address: number): number => lowerBound(table.ip, address);
   const redecoder = new Redecoder(table);
-  const entryCandidates = [...model.dataCodePointers];
-  for (let i = 0; i < table.count; i++) {
-    if (table.op[i] === Op.LeaRip && inCode(model, table.target[i]!) && !(readAsData(redecoder, table, i) && !startSet.has(table.target[i]!))) entryCandidates.push(table.target[i]!);
-  }
-  for (const address of entryCandidates) {
-    if (startSet.has(address)) continue;
-    const index = byAddress(address);
-    if (table.ip[index] !== address) continue;
-    let previous = index - 1;
-    while (previous >= 0 && table.op[previous] === Op.Padding) previous--;
-    if (previous < 0 || !fallsThrough(table.op[previous]!)) startSet.add(address);
-  }
-  let starts = [...startSet].sort((a, b) => a - b);
-  for (let round = 0; round < 8; round++) {
-    let added = 0;
-    for (let i = 0; i < table.count; i++) {
-      const op = table.op[i];
-      if (op !== Op.JmpDirect && op !== Op.Jcc) continue;
-      const target = table.target[i]!;
-      if (startSet.has(target) || !inCode(model, target)) continue;
-      const here = lowerBound(starts, table.ip[i]! + 1) - 1;
-      const from = here >= 0 ? starts[here]! : Number.NEGATIVE_INFINITY;
-      const to = starts[here + 1] ?? Number.POSITIVE_INFINITY;
-      if (target < from || target >= to) {
-        startSet.add(target);
-        added++;
-      }
-    }
-    if (added === 0) break;
-    starts = [...startSet].sort((a, b) => a - b);
-  }
   try {
-    return analyse(model, table, starts, names, redecoder);
+    // `lea` of an address that is then read as data (a table kept in .text) takes no function:
+    // decided once per instruction, for entry candidates here and for callbacks in `analyse`.
+    const dataLeas = new Set<number>();
+    const entryCandidates = [...model.dataCodePointers];
+    for (let i = 0; i < table.count; i++) {
+      if (table.op[i] !== Op.LeaRip || !inCode(model, table.target[i]!)) continue;
+      if (readAsData(redecoder, table, i)) dataLeas.add(i);
+      else entryCandidates.push(table.target[i]!);
+    }
+    for (const address of entryCandidates) {
+      if (startSet.has(address)) continue;
+      const index = byAddress(address);
+      if (table.ip[index] !== address) continue;
+      let previous = index - 1;
+      while (previous >= 0 && table.op[previous] === Op.Padding) previous--;
+      if (previous < 0 || !fallsThrough(table.op[previous]!)) startSet.add(address);
+    }
+    let starts = [...startSet].sort((a, b) => a - b);
+    for (let round = 0; round < 8; round++) {
+      let added = 0;
+      for (let i = 0; i < table.count; i++) {
+        const op = table.op[i];
+        if (op !== Op.JmpDirect && op !== Op.Jcc) continue;
+        const target = table.target[i]!;
+        if (startSet.has(target) || !inCode(model, target)) continue;
+        const here = lowerBound(starts, table.ip[i]! + 1) - 1;
+        const from = here >= 0 ? starts[here]! : Number.NEGATIVE_INFINITY;
+        const to = starts[here + 1] ?? Number.POSITIVE_INFINITY;
+        if (target < from || target >= to) {
+          startSet.add(target);
+          added++;
+        }
+      }
+      if (added === 0) break;
+      starts = [...startSet].sort((a, b) => a - b);
+    }
+    return analyse(model, table, starts, names, redecoder, dataLeas);
   } finally {
     redecoder.free();
   }
 }
 
-function analyse(model: CodeModel, table: InstructionTable, starts: number[], names: Map<number, string[]>, redecoder: Redecoder): CallGraph {
+function analyse(
+  model: CodeModel,
+  table: InstructionTable,
+  starts: number[],
+  names: Map<number, string[]>,
+  redecoder: Redecoder,
+  dataLeas: ReadonlySet<number>,
+): CallGraph {
   const functions = new Map<number, FunctionNode>();
   const firstIndex = (address: number): number => lowerBound(table.ip, address);
   for (const [k, start] of starts.entries()) {
@@ -281,7 +293,7 @@ function analyse(model: CodeModel, table: InstructionTable, starts: number[], na
           // An address only compared with (`lea rcx, [label]; cmp rsi, rcx`: is this pc inside that
           // code?) is not handed out as a callback, nor is one read as data where no function
           // starts (OpenSSL's perlasm keeps constant tables in .text: `lea rsi, [.Lpoly]; sub r8, [rsi]`).
-          if (!comparedOnly(redecoder, table, i) && !(readAsData(redecoder, table, i) && !functionStarts.has(target))) takeAddress(target, fn);
+          if (!comparedOnly(redecoder, table, i) && !(dataLeas.has(i) && !functionStarts.has(target))) takeAddress(target, fn);
           break;
         case Op.LoadRip: {
           // Loading a GOT entry takes the address of an import: it may be called through a pointer.
