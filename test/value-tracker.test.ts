@@ -24,6 +24,7 @@ function model(code: number[], functions: Record<string, number>): CodeModel {
     ifuncResolvers: new Set(),
     dataImports: [],
     dataCodePointers: [],
+    gotCodePointers: new Map(),
     exports: Object.entries(functions).map(([name, offset]) => ({ name, address: BASE + offset })),
     initialisers: [],
   };

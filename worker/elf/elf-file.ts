@@ -127,19 +127,20 @@ export class ElfFile {
    * unique: pointers in initialised data (function tables, vtables), and ifunc resolvers.
    */
   relativeTargets(): number[] {
+    return [...new Set(this.relativeSlots().values())].sort((a, b) => a - b);
+  }
+
+  /** Slot address → the address a RELATIVE (RELR included) or IRELATIVE relocation stores there. */
+  relativeSlots(): Map<number, number> {
     const o = this.#o;
     const k = o.relocationKinds();
-    if (!k || this.type === 'rel') return [];
+    const out = new Map<number, number>();
+    if (!k || this.type === 'rel') return out;
     const rel = o.relocations.get();
-    const targets = new Float64Array(rel.count);
-    let n = 0;
     for (let i = 0; i < rel.count; i++) {
       const type = rel.types[i];
-      if (type === k.relative || type === k.irelative) targets[n++] = rel.addends[i]!;
+      if (type === k.relative || type === k.irelative) out.set(rel.offsets[i]!, rel.addends[i]!);
     }
-    const sorted = targets.subarray(0, n).sort();
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) out.push(sorted[i]!);
     return out;
   }
 

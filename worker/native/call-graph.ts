@@ -4,7 +4,7 @@
  * functions whose syscall number is a parameter become wrappers, resolved at each call site
  * (transitively: a function that forwards its parameter to a wrapper is a wrapper too).
  */
-import { Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
+import { type Instruction, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
 import type { GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
@@ -71,7 +71,8 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
     // `lea` of an address that is then read as data (a table kept in .text) takes no function:
     // decided once per instruction, for entry candidates here and for callbacks in `analyse`.
     const dataLeas = new Set<number>();
-    const entryCandidates = [...model.dataCodePointers];
+    const dataPointers = dataHeldPointers(model, table, redecoder);
+    const entryCandidates = [...dataPointers];
     for (let i = 0; i < table.count; i++) {
       if (table.op[i] !== Op.LeaRip || !inCode(model, table.target[i]!)) continue;
       if (readAsData(redecoder, table, i)) dataLeas.add(i);
@@ -104,7 +105,7 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
       if (added === 0) break;
       starts = [...startSet].sort((a, b) => a - b);
     }
-    return analyse(model, table, starts, names, redecoder, dataLeas);
+    return analyse(model, table, starts, names, redecoder, dataLeas, dataPointers);
   } finally {
     redecoder.free();
   }
@@ -117,6 +118,7 @@ function analyse(
   names: Map<number, string[]>,
   redecoder: Redecoder,
   dataLeas: ReadonlySet<number>,
+  dataPointers: readonly number[],
 ): CallGraph {
   const functions = new Map<number, FunctionNode>();
   const firstIndex = (address: number): number => lowerBound(table.ip, address);
@@ -196,7 +198,7 @@ function analyse(
     if (taker) taker.takesFunctions.add(owner);
     else dataTaken.add(owner);
   };
-  for (const pointer of model.dataCodePointers) takeAddress(pointer);
+  for (const pointer of dataPointers) takeAddress(pointer);
 
   const callSites = new Map<number, CallSite[]>();
   const reachableCache = new Map<number, Set<number> | 'all'>();
@@ -524,15 +526,52 @@ function readAsData(redecoder: Redecoder, table: InstructionTable, index: number
   return false;
 }
 
-/** The register `lea` wrote is used next by a `cmp` (a range check on a code address). */
+/**
+ * Code addresses held in data that code may call: every data pointer of the model, and each `.got`
+ * pointer unless every instruction that names its slot compares with it (`cmp rax, [rip + slot]`,
+ * or a load that only a `cmp` reads). Such a pointer bounds a pc range, as glibc 2.41's cancellation
+ * handler checks the interrupted pc against `__syscall_cancel_arch_start`/`_end`; a slot no code
+ * names stays a callback. i386 code reaches its GOT through a base register: no slot is named there.
+ */
+function dataHeldPointers(model: CodeModel, table: InstructionTable, redecoder: Redecoder): number[] {
+  const comparedOnlySlots = new Map<number, boolean>();
+  if (model.gotCodePointers.size > 0 && table.bitness === 64) {
+    for (let i = 0; i < table.count; i++) {
+      const op = table.op[i]!;
+      const slot = table.target[i]!;
+      if (op === Op.JmpDirect || op === Op.Jcc || op === Op.CallDirect || op === Op.Immediate || !model.gotCodePointers.has(slot)) continue;
+      const compared = op === Op.CompareMemory || (op === Op.LoadRip && comparedOnly(redecoder, table, i));
+      comparedOnlySlots.set(slot, (comparedOnlySlots.get(slot) ?? true) && compared);
+    }
+  }
+  const pointers = [...model.dataCodePointers];
+  for (const [slot, target] of model.gotCodePointers) if (comparedOnlySlots.get(slot) !== true) pointers.push(target);
+  return pointers;
+}
+
+/**
+ * The register that instruction `index` wrote (`lea reg, [rip + d]`, `mov reg, [rip + slot]`) is
+ * next read by a `cmp`, with at most three `mov`s or `nop`s that do not name it in between: a range
+ * check on a code address (is this pc inside that code?). `mov` has no implicit operands, so what
+ * it does not name it neither reads nor writes.
+ */
 function comparedOnly(redecoder: Redecoder, table: InstructionTable, index: number): boolean {
-  if (index + 1 >= table.count) return false;
-  const lea = redecoder.decode(index);
-  const register = lea.op0Register;
-  const next = redecoder.decode(index + 1);
-  if (next.mnemonic !== Mnemonic.Cmp) return false;
-  for (let operand = 0; operand < next.opCount; operand++) {
-    if (next.opKind(operand) === OpKind.Register && next.opRegister(operand) === register) return true;
+  const register = RegisterExt.fullRegister(redecoder.decode(index).op0Register);
+  for (let at = index + 1; at < Math.min(table.count, index + 5); at++) {
+    const next = redecoder.decode(at);
+    const names = namesRegister(next, register);
+    if (next.mnemonic === Mnemonic.Cmp) return names;
+    if (names || (next.mnemonic !== Mnemonic.Mov && table.op[at] !== Op.Padding)) return false;
+  }
+  return false;
+}
+
+/** An operand of the instruction is the register (any width of it) or addresses memory through it. */
+function namesRegister(instruction: Instruction, register: Register): boolean {
+  for (let operand = 0; operand < instruction.opCount; operand++) {
+    const kind = instruction.opKind(operand);
+    if (kind === OpKind.Register && RegisterExt.fullRegister(instruction.opRegister(operand)) === register) return true;
+    if (kind === OpKind.Memory && (RegisterExt.fullRegister(instruction.memoryBase) === register || RegisterExt.fullRegister(instruction.memoryIndex) === register)) return true;
   }
   return false;
 }

@@ -37,6 +37,11 @@ export interface CodeModel {
   readonly dataImports: readonly string[];
   /** Addresses stored in data that point into code: relocations, init arrays, pointer scans. */
   readonly dataCodePointers: readonly number[];
+  /**
+   * `.got` slot → the code address a RELATIVE relocation stores there (not in `dataCodePointers`):
+   * only code that names the slot reads it, so whether it is a callback depends on that code.
+   */
+  readonly gotCodePointers: ReadonlyMap<number, number>;
   readonly exports: readonly NamedAddress[];
   readonly entry?: number;
   readonly initialisers: readonly NamedAddress[];
@@ -45,4 +50,9 @@ export interface CodeModel {
 /** Whether `address` lies in the object's executable bytes. */
 export function inCode(model: Pick<CodeModel, 'ranges'>, address: number): boolean {
   return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
+}
+
+/** Every code address data may hold, `.got` pointers included: for analysers that do not tell them apart. */
+export function everyDataPointer(model: Pick<CodeModel, 'dataCodePointers' | 'gotCodePointers'>): number[] {
+  return [...model.dataCodePointers, ...model.gotCodePointers.values()];
 }

@@ -67,7 +67,17 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     }
   }
 
-  for (const target of elf.relativeTargets()) if (inCode(target)) dataCodePointers.add(target);
+  // A pointer the loader stores in a `.got` slot is reached only through code that names that slot
+  // (rip-relative), so the call graph can tell a callback from a pointer that code only compares
+  // with; every other relocated pointer is data that any code may read.
+  const got = elf.sections.find((section) => section.name === '.got' && section.size > 0);
+  const inGot = (slot: number): boolean => got !== undefined && slot >= got.addr && slot + (arch === 'i386' ? 4 : 8) <= got.addr + got.size;
+  const gotCodePointers = new Map<number, number>();
+  for (const [slot, target] of elf.relativeSlots()) {
+    if (!inCode(target)) continue;
+    if (inGot(slot) && !irelativeSlots.has(slot)) gotCodePointers.set(slot, target);
+    else dataCodePointers.add(target);
+  }
   const dynamic = elf.dynamic;
   const initialisers: NamedAddress[] = [];
   if (dynamic) {
@@ -100,6 +110,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     irelativeSlots,
     ifuncResolvers,
     dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
+    gotCodePointers,
     dataImports: [...dataImports].sort(),
     exports,
     ...(entry !== undefined ? { entry } : {}),

@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
 import type { AnalysisContext, Analyser, ObjectFacts } from '../analyser.js';
 import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
-import { type CodeModel, inCode } from '../native/code-model.js';
+import { type CodeModel, everyDataPointer, inCode } from '../native/code-model.js';
 import { buildCodeModel } from '../native/elf-model.js';
 import { buildRadare2Graph, type Radare2Answers, type Radare2Function, type Radare2Ref, type Radare2Block, type SyscallOpcode } from './graph.js';
 import { RADARE2_ANALYSER_NAME, RADARE2_ANALYSER_VERSION } from './identity.js';
@@ -99,7 +99,7 @@ export class Radare2Analyser implements Analyser {
 async function collectAnswers(session: Radare2Session, model: CodeModel, working: () => void): Promise<Radare2Answers> {
   await session.command('aaa');
   working();
-  const roots = [...model.exports.map((item) => item.address), ...model.initialisers.map((item) => item.address), ...model.dataCodePointers];
+  const roots = [...model.exports.map((item) => item.address), ...model.initialisers.map((item) => item.address), ...everyDataPointer(model)];
   if (model.entry !== undefined) roots.push(model.entry);
 
   const details = new Map<number, Radare2Function>();

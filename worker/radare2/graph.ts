@@ -10,7 +10,7 @@
  * worker/native/elf-model.ts): PLT/GOT bindings, IRELATIVE slots, code pointers held in data.
  */
 import { emptyGraphFunction, type GraphFunction, type GraphFunctionBuilder, type ObjectGraph } from '../graph/object-graph.js';
-import { type CodeModel, inCode } from '../native/code-model.js';
+import { type CodeModel, everyDataPointer, inCode } from '../native/code-model.js';
 
 /** One reference from a function's code, as `axffj` prints it. */
 export interface Radare2Ref {
@@ -167,7 +167,7 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     unknown.indirect = true;
     nodes.set(root, unknown);
   }
-  const dataTaken = new Set(model.dataCodePointers.flatMap((address) => (nodes.has(address) ? [address] : (owners.get(address) ?? []))));
+  const dataTaken = new Set(everyDataPointer(model).flatMap((address) => (nodes.has(address) ? [address] : (owners.get(address) ?? []))));
   const addressTaken = new Set(dataTaken);
   for (const node of nodes.values()) for (const address of node.takesFunctions) addressTaken.add(address);
   const functions = new Map<number, GraphFunction>(nodes);

@@ -31,6 +31,10 @@ export const enum Op {
   Padding = 14,
   /** `mov reg, [rip + disp]`: `target` holds the slot address (a GOT entry loads a function pointer). */
   LoadRip = 15,
+  /** `cmp` with a memory operand at a known address (`cmp rax, [rip + slot]`): `target` holds it. */
+  CompareMemory = 16,
+  /** Any other instruction that falls through and names memory at a known address: `target` holds it. */
+  KnownMemory = 17,
 }
 
 export interface CodeRange {
@@ -185,6 +189,10 @@ function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
           // Small values are never code addresses: skip them cheaply.
           return value >= 0x1000 ? [Op.Immediate, value] : [Op.Other, Number.NaN];
         }
+      }
+      for (let operand = 0; operand < instruction.opCount; operand++) {
+        const address = absoluteTarget(instruction, operand);
+        if (!Number.isNaN(address)) return [mnemonic === Mnemonic.Cmp ? Op.CompareMemory : Op.KnownMemory, address];
       }
       return [Op.Other, Number.NaN];
     }
