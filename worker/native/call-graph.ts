@@ -34,6 +34,16 @@ export interface CallGraph extends ObjectGraph {
   readonly stats: { syscallSites: number; resolvedSites: number };
 }
 
+/** What `buildCallGraph` learnt about taken code addresses before the functions were known. */
+interface TakenAddresses {
+  /** `lea` instructions whose address is read as data. */
+  readonly dataLeas: ReadonlySet<number>;
+  /** Code addresses held in data that code may call. */
+  readonly dataPointers: readonly number[];
+  /** Function starts known only because their address is taken (no symbol, FDE or direct call). */
+  readonly pointerOnly: ReadonlySet<number>;
+}
+
 interface CallSite {
   readonly caller: number;
   readonly index: number;
@@ -78,13 +88,18 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
       if (readAsData(redecoder, table, i)) dataLeas.add(i);
       else entryCandidates.push(table.target[i]!);
     }
+    /** Starts known only because an address is taken: data kept in code looks the same. */
+    const pointerOnly = new Set<number>();
     for (const address of entryCandidates) {
       if (startSet.has(address)) continue;
       const index = byAddress(address);
       if (table.ip[index] !== address) continue;
       let previous = index - 1;
       while (previous >= 0 && table.op[previous] === Op.Padding) previous--;
-      if (previous < 0 || !fallsThrough(table.op[previous]!)) startSet.add(address);
+      if (previous < 0 || !fallsThrough(table.op[previous]!)) {
+        startSet.add(address);
+        pointerOnly.add(address);
+      }
     }
     let starts = [...startSet].sort((a, b) => a - b);
     for (let round = 0; round < 8; round++) {
@@ -105,7 +120,7 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
       if (added === 0) break;
       starts = [...startSet].sort((a, b) => a - b);
     }
-    return analyse(model, table, starts, names, redecoder, dataLeas, dataPointers);
+    return analyse(model, table, starts, names, redecoder, { dataLeas, dataPointers, pointerOnly });
   } finally {
     redecoder.free();
   }
@@ -117,9 +132,9 @@ function analyse(
   starts: number[],
   names: Map<number, string[]>,
   redecoder: Redecoder,
-  dataLeas: ReadonlySet<number>,
-  dataPointers: readonly number[],
+  taken: TakenAddresses,
 ): CallGraph {
+  const { dataLeas, dataPointers, pointerOnly } = taken;
   const functions = new Map<number, FunctionNode>();
   const firstIndex = (address: number): number => lowerBound(table.ip, address);
   for (const [k, start] of starts.entries()) {
@@ -239,6 +254,10 @@ function analyse(
 
   for (const fn of functions.values()) {
     if (thunks.has(fn.start)) continue;
+    // Bytes that only a taken address points at, and whose control flow from there runs into
+    // undecodable bytes or into the middle of an instruction, are data (OpenSSL's nistp521 tables
+    // in .text, `lea rbx, [table]` kept in a callee-saved register): no call, no site, no callback.
+    if (pointerOnly.has(fn.start) && decodesAsData(table, fn.span)) continue;
     for (let i = fn.span.first; i < fn.span.end; i++) {
       const op = table.op[i]!;
       const target = table.target[i]!;
@@ -399,6 +418,33 @@ function analyse(
   const ifuncImplementations = new Map<number, number[]>();
   for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
   return { functions, addressTaken, dataTaken, dataImports: model.dataImports, thunks, ifuncImplementations, table, stats };
+}
+
+/**
+ * Control flow from the span's first instruction (fallthrough and direct jumps inside the span)
+ * reaches bytes that do not decode, or jumps into the middle of an instruction: no compiler emits
+ * either on a path code can take, so the bytes are not code.
+ */
+function decodesAsData(table: InstructionTable, span: FunctionSpan): boolean {
+  const { first, end } = span;
+  const seen = new Set<number>();
+  const stack = [first];
+  while (stack.length > 0) {
+    const i = stack.pop()!;
+    if (i < first || i >= end || seen.has(i)) continue;
+    seen.add(i);
+    const op = table.op[i]!;
+    if (op === Op.Invalid) return true;
+    if (op === Op.JmpDirect || op === Op.Jcc) {
+      const address = table.target[i]!;
+      const target = lowerBound(table.ip, address);
+      const inside = address >= table.ip[first]! && (end >= table.count || address < table.ip[end]!);
+      if (inside && table.ip[target] !== address) return true;
+      if (inside) stack.push(target);
+    }
+    if (fallsThrough(op) && !table.noReturnCalls.has(i)) stack.push(i + 1);
+  }
+  return false;
 }
 
 /**
