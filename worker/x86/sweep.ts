@@ -27,7 +27,7 @@ export const enum Op {
   Immediate = 11,
   Sysenter = 12,
   Invalid = 13,
-  /** `nop` in all its forms: alignment padding between blocks. */
+  /** `nop` in all its forms, and `int3`: alignment padding between blocks. */
   Padding = 14,
   /** `mov reg, [rip + disp]`: `target` holds the slot address (a GOT entry loads a function pointer). */
   LoadRip = 15,
@@ -218,6 +218,9 @@ function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
       return [Op.Return, Number.NaN];
     case FlowControl.Interrupt:
       if (instruction.mnemonic === Mnemonic.Int && instruction.immediate8 === 0x80) return [Op.Int80, Number.NaN];
+      // `int3` fills the gaps between functions (Go, MSVC-style linkers), as `nop` does elsewhere:
+      // it is padding, so a function that ends in `ret; int3` does not run on into the next one.
+      if (instruction.mnemonic === Mnemonic.Int3) return [Op.Padding, Number.NaN];
       return [Op.Other, Number.NaN];
     case FlowControl.Exception:
       return instruction.code === 0 ? [Op.Invalid, Number.NaN] : [Op.Stop, Number.NaN];
