@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'not-found'
   | 'auth'
   | 'unavailable'
-  | 'aborted';
+  | 'aborted'
+  | 'poisoned';
 
 export abstract class DockergateError extends Error {
   abstract readonly code: ErrorCode;
@@ -87,6 +88,33 @@ export class UnavailableError extends DockergateError {
 
 export class AbortedError extends DockergateError {
   readonly code = 'aborted';
+}
+
+/** A work unit that was delivered its maximum number of times without an answer (its worker died or hung). */
+export class PoisonedUnitError extends DockergateError {
+  readonly code = 'poisoned';
+}
+
+/** An error as it crosses the bus: its code and message, enough to act on it as the sender would. */
+export interface WireError {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof DockergateError) return { code: err.code, message: err.message };
+  // A bug, not bad input: still final for this unit, and still reported with its message.
+  return { code: 'invalid-input', message: `unexpected error: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+/** The error a remote worker reported, with the same code (and so the same handling) as at its source. */
+export class RemoteUnitError extends DockergateError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Wraps anything thrown by a library while reading untrusted bytes into `InvalidInputError`. */

@@ -1,0 +1,358 @@
+/**
+ * The cluster bus: the same `Bus` contract as `InProcessBus`, carried over NATS JetStream.
+ *
+ * - Units go to a work-queue stream (`<PREFIX>_UNITS`, subject `<prefix>.unit.<kind>`), published
+ *   with `Nats-Msg-Id` = `<kind>:<unit id>` so that the server drops a duplicate sent within its
+ *   dedup window. Longer-term idempotency is the stores' job: handlers look the result up first and
+ *   write with `ON CONFLICT DO NOTHING`, so a redelivered unit whose result exists is only acked.
+ * - Each kind has one durable pull consumer shared by every worker (explicit ack, `ack_wait`,
+ *   `max_deliver`, `max_ack_pending`). A worker pulls one message per free slot of its concurrency,
+ *   so it never holds more units than it runs; a running unit sends `working()` every third of
+ *   `ack_wait`. The ack (`ackAck()`, confirmed by the server) comes after the result is stored.
+ * - A retryable error is `nak`ed with backoff until the last delivery; any other error, or the last
+ *   delivery, is final: the failure is stored as the unit's result, recorded in the dead-letter
+ *   stream (`<PREFIX>_DEAD`), and the message is terminated and removed from the work queue.
+ * - A unit whose worker died or hung on every delivery produces the server's MAX_DELIVERIES
+ *   advisory: every bus instance listens for it and records that unit as poisoned in the same way.
+ * - Results travel back through a KV bucket (`<prefix>-results`, key `<kind>.<sha256 of id>`):
+ *   the requester watches the bucket once and checks the key before publishing, so it never polls
+ *   and a result stored while nobody waited (a coordinator restarted) is found on the next request.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AckPolicy,
+  type Consumer,
+  jetstream,
+  type JetStreamClient,
+  jetstreamManager,
+  type JetStreamManager,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { type KV, KvWatchInclude, Kvm } from '@nats-io/kv';
+import { connect, headers as natsHeaders, type NatsConnection, nanos, type Subscription } from '@nats-io/transport-node';
+import pLimit from 'p-limit';
+import type { Bus, UnitHandler } from './bus.js';
+import { AbortedError, DockergateError, PoisonedUnitError, RemoteUnitError, toWireError, UnavailableError, type WireError } from './errors.js';
+
+export interface JetStreamBusOptions {
+  /** Names every stream, consumer, subject and bucket of this deployment: `[A-Za-z0-9_-]+`. */
+  readonly prefix: string;
+  /** Units this process runs at once, all kinds together. */
+  readonly concurrency: number;
+  /** Deliveries of one unit before it is recorded as failed. */
+  readonly maxDeliver: number;
+  /** How long a delivered unit may go without an ack or a `working()` before it is redelivered. */
+  readonly ackWaitMs: number;
+  /** Delay before the n-th retry of a retryable error (the last value repeats). */
+  readonly backoffMs: readonly number[];
+  /** Units delivered and not yet acked, across all workers, per kind. */
+  readonly maxAckPending: number;
+  /** How long results stay in the results bucket. */
+  readonly resultTtlMs: number;
+  /**
+   * Longest a unit may run in this process: past it, heartbeats stop and the handler is aborted,
+   * so a hung unit is redelivered and, on its last delivery, recorded as poisoned.
+   */
+  readonly maxRunMs: number;
+}
+
+export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamBusOptions, 'prefix'> = {
+  concurrency: 2,
+  maxDeliver: 4,
+  ackWaitMs: 30_000,
+  backoffMs: [500, 2_000, 8_000],
+  maxAckPending: 256,
+  resultTtlMs: 24 * 3600_000,
+  maxRunMs: 30 * 60_000,
+};
+
+type StoredResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: WireError; readonly attempts: number };
+
+/** What the dead-letter stream keeps for each unit that failed for good. */
+export interface DeadLetter {
+  readonly kind: string;
+  readonly id: string;
+  readonly payload: unknown;
+  readonly error: WireError;
+  readonly attempts: number;
+  readonly at: string;
+}
+
+const UNIT_ID_HEADER = 'Dockergate-Unit-Id';
+const UNIT_KIND_HEADER = 'Dockergate-Unit-Kind';
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+interface Waiter {
+  resolve(result: StoredResult): void;
+}
+
+export class JetStreamBus implements Bus {
+  private readonly options: JetStreamBusOptions;
+  private readonly stream: string;
+  private readonly deadStream: string;
+  private readonly handlers = new Map<string, UnitHandler<unknown, unknown>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly slots;
+  private readonly loops: Promise<void>[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private stopping = false;
+  private results!: KV;
+  private stopWatch: (() => void) | undefined;
+  private advisories: Subscription | undefined;
+  private readonly ready: Promise<void>;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    options: JetStreamBusOptions,
+  ) {
+    if (!NAME.test(options.prefix)) throw new TypeError(`bus prefix must match ${NAME}: ${JSON.stringify(options.prefix)}`);
+    this.options = options;
+    this.stream = `${options.prefix.toUpperCase()}_UNITS`;
+    this.deadStream = `${options.prefix.toUpperCase()}_DEAD`;
+    this.slots = pLimit(options.concurrency);
+    this.ready = this.setUp();
+  }
+
+  /** Connects to `url` and creates (or reuses) the streams, consumers and bucket. */
+  static async connect(url: string, options: Partial<JetStreamBusOptions> & Pick<JetStreamBusOptions, 'prefix'>): Promise<JetStreamBus> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: url, name: `dockergate-${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    } catch (err) {
+      throw new UnavailableError(`NATS at ${url} is unreachable (NATS_URL): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    try {
+      const jsm = await jetstreamManager(nc);
+      const bus = new JetStreamBus(nc, jetstream(nc), jsm, { ...DEFAULT_JETSTREAM_OPTIONS, ...options });
+      await bus.ready;
+      return bus;
+    } catch (err) {
+      await nc.close().catch(() => {});
+      if (err instanceof DockergateError) throw err;
+      throw new UnavailableError(`NATS at ${url} has no usable JetStream (NATS_URL; start nats-server with -js): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  private subject(kind: string): string {
+    return `${this.options.prefix}.unit.${kind}`;
+  }
+
+  private durable(kind: string): string {
+    return `${this.options.prefix}-${kind}`;
+  }
+
+  private async setUp(): Promise<void> {
+    // `streams.add` with an identical config is idempotent, so processes may start together.
+    await this.jsm.streams.add({
+      name: this.stream,
+      subjects: [`${this.options.prefix}.unit.>`],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(120_000),
+    });
+    await this.jsm.streams.add({ name: this.deadStream, subjects: [`${this.options.prefix}.dead.>`], storage: StorageType.File, duplicate_window: nanos(120_000) });
+    this.results = await new Kvm(this.nc).create(`${this.options.prefix}-results`, { history: 1, ttl: this.options.resultTtlMs });
+    const watch = await this.results.watch({ include: KvWatchInclude.UpdatesOnly });
+    this.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT') continue;
+        this.deliver(entry.key, JSON.parse(entry.string()) as StoredResult);
+      }
+    })();
+    this.advisories = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.stream}.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
+        void this.recordExhausted(advisory.stream_seq, advisory.deliveries).catch(() => {});
+      },
+    });
+  }
+
+  private deliver(key: string, result: StoredResult): void {
+    const waiting = this.waiters.get(key);
+    if (!waiting) return;
+    this.waiters.delete(key);
+    for (const waiter of waiting) waiter.resolve(result);
+  }
+
+  handle<P, R>(kind: string, handler: UnitHandler<P, R>): void {
+    if (this.handlers.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
+    if (!NAME.test(kind)) throw new TypeError(`unit kind must match ${NAME}: ${JSON.stringify(kind)}`);
+    this.handlers.set(kind, handler as UnitHandler<unknown, unknown>);
+    const started = this.ready.then(async () => {
+      await this.jsm.consumers.add(this.stream, {
+        durable_name: this.durable(kind),
+        filter_subject: this.subject(kind),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(this.options.ackWaitMs),
+        max_deliver: this.options.maxDeliver,
+        max_ack_pending: this.options.maxAckPending,
+      });
+      const consumer = await this.js.consumers.get(this.stream, this.durable(kind));
+      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, kind, handler as UnitHandler<unknown, unknown>)));
+    });
+    this.loops.push(started);
+  }
+
+  /** One slot: takes a unit only when the process has a free slot, runs it, repeats. */
+  private async pullLoop(consumer: Consumer, kind: string, handler: UnitHandler<unknown, unknown>): Promise<void> {
+    while (!this.stopping) {
+      await this.slots(async () => {
+        if (this.stopping) return;
+        let msg: JsMsg | null;
+        try {
+          msg = await consumer.next({ expires: 2_000 });
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return;
+        }
+        if (!msg) return;
+        const run = this.run(msg, kind, handler);
+        this.running.add(run);
+        try {
+          await run;
+        } finally {
+          this.running.delete(run);
+        }
+      });
+    }
+  }
+
+  private async run(msg: JsMsg, kind: string, handler: UnitHandler<unknown, unknown>): Promise<void> {
+    const id = msg.headers?.get(UNIT_ID_HEADER) ?? '';
+    const attempts = msg.info.deliveryCount;
+    let payload: unknown;
+    const heartbeat = setInterval(() => msg.working(), Math.max(100, Math.floor(this.options.ackWaitMs / 3)));
+    const abort = new AbortController();
+    const deadline = setTimeout(() => {
+      clearInterval(heartbeat);
+      abort.abort();
+    }, this.options.maxRunMs);
+    try {
+      payload = JSON.parse(msg.string()) as unknown;
+      const overdue = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new AbortedError('work unit ran past maxRunMs')), { once: true }));
+      const value = await Promise.race([handler(payload, { signal: abort.signal, working: () => msg.working() }), overdue]);
+      if (abort.signal.aborted) return;
+      await this.store(kind, id, { ok: true, value: value ?? null });
+      await msg.ackAck();
+    } catch (err) {
+      if (abort.signal.aborted) return; // past maxRunMs: left to redelivery, counted by the server
+      const retryable = err instanceof DockergateError && err.retryable;
+      if (retryable && attempts < this.options.maxDeliver && !this.stopping) {
+        const backoff = this.options.backoffMs;
+        msg.nak(backoff[Math.min(attempts - 1, backoff.length - 1)] ?? 1_000);
+        return;
+      }
+      if (this.stopping && retryable) {
+        msg.nak();
+        return;
+      }
+      await this.fail(kind, id, payload, toWireError(err), attempts);
+      msg.term(toWireError(err).message.slice(0, 200));
+      await this.jsm.streams.deleteMessage(this.stream, msg.seq).catch(() => {});
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(deadline);
+    }
+  }
+
+  private resultKey(kind: string, id: string): string {
+    return `${kind}.${createHash('sha256').update(id).digest('hex')}`;
+  }
+
+  private async store(kind: string, id: string, result: StoredResult): Promise<void> {
+    await this.results.put(this.resultKey(kind, id), JSON.stringify(result));
+  }
+
+  /** A final failure: stored as the unit's result and kept in the dead-letter stream. */
+  private async fail(kind: string, id: string, payload: unknown, error: WireError, attempts: number): Promise<void> {
+    const letter: DeadLetter = { kind, id, payload: payload ?? null, error, attempts, at: new Date().toISOString() };
+    await this.js.publish(`${this.options.prefix}.dead.${kind}`, JSON.stringify(letter), { msgID: `${kind}:${id}:${attempts}` });
+    await this.store(kind, id, { ok: false, error, attempts });
+  }
+
+  /** The server gave up redelivering a unit: record it as poisoned and take it off the queue. */
+  private async recordExhausted(seq: number, deliveries: number): Promise<void> {
+    const message = await this.jsm.streams.getMessage(this.stream, { seq }).catch(() => null);
+    if (!message) return;
+    const kind = message.header.get(UNIT_KIND_HEADER);
+    const id = message.header.get(UNIT_ID_HEADER);
+    if (!kind || !id) return;
+    let payload: unknown = null;
+    try {
+      payload = message.json();
+    } catch {
+      // The payload is recorded as null: the unit id still names it.
+    }
+    const error: WireError = { code: 'poisoned', message: `work unit ${kind} ${id} was delivered ${deliveries} times and never answered (its worker died or hung each time)` };
+    await this.fail(kind, id, payload, error, deliveries);
+    await this.jsm.streams.deleteMessage(this.stream, seq).catch(() => {});
+  }
+
+  async request<P, R>(kind: string, id: string, payload: P, signal?: AbortSignal): Promise<R> {
+    await this.ready;
+    if (signal?.aborted) throw new AbortedError('work unit cancelled');
+    const key = this.resultKey(kind, id);
+    let waiter!: Waiter;
+    const answered = new Promise<StoredResult>((resolve) => {
+      waiter = { resolve };
+    });
+    const waiting = this.waiters.get(key) ?? new Set<Waiter>();
+    waiting.add(waiter);
+    this.waiters.set(key, waiting);
+    const onAbort = (): void => waiter.resolve({ ok: false, error: { code: 'aborted', message: 'work unit cancelled' }, attempts: 0 });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // The watch started before this look-up: a result stored from here on reaches the waiter.
+      const stored = await this.results.get(key);
+      if (stored && stored.operation === 'PUT') this.deliver(key, JSON.parse(stored.string()) as StoredResult);
+      else {
+        const headers = natsHeaders();
+        headers.set(UNIT_ID_HEADER, id);
+        headers.set(UNIT_KIND_HEADER, kind);
+        await this.js.publish(this.subject(kind), JSON.stringify(payload), { msgID: `${kind}:${id}`, headers });
+      }
+      const result = await answered;
+      if (result.ok) return result.value as R;
+      if (result.error.code === 'aborted') throw new AbortedError(result.error.message);
+      if (result.error.code === 'poisoned') throw new PoisonedUnitError(result.error.message);
+      throw new RemoteUnitError(result.error.code, result.error.message);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      waiting.delete(waiter);
+      if (waiting.size === 0 && this.waiters.get(key) === waiting) this.waiters.delete(key);
+    }
+  }
+
+  /** Dead letters of this deployment, oldest first (for `dockergate` reports and tests). */
+  async deadLetters(): Promise<DeadLetter[]> {
+    const info = await this.jsm.streams.info(this.deadStream);
+    const letters: DeadLetter[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const message = await this.jsm.streams.getMessage(this.deadStream, { seq }).catch(() => null);
+      if (message) letters.push(message.json<DeadLetter>());
+    }
+    return letters;
+  }
+
+  /** Stops pulling, lets running units finish (or `nak`s retryable ones), and closes the connection. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.running]);
+    await Promise.allSettled(this.loops);
+    this.stopWatch?.();
+    this.advisories?.unsubscribe();
+    await this.nc.drain().catch(() => {});
+  }
+
+  /** Deletes this deployment's streams and bucket (tests, `dockergate` reset). */
+  async destroy(): Promise<void> {
+    await this.ready.catch(() => {});
+    for (const name of [this.stream, this.deadStream, `KV_${this.options.prefix}-results`]) await this.jsm.streams.delete(name).catch(() => false);
+  }
+}
