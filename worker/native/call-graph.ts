@@ -533,7 +533,14 @@ const SETXID_FUNCTIONS: Readonly<Record<string, readonly string[]>> = {
   setresuid: ['setresuid'], setresgid: ['setresgid'], seteuid: ['setresuid', 'setreuid'], setegid: ['setresgid', 'setregid'],
 };
 
-function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; resolution: Resolution }[], arch: 'x86_64' | 'i386', definedNames: ReadonlySet<string>): void {
+/** The functions that re-issue a SETXID broadcast in every thread (glibc nptl, musl). */
+const SETXID_BROADCASTERS = new Set(['__nptl_setxid', '__nptl_setxid_sighandler', 'do_setxid', '__setxid']);
+
+function resolveSetxidBroadcast(
+  sites: readonly { fn: FunctionNode; table: 'native' | 'i386'; resolution: Resolution }[],
+  arch: 'x86_64' | 'i386',
+  definedNames: ReadonlySet<string>,
+): void {
   const numbers = SETXID_SYSCALLS[arch];
   const resolved = new Set<number>();
   for (const { table, resolution } of sites) if (table === 'native' && !resolution.unknown) for (const value of resolution.values) resolved.add(value);
@@ -542,12 +549,18 @@ function resolveSetxidBroadcast(sites: readonly { table: 'native' | 'i386'; reso
   for (const [name, syscalls] of Object.entries(SETXID_FUNCTIONS)) {
     if (definedNames.has(name) || definedNames.has(`__${name}`)) for (const syscall of syscalls) present.add(numbers[syscall]!);
   }
-  if (present.size === 0) return;
-  for (const { table, resolution } of sites) {
+  for (const { fn, table, resolution } of sites) {
     if (table !== 'native' || !resolution.unknown || resolution.params.size > 0 || !resolution.fromMemory) continue;
-    for (const number of present) resolution.values.add(number);
-    resolution.unknown = false;
-    resolution.why = 'SETXID broadcast: one of the set*id syscalls';
+    if (present.size > 0) {
+      for (const number of present) resolution.values.add(number);
+      resolution.unknown = false;
+      resolution.why = 'SETXID broadcast: one of the set*id syscalls';
+    } else if (fn.names.some((name) => SETXID_BROADCASTERS.has(name.split('@')[0]!))) {
+      // A static program that links the broadcaster (pthread_create pulls it in) but no set*id
+      // function: nothing can start a broadcast, so the site makes no syscall.
+      resolution.unknown = false;
+      resolution.why = 'SETXID broadcast: no set*id function is linked';
+    }
   }
 }
 
