@@ -6,7 +6,9 @@ import { Command, Option } from 'commander';
 import { formatPlatform, parsePlatformSpec } from '../extractor/manifest.js';
 import type { DirImageConfig } from '../extractor/source.js';
 import { defaultCacheDir } from '../infra/config.js';
-import { DockergateError } from '../infra/errors.js';
+import { type ClusterFlags, clusterConfig } from '../infra/cluster-config.js';
+import { DockergateError, InvalidInputError } from '../infra/errors.js';
+
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
@@ -86,10 +88,11 @@ function buildProgram(): Command {
     });
 
   const scanCommand = (name: string, description: string) =>
-    analyserOption(
-      imageOptions(program.command(name).description(description)).option(
-        '--strict',
-        'fail when the analysis is unsure instead of applying the documented fallback',
+    clusterOptions(
+      analyserOption(
+        imageOptions(program.command(name).description(description))
+          .option('--strict', 'fail when the analysis is unsure instead of applying the documented fallback')
+          .option('--cluster', 'plan here and run the work units on the cluster\'s workers (NATS, S3, PostgreSQL)'),
       ),
     );
 
@@ -133,6 +136,31 @@ function buildProgram(): Command {
         });
       });
     });
+
+  clusterOptions(
+    program
+      .command('worker')
+      .description('cluster mode: run work units from NATS JetStream until SIGTERM')
+      .option('--roles <list>', 'comma-separated roles: extract, analyse', 'extract,analyse')
+      .option('--concurrency <n>', 'units run at once (default: the number of cores)'),
+  ).action(async (flags: ClusterFlags & { roles: string; concurrency?: string }) => {
+    const { startWorker, WORKER_ROLES } = await import('../worker/serve.js');
+    const roles = flags.roles.split(',').map((role) => role.trim());
+    const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
+    if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
+    const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
+    if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
+    const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
+    process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => resolve();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    process.stderr.write('dockergate worker: stopping (finishing running units)\n');
+    await worker.stop();
+    process.stderr.write(`dockergate worker: stopped after ${worker.counters.analysed} analyses (${worker.counters.failed} failed)\n`);
+  });
 
   program
     .command('verify')
@@ -190,9 +218,19 @@ function buildProgram(): Command {
 
 const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
 
-interface ScanFlags extends ImageFlags {
+interface ScanFlags extends ImageFlags, ClusterFlags {
   strict?: boolean;
   analyser: string;
+  cluster?: boolean;
+}
+
+/** Where cluster services are: flags over the environment (infra/cluster-config.ts). */
+function clusterOptions(command: Command): Command {
+  return command
+    .option('--nats <url>', 'cluster: NATS server with JetStream (default $NATS_URL)')
+    .option('--database <url>', 'cluster: PostgreSQL knowledge base (default $DATABASE_URL)')
+    .option('--s3-endpoint <url>', 'cluster: S3-compatible endpoint (default $S3_ENDPOINT)')
+    .option('--s3-bucket <name>', 'cluster: bucket of the CAS (default $S3_BUCKET)');
 }
 
 function analyserOption(command: Command): Command {
@@ -201,15 +239,23 @@ function analyserOption(command: Command): Command {
   );
 }
 
-/** Runs a scan in an embedded runtime and hands the result to `use`. */
+/** Runs a scan (in an embedded runtime, or with `--cluster` on the cluster's workers) and hands the result to `use`. */
 async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult) => Promise<void>): Promise<void> {
-  const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser: analyserNamed(flags.analyser) });
+  const analyser = analyserNamed(flags.analyser);
+  // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
+  const runtime = flags.cluster ? await clusterRuntimeFor(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
   try {
     const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress(), strict: Boolean(flags.strict) });
     await use(result);
   } finally {
     await runtime.close();
   }
+}
+
+async function clusterRuntimeFor(flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>) {
+  const config = clusterConfig(flags);
+  const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../store/cluster-services.js'), import('./cluster.js')]);
+  return clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
 }
 
 /** A Kubernetes object name from an image reference (RFC 1123 subdomain). */

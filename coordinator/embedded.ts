@@ -10,7 +10,7 @@ import { type Bus, InProcessBus } from '../infra/bus.js';
 import { defaultCacheDir } from '../infra/config.js';
 import { NotFoundError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
-import { DirCas } from '../store/cas.js';
+import { type Cas, DirCas } from '../store/cas.js';
 import { DirLayerRecordStore, type LayerRecordStore } from '../store/layer-records.js';
 import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
 import { registerObjectAnalyser } from '../worker/analyse-object.js';
@@ -21,7 +21,7 @@ import { DirScanCache, type ScanCache } from '../store/scan-cache.js';
 
 export interface Runtime {
   readonly bus: Bus;
-  readonly cas: DirCas;
+  readonly cas: Cas;
   readonly records: LayerRecordStore;
   /** The knowledge base, opened on first use (PGlite takes about a second to open). */
   readonly kb: () => Promise<KnowledgeBase>;
@@ -30,8 +30,11 @@ export interface Runtime {
   readonly limits: Limits;
   /** The analyser whose facts `analyze` and `scan` use (`--analyser`). */
   readonly analyser: AnalyserIdentity;
-  /** Makes an opened image's layers readable by workers; returns the key units name it by. */
-  share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): () => void;
+  /**
+   * Makes an opened image's layers readable by workers (in process: the open image; in a cluster:
+   * layer blobs staged into S3). `wrap` sees each blob as it is read (progress). Returns `unshare`.
+   */
+  share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): Promise<() => void>;
   close(): Promise<void>;
 }
 
@@ -70,7 +73,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
     scans: new DirScanCache(cacheDir),
     limits,
     analyser: options.analyser ?? DEFAULT_ANALYSER,
-    share(image, wrap) {
+    async share(image, wrap) {
       shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });
       return () => shared.delete(image.reference);
     },

@@ -83,7 +83,7 @@ export async function extractImage(
 ): Promise<{ image: OpenedImage; records: LayerRecord[]; cached: boolean[] }> {
   const progress = options.progress ?? silentProgress;
   try {
-    const unshare = runtime.share(image, (layer, blob) => countProgress(blob, progress, layer.digest, layer.size));
+    const unshare = await runtime.share(image, (layer, blob) => countProgress(blob, progress, layer.digest, layer.size));
     let done: ExtractLayerDone[];
     try {
       done = await Promise.all(

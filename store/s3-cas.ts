@@ -41,6 +41,9 @@ export class S3Cas implements Cas {
   private readonly where: string;
 
   constructor(private readonly config: S3CasConfig) {
+    // The SDK warns on every start under Node 20 that its future releases will need Node 22; the
+    // version in package-lock.json supports Node 20, which this project targets.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region: config.region ?? 'us-east-1',
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -63,6 +66,8 @@ export class S3Cas implements Cas {
       try {
         await this.client.send(new CreateBucketCommand({ Bucket: this.config.bucket }));
       } catch (createErr) {
+        // Another process of the cluster created it first.
+        if (createErr instanceof S3ServiceException && (createErr.name === 'BucketAlreadyOwnedByYou' || createErr.name === 'BucketAlreadyExists')) return;
         throw this.unavailable(createErr);
       }
     }

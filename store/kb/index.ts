@@ -31,7 +31,8 @@ import type { ObjectFacts } from '../../worker/analyser.js';
 import { assertSha256Hex } from '../cas.js';
 import type { LayerRecordStore } from '../layer-records.js';
 import * as schema from './schema.js';
-import { analyses, layers, objects } from './schema.js';
+import { analyses, layers, objects, scanResults } from './schema.js';
+import type { ScanCache } from '../scan-cache.js';
 
 export interface FactsKey {
   sha256: string;
@@ -76,6 +77,8 @@ export interface KnowledgeBase extends LayerRecordStore {
    * and analyser, only the newest analyser version's row. Sorted by sha256, symbol, analyser.
    */
   exportsNamed(symbol: string): Promise<ExportSyscalls[]>;
+  /** Finished scans, shared by every coordinator of a cluster (the embedded mode keeps them in files). */
+  readonly scans: ScanCache;
   close(): Promise<void>;
 }
 
@@ -412,6 +415,16 @@ class DrizzleKnowledgeBase implements KnowledgeBase {
       }),
     );
   }
+
+  readonly scans: ScanCache = {
+    get: async (key) => {
+      const rows = await guarded('getScan', () => this.db.select({ result: scanResults.result }).from(scanResults).where(eq(scanResults.key, key)));
+      return rows[0] ? (JSON.parse(rows[0].result) as unknown) : undefined;
+    },
+    put: async (key, value) => {
+      await guarded('putScan', () => this.db.insert(scanResults).values({ key, result: JSON.stringify(value) }).onConflictDoNothing());
+    },
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;

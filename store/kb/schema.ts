@@ -230,3 +230,14 @@ export const policies = pgTable(
   },
   (t) => [primaryKey({ columns: [t.manifestDigest, t.generatorVersion] })],
 );
+
+/**
+ * Finished scans (`store/scan-cache.ts` in the embedded mode): the key names the manifest digest
+ * and every version the result depends on, so a row never changes once written.
+ */
+export const scanResults = pgTable('scan_results', {
+  key: text('key').primaryKey(),
+  /** The result's JSON text as written: `jsonb` would reorder keys, and outputs are compared byte for byte. */
+  result: text('result').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,70 @@
+/**
+ * The cluster runtime: the same `Runtime` as embedded mode, over shared services. Work units go to
+ * worker processes through NATS JetStream (infra/jetstream-bus.ts), blobs live in S3
+ * (store/s3-cas.ts), and layer records, facts and finished scans in PostgreSQL (store/kb). The
+ * planner (scan, inspect, analyze) runs unchanged on top, so a profile is the same bytes in both
+ * modes. Layers of images opened here are staged into S3 under their blob digest before their
+ * units are sent, so any worker can extract them.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
+import { DigestMismatchError } from '../infra/errors.js';
+import type { Limits } from '../infra/limits.js';
+import type { ClusterServices } from '../store/cluster-services.js';
+import { type AnalyserIdentity, DEFAULT_ANALYSER } from '../worker/analysers.js';
+import type { Runtime } from './embedded.js';
+
+export interface ClusterRuntimeOptions {
+  readonly analyser?: AnalyserIdentity;
+}
+
+/** The runtime of a process that plans scans and leaves the units to worker processes. */
+export function clusterRuntime(limits: Limits, services: ClusterServices, options: ClusterRuntimeOptions = {}): Runtime {
+  const { bus, cas, kb } = services;
+  return {
+    bus,
+    cas,
+    records: kb,
+    kb: async () => kb,
+    counters: { analysed: 0, failed: 0 },
+    scans: kb.scans,
+    limits,
+    analyser: options.analyser ?? DEFAULT_ANALYSER,
+    async share(image, wrap) {
+      // A layer whose record exists is never read again; the others go to S3 once, under the
+      // SHA-256 of the blob as the source holds it (the unit's layer digest).
+      for (const layer of image.layers) {
+        if (await kb.get(layer.digest, EXTRACTOR_VERSION)) continue;
+        const hex = layer.digest.slice('sha256:'.length);
+        if (await cas.has(hex)) continue;
+        await fs.mkdir(cas.spoolDir, { recursive: true });
+        const spool = path.join(cas.spoolDir, `layer-${randomUUID()}`);
+        const hash = createHash('sha256');
+        const hashing = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        });
+        try {
+          const blob = await image.openLayer(layer, new AbortController().signal);
+          await pipeline(wrap ? wrap(layer, blob) : blob, hashing, createWriteStream(spool));
+          const actual = hash.digest('hex');
+          if (actual !== hex) throw new DigestMismatchError(hex, actual, `layer blob ${layer.digest} as read from ${image.reference}`);
+          await cas.putFile(hex, spool);
+        } finally {
+          await fs.rm(spool, { force: true });
+        }
+      }
+      return () => {};
+    },
+    async close() {
+      await services.close();
+    },
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Cluster mode end to end, on real servers on loopback: the machine's NATS JetStream and
+ * PostgreSQL (a database of its own per run), and an S3-protocol server (s3rver) this test starts,
+ * reached only through @aws-sdk/client-s3. Two `dockergate worker` processes run the units; the
+ * scans are planned by `dockergate scan --cluster`. Every output file must be byte-identical to what
+ * embedded `dockergate scan` writes for the same image, and no object may be analysed twice.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { baseImageId, buildImage } from '../bench/corpus/build.js';
+import { selectImages } from '../bench/corpus/images.js';
+import { tempDir } from './helpers/layers.js';
+import { startTestS3, type TestS3 } from './helpers/s3.js';
+
+const run = promisify(execFile);
+const PG_ADMIN_URL = process.env.DOCKERGATE_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env.DOCKERGATE_TEST_NATS_URL ?? '127.0.0.1:4222';
+const CORPUS = selectImages(['static-c', 'musl-http', 'trixie-shell', 'trixie-forking', 'trixie-musl-http']);
+/** The corpus images from the daemon, and one test image from the loopback registry. */
+const REFERENCES = [...CORPUS.map((image) => `docker-daemon:${image.tag}`), 'docker://127.0.0.1:5000/dockergate-test/app:1'];
+const OUTPUTS = ['profile.json', 'profile.yaml', 'report.json', 'graph.dot'];
+
+let work: string;
+let s3: TestS3;
+let database: string;
+let env: NodeJS.ProcessEnv;
+const workers: { child: ChildProcess; stderr: string[] }[] = [];
+
+function cli(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  return run(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', ...args], { env: { ...process.env, ...extraEnv }, maxBuffer: 64 * 1024 * 1024 });
+}
+
+function startWorker(): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  workers.push({ child, stderr });
+}
+
+async function stopWorker(worker: (typeof workers)[number]): Promise<number | null> {
+  if (worker.child.exitCode !== null) return worker.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => worker.child.once('exit', (code) => resolve(code)));
+  worker.child.kill('SIGTERM');
+  return exited;
+}
+
+const outputFlags = (dir: string): string[] => ['-o', path.join(dir, OUTPUTS[0]!), '--k8s', path.join(dir, OUTPUTS[1]!), '--report', path.join(dir, OUTPUTS[2]!), '--graph', path.join(dir, OUTPUTS[3]!)];
+
+before(async () => {
+  work = await tempDir('dockergate-cluster-');
+  const baseId = await baseImageId();
+  for (const image of CORPUS) await buildImage(image, baseId);
+  s3 = await startTestS3();
+  database = `dgtest_${randomUUID().slice(0, 8)}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${database}`);
+  await admin.end();
+  env = {
+    ...process.env,
+    NATS_URL,
+    DATABASE_URL: PG_ADMIN_URL.replace(/\/[^/]*$/, `/${database}`),
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: 'dockergate-cluster-test',
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    DOCKERGATE_CLUSTER: `dgtest-${randomUUID().slice(0, 8)}`,
+  };
+});
+
+after(async () => {
+  for (const worker of workers) await stopWorker(worker);
+  // The deployment's streams and bucket, then its database and S3 server.
+  const { JetStreamBus } = await import('../infra/jetstream-bus.js');
+  const bus = await JetStreamBus.connect(NATS_URL, { prefix: env.DOCKERGATE_CLUSTER! });
+  await bus.destroy();
+  await bus.close();
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`drop database if exists ${database} with (force)`);
+  await admin.end();
+  await s3.close();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+describe('cluster mode', () => {
+  it('one planner and two worker processes write the same bytes as embedded mode, analysing each object once', { timeout: 900_000 }, async () => {
+    startWorker();
+    startWorker();
+    for (const [index, reference] of REFERENCES.entries()) {
+      const embedded = path.join(work, `embedded-${index}`);
+      const cluster = path.join(work, `cluster-${index}`);
+      await fs.mkdir(embedded);
+      await fs.mkdir(cluster);
+      await cli(['scan', reference, '--cache-dir', path.join(work, 'cache'), ...outputFlags(embedded)]);
+      await cli(['scan', reference, '--cluster', ...outputFlags(cluster)], env);
+      for (const name of OUTPUTS) {
+        const [a, b] = await Promise.all([fs.readFile(path.join(embedded, name)), fs.readFile(path.join(cluster, name))]);
+        assert.ok(a.equals(b), `${reference}: ${name} differs between embedded and cluster mode`);
+      }
+    }
+    const stopped = await Promise.all(workers.map(stopWorker));
+    assert.deepEqual(stopped, [0, 0], `workers exit 0 on SIGTERM: ${workers.map((w) => w.stderr.join('')).join('\n')}`);
+    // Every analysis that ran is one analyses row; each object's row is unique by its key.
+    const ran = workers.map((worker) => {
+      const counted = /after (\d+) analyses \((\d+) failed\)/.exec(worker.stderr.join(''));
+      return counted ? Number(counted[1]) + Number(counted[2]) : Number.NaN;
+    });
+    const db = new pg.Client({ connectionString: env.DATABASE_URL });
+    await db.connect();
+    const { rows } = await db.query<{ n: string }>('select count(*) as n from analyses');
+    await db.end();
+    assert.ok(ran.every((n) => Number.isInteger(n)), `workers report their analyses: ${workers.map((w) => w.stderr.join('')).join('\n')}`);
+    assert.equal(ran[0]! + ran[1]!, Number(rows[0]!.n), `analyses run by the workers (${ran}) = objects in the knowledge base`);
+    assert.ok(ran[0]! > 0 && ran[1]! > 0, `both workers analysed objects: ${ran}`);
+  });
+
+  it('a missing service setting is a one-line error naming it', async () => {
+    const { DATABASE_URL: _unused, ...withoutDatabase } = env;
+    await assert.rejects(cli(['scan', REFERENCES[0]!, '--cluster', '-o', path.join(work, 'x.json')], { ...withoutDatabase, DATABASE_URL: '' }), (err: { stderr?: string }) => /cluster mode needs DATABASE_URL \(or --database\)/.test(err.stderr ?? ''));
+  });
+});
