@@ -7,19 +7,21 @@ import { formatPlatform, parsePlatformSpec } from '../extractor/manifest.js';
 import type { DirImageConfig } from '../extractor/source.js';
 import { defaultCacheDir } from '../infra/config.js';
 import { type ClusterFlags, clusterConfig } from '../infra/cluster-config.js';
-import { DockergateError, InvalidInputError } from '../infra/errors.js';
+import { DockergateError, InvalidInputError, NotFoundError } from '../infra/errors.js';
 
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
 import { fileJson, type InspectOptions, type InspectResult, inspectImage } from './inspect.js';
 import { type AnalyzedFile, analyzeFiles } from './analyze.js';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
 import { type ScanResult, scanImage } from './scan.js';
 import { type ExportSummary, reachOf } from '../worker/analyser.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
+import type { ScanImageDone } from '../worker/contracts.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -142,7 +144,7 @@ function buildProgram(): Command {
       .command('worker')
       .description('cluster mode: run work units from NATS JetStream until SIGTERM')
       .option('--roles <list>', 'comma-separated roles: extract, analyse', 'extract,analyse')
-      .option('--concurrency <n>', 'units run at once (default: the number of cores)'),
+      .option('--concurrency <n>', 'units of each role run at once (default: the number of cores)'),
   ).action(async (flags: ClusterFlags & { roles: string; concurrency?: string }) => {
     const { startWorker, WORKER_ROLES } = await import('../worker/serve.js');
     const roles = flags.roles.split(',').map((role) => role.trim());
@@ -152,14 +154,26 @@ function buildProgram(): Command {
     if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
     process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (): void => resolve();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    await untilSignalled();
     process.stderr.write('dockergate worker: stopping (finishing running units)\n');
     await worker.stop();
     process.stderr.write(`dockergate worker: stopped after ${worker.counters.analysed} analyses (${worker.counters.failed} failed)\n`);
+  });
+
+  clusterOptions(
+    program
+      .command('coordinator')
+      .description('cluster mode: plan the scans submitted with scan --cluster, until SIGTERM')
+      .option('--concurrency <n>', 'scans planned at once', '2'),
+  ).action(async (flags: ClusterFlags & { concurrency: string }) => {
+    const concurrency = Number(flags.concurrency);
+    if (!(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
+    const { startCoordinator } = await import('./serve.js');
+    const coordinator = await startCoordinator(clusterConfig(flags), DEFAULT_LIMITS, { concurrency });
+    process.stderr.write(`dockergate coordinator: up to ${concurrency} scans at once; waiting for scans\n`);
+    await untilSignalled();
+    process.stderr.write('dockergate coordinator: stopping (finishing running scans)\n');
+    await coordinator.stop();
   });
 
   program
@@ -242,8 +256,8 @@ function analyserOption(command: Command): Command {
 /** Runs a scan (in an embedded runtime, or with `--cluster` on the cluster's workers) and hands the result to `use`. */
 async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult) => Promise<void>): Promise<void> {
   const analyser = analyserNamed(flags.analyser);
-  // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
-  const runtime = flags.cluster ? await clusterRuntimeFor(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
+  if (flags.cluster) return use(await clusterScan(ref, flags, analyser));
+  const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
   try {
     const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress(), strict: Boolean(flags.strict) });
     await use(result);
@@ -252,10 +266,40 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
   }
 }
 
-async function clusterRuntimeFor(flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>) {
+/** Submits the scan to the cluster's coordinators, waits for it, and reads the stored result. */
+async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>): Promise<ScanResult> {
   const config = clusterConfig(flags);
-  const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../store/cluster-services.js'), import('./cluster.js')]);
-  return clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
+  // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
+  const [{ connectCluster }, { clusterRuntime }, { storedScan }, contracts] = await Promise.all([
+    import('../store/cluster-services.js'),
+    import('./cluster.js'),
+    import('./scan.js'),
+    import('../worker/contracts.js'),
+  ]);
+  const runtime = clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
+  try {
+    const unit = { reference: ref, source: sourceOptionsOf(flags), strict: Boolean(flags.strict), analyser: analyser.name, analyserVersion: analyser.version };
+    const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${config.prefix} (dockergate coordinator)\n`), 10_000);
+    let done: ScanImageDone;
+    try {
+      done = await runtime.bus.request<typeof unit, ScanImageDone>(contracts.UNIT_SCAN_IMAGE, contracts.scanImageUnitId(unit, randomUUID()), unit);
+    } finally {
+      clearTimeout(waiting);
+    }
+    const result = await storedScan(runtime, done.key, done.reference);
+    if (!result) throw new NotFoundError(`the coordinator finished scan ${done.key}, but the knowledge base has no such scan`);
+    return { ...result, analysed: { ...result.analysed, fresh: done.fresh } };
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** Resolves on the first SIGTERM or SIGINT. */
+function untilSignalled(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
 }
 
 /** A Kubernetes object name from an image reference (RFC 1123 subdomain). */

@@ -105,7 +105,7 @@ interface Invocation {
 }
 
 /** What determines a scan besides the image: every version that shapes its result. */
-function scanCacheKey(manifestDigest: string, analyser: AnalyserIdentity, strict: boolean): string {
+export function scanCacheKey(manifestDigest: string, analyser: AnalyserIdentity, strict: boolean): string {
   return `${manifestDigest}@e${EXTRACTOR_VERSION}@${analyser.name}${analyser.version}@g${SCAN_GENERATOR_VERSION}${strict ? '@strict' : ''}`;
 }
 
@@ -113,6 +113,12 @@ type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [stri
 
 function fromStored(stored: StoredScan, reference: string): ScanResult {
   return { ...stored, reference, syscalls: new Map(stored.syscalls), analysed: { objects: stored.analysed.objects, fresh: 0, failed: stored.analysed.failed } };
+}
+
+/** A finished scan from the runtime's scan store (a coordinator wrote it), named as `reference`. */
+export async function storedScan(runtime: Runtime, key: string, reference: string): Promise<ScanResult | undefined> {
+  const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
+  return stored ? fromStored(stored, reference) : undefined;
 }
 
 export async function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {

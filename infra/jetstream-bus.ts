@@ -6,9 +6,9 @@
  *   dedup window. Longer-term idempotency is the stores' job: handlers look the result up first and
  *   write with `ON CONFLICT DO NOTHING`, so a redelivered unit whose result exists is only acked.
  * - Each kind has one durable pull consumer shared by every worker (explicit ack, `ack_wait`,
- *   `max_deliver`, `max_ack_pending`). A worker pulls one message per free slot of its concurrency,
- *   so it never holds more units than it runs; a running unit sends `working()` every third of
- *   `ack_wait`. The ack (`ackAck()`, confirmed by the server) comes after the result is stored.
+ *   `max_deliver`, `max_ack_pending`). A worker pulls one message per free slot of its concurrency
+ *   (per kind), so it never holds more units than it runs; a running unit sends `working()` every
+ *   third of `ack_wait`. The ack (`ackAck()`, confirmed by the server) comes after the result is stored.
  * - A retryable error is `nak`ed with backoff until the last delivery; any other error, or the last
  *   delivery, is final: the failure is stored as the unit's result, recorded in the dead-letter
  *   stream (`<PREFIX>_DEAD`), and the message is terminated and removed from the work queue.
@@ -32,14 +32,13 @@ import {
 } from '@nats-io/jetstream';
 import { type KV, KvWatchInclude, Kvm } from '@nats-io/kv';
 import { connect, headers as natsHeaders, type NatsConnection, nanos, type Subscription } from '@nats-io/transport-node';
-import pLimit from 'p-limit';
 import type { Bus, UnitHandler } from './bus.js';
 import { AbortedError, DockergateError, PoisonedUnitError, RemoteUnitError, toWireError, UnavailableError, type WireError } from './errors.js';
 
 export interface JetStreamBusOptions {
   /** Names every stream, consumer, subject and bucket of this deployment: `[A-Za-z0-9_-]+`. */
   readonly prefix: string;
-  /** Units this process runs at once, all kinds together. */
+  /** Units of each kind this process runs (and holds) at once. */
   readonly concurrency: number;
   /** Deliveries of one unit before it is recorded as failed. */
   readonly maxDeliver: number;
@@ -81,6 +80,8 @@ export interface DeadLetter {
 }
 
 const UNIT_ID_HEADER = 'Dockergate-Unit-Id';
+/** A pull waits this long for a unit before asking again (and noticing a stop). */
+const PULL_EXPIRES_MS = 2_000;
 const UNIT_KIND_HEADER = 'Dockergate-Unit-Kind';
 const NAME = /^[A-Za-z0-9_-]+$/;
 
@@ -94,7 +95,6 @@ export class JetStreamBus implements Bus {
   private readonly deadStream: string;
   private readonly handlers = new Map<string, UnitHandler<unknown, unknown>>();
   private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly slots;
   private readonly loops: Promise<void>[] = [];
   private readonly running = new Set<Promise<void>>();
   private stopping = false;
@@ -113,7 +113,6 @@ export class JetStreamBus implements Bus {
     this.options = options;
     this.stream = `${options.prefix.toUpperCase()}_UNITS`;
     this.deadStream = `${options.prefix.toUpperCase()}_DEAD`;
-    this.slots = pLimit(options.concurrency);
     this.ready = this.setUp();
   }
 
@@ -194,32 +193,33 @@ export class JetStreamBus implements Bus {
         max_ack_pending: this.options.maxAckPending,
       });
       const consumer = await this.js.consumers.get(this.stream, this.durable(kind));
-      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, kind, handler as UnitHandler<unknown, unknown>)));
+      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, handler as UnitHandler<unknown, unknown>, kind)));
     });
     this.loops.push(started);
   }
 
-  /** One slot: takes a unit only when the process has a free slot, runs it, repeats. */
-  private async pullLoop(consumer: Consumer, kind: string, handler: UnitHandler<unknown, unknown>): Promise<void> {
+  /**
+   * One slot of one kind: pulls a unit, runs it, repeats, so each kind has at most `concurrency`
+   * units delivered to this process, every one of them running. Kinds have their own slots: a
+   * slot that waited on an empty queue of one kind must not delay the units of another.
+   */
+  private async pullLoop(consumer: Consumer, handler: UnitHandler<unknown, unknown>, kind: string): Promise<void> {
     while (!this.stopping) {
-      await this.slots(async () => {
-        if (this.stopping) return;
-        let msg: JsMsg | null;
-        try {
-          msg = await consumer.next({ expires: 2_000 });
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          return;
-        }
-        if (!msg) return;
-        const run = this.run(msg, kind, handler);
-        this.running.add(run);
-        try {
-          await run;
-        } finally {
-          this.running.delete(run);
-        }
-      });
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: PULL_EXPIRES_MS });
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      if (!msg) continue;
+      const run = this.run(msg, kind, handler);
+      this.running.add(run);
+      try {
+        await run;
+      } finally {
+        this.running.delete(run);
+      }
     }
   }
 

@@ -1,9 +1,10 @@
 /**
  * Cluster mode end to end, on real servers on loopback: the machine's NATS JetStream and
  * PostgreSQL (a database of its own per run), and an S3-protocol server (s3rver) this test starts,
- * reached only through @aws-sdk/client-s3. Two `dockergate worker` processes run the units; the
- * scans are planned by `dockergate scan --cluster`. Every output file must be byte-identical to what
- * embedded `dockergate scan` writes for the same image, and no object may be analysed twice.
+ * reached only through @aws-sdk/client-s3. A `dockergate coordinator` process plans the scans that
+ * `dockergate scan --cluster` submits, and two `dockergate worker` processes run the units. Every
+ * output file must be byte-identical to what embedded `dockergate scan` writes for the same image,
+ * no object may be analysed twice, and a coordinator killed mid-scan must lose nothing.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -30,21 +31,42 @@ let work: string;
 let s3: TestS3;
 let database: string;
 let env: NodeJS.ProcessEnv;
-const workers: { child: ChildProcess; stderr: string[] }[] = [];
+interface Service {
+  readonly child: ChildProcess;
+  readonly stderr: string[];
+}
+const workers: Service[] = [];
+const coordinators: Service[] = [];
 
 function cli(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}) {
   return run(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', ...args], { env: { ...process.env, ...extraEnv }, maxBuffer: 64 * 1024 * 1024 });
 }
 
-function startWorker(): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+function startService(args: readonly string[]): Service {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-  workers.push({ child, stderr });
+  return { child, stderr };
 }
 
-async function stopWorker(worker: (typeof workers)[number]): Promise<number | null> {
-  if (worker.child.exitCode !== null) return worker.child.exitCode;
+function startWorker(): void {
+  workers.push(startService(['worker', '--concurrency', '1']));
+}
+
+function startCoordinator(): Service {
+  const coordinator = startService(['coordinator']);
+  coordinators.push(coordinator);
+  return coordinator;
+}
+
+/** Resolves once the service has written `text` to stderr. */
+async function said(service: Service, text: string): Promise<void> {
+  while (!service.stderr.join('').includes(text)) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+async function stopWorker(worker: Service): Promise<number | null> {
+  // A process that already exited, or was killed by a signal, has nothing left to stop.
+  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return worker.child.exitCode;
   const exited = new Promise<number | null>((resolve) => worker.child.once('exit', (code) => resolve(code)));
   worker.child.kill('SIGTERM');
   return exited;
@@ -76,7 +98,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const worker of workers) await stopWorker(worker);
+  for (const service of [...coordinators, ...workers]) await stopWorker(service);
+  if (process.env.DOCKERGATE_TEST_SERVICE_LOGS) for (const service of [...coordinators, ...workers]) console.error(service.stderr.join(""));
   // The deployment's streams and bucket, then its database and S3 server.
   const { JetStreamBus } = await import('../infra/jetstream-bus.js');
   const bus = await JetStreamBus.connect(NATS_URL, { prefix: env.DOCKERGATE_CLUSTER! });
@@ -91,7 +114,8 @@ after(async () => {
 });
 
 describe('cluster mode', () => {
-  it('one planner and two worker processes write the same bytes as embedded mode, analysing each object once', { timeout: 900_000 }, async () => {
+  it('one coordinator and two worker processes write the same bytes as embedded mode, analysing each object once', { timeout: 900_000 }, async () => {
+    startCoordinator();
     startWorker();
     startWorker();
     for (const [index, reference] of REFERENCES.entries()) {
@@ -120,6 +144,29 @@ describe('cluster mode', () => {
     assert.ok(ran.every((n) => Number.isInteger(n)), `workers report their analyses: ${workers.map((w) => w.stderr.join('')).join('\n')}`);
     assert.equal(ran[0]! + ran[1]!, Number(rows[0]!.n), `analyses run by the workers (${ran}) = objects in the knowledge base`);
     assert.ok(ran[0]! > 0 && ran[1]! > 0, `both workers analysed objects: ${ran}`);
+  });
+
+  it('a coordinator killed mid-scan loses nothing: another one finishes the scan, with the same bytes', { timeout: 200_000 }, async () => {
+    for (const coordinator of coordinators) await stopWorker(coordinator);
+    startWorker();
+    const reference = 'docker-daemon:dockergate-test/whiteout:1';
+    const embedded = path.join(work, 'embedded-killed');
+    const cluster = path.join(work, 'cluster-killed');
+    await fs.mkdir(embedded);
+    await fs.mkdir(cluster);
+    await cli(['scan', reference, '--cache-dir', path.join(work, 'cache'), ...outputFlags(embedded)]);
+    const doomed = startCoordinator();
+    const submitted = cli(['scan', reference, '--cluster', ...outputFlags(cluster)], env);
+    await said(doomed, `scanning ${reference}`);
+    doomed.child.kill('SIGKILL');
+    // JetStream redelivers the scan once its ack wait passes without a heartbeat.
+    const successor = startCoordinator();
+    await submitted;
+    await said(successor, `scanned ${reference}`);
+    for (const name of OUTPUTS) {
+      const [a, b] = await Promise.all([fs.readFile(path.join(embedded, name)), fs.readFile(path.join(cluster, name))]);
+      assert.ok(a.equals(b), `${reference}: ${name} differs after a coordinator restart`);
+    }
   });
 
   it('a missing service setting is a one-line error naming it', async () => {

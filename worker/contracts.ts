@@ -2,7 +2,8 @@
  * Wire contracts between the coordinator and workers: unit kinds, payloads and replies.
  * Payloads are plain JSON so that the cluster mode can carry them unchanged.
  */
-import type { Digest, LayerDescriptor } from '../extractor/types.js';
+import type { DirImageConfig } from '../extractor/source.js';
+import type { Digest, LayerDescriptor, Platform } from '../extractor/types.js';
 
 export const UNIT_EXTRACT_LAYER = 'extract-layer';
 
@@ -44,4 +45,37 @@ export interface AnalyseObjectDone {
 
 export function analyseObjectUnitId(unit: AnalyseObjectUnit): string {
   return `${unit.sha256}@${unit.analyser}@${unit.analyserVersion}`;
+}
+
+export const UNIT_SCAN_IMAGE = 'scan-image';
+
+/**
+ * Scan one image on a coordinator (`dockergate coordinator`), which plans it and sends the layer
+ * and object units to workers. The reference is opened where the coordinator runs.
+ */
+export interface ScanImageUnit {
+  readonly reference: string;
+  readonly source: {
+    readonly platform: Platform;
+    readonly insecure: boolean;
+    readonly dockerConfigPath?: string;
+    readonly dirConfig?: DirImageConfig;
+  };
+  readonly strict: boolean;
+  readonly analyser: string;
+  readonly analyserVersion: number;
+}
+
+export interface ScanImageDone {
+  /** The finished scan's key in the knowledge base's scan store. */
+  readonly key: string;
+  /** The reference as the scan normalised it (what outputs name). */
+  readonly reference: string;
+  /** Objects analysed for this scan (not known before). */
+  readonly fresh: number;
+}
+
+/** Every request is its own unit: a tag may move between two scans of the same reference. */
+export function scanImageUnitId(unit: ScanImageUnit, nonce: string): string {
+  return `${unit.reference}|${unit.source.platform.os}/${unit.source.platform.architecture}|${unit.strict}|${unit.analyser}@${unit.analyserVersion}|${nonce}`;
 }
