@@ -9,7 +9,7 @@ import { InvalidInputError, NotFoundError } from '../infra/errors.js';
 import type { AnalysisFailure } from '../store/kb/index.js';
 import type { ObjectFacts } from '../worker/analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import type { Runtime } from './embedded.js';
+import type { Runtime } from './runtime.js';
 
 export interface AnalyzedFile {
   readonly path: string;

@@ -17,7 +17,7 @@ import { DigestMismatchError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
 import type { ClusterServices } from '../store/cluster-services.js';
 import { type AnalyserIdentity, DEFAULT_ANALYSER } from '../worker/analysers.js';
-import type { Runtime } from './embedded.js';
+import type { Runtime } from './runtime.js';
 
 export interface ClusterRuntimeOptions {
   readonly analyser?: AnalyserIdentity;

@@ -12,7 +12,7 @@ import type { ImageConfig, LayerRecord, OpenedImage } from '../extractor/types.j
 import { DigestMismatchError, InvalidInputError } from '../infra/errors.js';
 import { type Progress, silentProgress } from '../infra/progress.js';
 import { type ExtractLayerDone, type ExtractLayerUnit, extractLayerUnitId, UNIT_EXTRACT_LAYER } from '../worker/contracts.js';
-import type { Runtime } from './embedded.js';
+import type { Runtime } from './runtime.js';
 import { type ResolvedEntrypoint, resolveEntrypoint } from './entrypoint.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 

@@ -15,7 +15,7 @@ import { DockergateError } from '../infra/errors.js';
 import type { ObjectFacts } from '../worker/analyser.js';
 import type { AnalyserIdentity } from '../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
-import type { Runtime } from './embedded.js';
+import type { Runtime } from './runtime.js';
 import { commandLine, envValue, findExecutable } from './entrypoint.js';
 import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
 import { ImageTree, type TreeFile } from './image-tree.js';

@@ -204,7 +204,7 @@ function analyse(
   const functionStarts = new Set<number>([...model.seeds.map((seed) => seed.address), ...model.exports.map((item) => item.address)]);
   const addressTaken = new Set<number>();
   const dataTaken = new Set<number>();
-  /** Records that `address` is taken (by `taker`, or by data); returns the function it belongs to. */
+  /** Records that `address` is taken (by `taker`, or by data): the function it belongs to becomes a callback. */
   const takeAddress = (address: number, taker?: FunctionNode): void => {
     if (!inCode(model, address)) return;
     const owner = functions.has(address) ? address : containing(address);
