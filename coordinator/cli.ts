@@ -22,6 +22,7 @@ import { type ScanResult, scanImage } from './scan.js';
 import { type ExportSummary, reachOf } from '../worker/analyser.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import type { ScanImageDone } from '../worker/contracts.js';
+import type { JetStreamBus } from '../infra/jetstream-bus.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -139,13 +140,13 @@ function buildProgram(): Command {
       });
     });
 
-  clusterOptions(
+  processOptions(
     program
       .command('worker')
       .description('cluster mode: run work units from NATS JetStream until SIGTERM')
       .option('--roles <list>', 'comma-separated roles: extract, analyse', 'extract,analyse')
       .option('--concurrency <n>', 'units of each role run at once (default: the number of cores)'),
-  ).action(async (flags: ClusterFlags & { roles: string; concurrency?: string }) => {
+  ).action(async (flags: ClusterFlags & HealthFlags & { roles: string; concurrency?: string }) => {
     const { startWorker, WORKER_ROLES } = await import('../worker/serve.js');
     const roles = flags.roles.split(',').map((role) => role.trim());
     const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
@@ -153,27 +154,33 @@ function buildProgram(): Command {
     const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
     if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
+    const health = await serveHealth('worker', flags, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }));
     process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
     await untilSignalled();
+    health.stopping();
     process.stderr.write('dockergate worker: stopping (finishing running units)\n');
     await worker.stop();
+    await health.close();
     process.stderr.write(`dockergate worker: stopped after ${worker.counters.analysed} analyses (${worker.counters.failed} failed)\n`);
   });
 
-  clusterOptions(
+  processOptions(
     program
       .command('coordinator')
       .description('cluster mode: plan the scans submitted with scan --cluster, until SIGTERM')
       .option('--concurrency <n>', 'scans planned at once', '2'),
-  ).action(async (flags: ClusterFlags & { concurrency: string }) => {
+  ).action(async (flags: ClusterFlags & HealthFlags & { concurrency: string }) => {
     const concurrency = Number(flags.concurrency);
     if (!(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
     const { startCoordinator } = await import('./serve.js');
     const coordinator = await startCoordinator(clusterConfig(flags), DEFAULT_LIMITS, { concurrency });
+    const health = await serveHealth('coordinator', flags, coordinator.services.bus, () => ({}));
     process.stderr.write(`dockergate coordinator: up to ${concurrency} scans at once; waiting for scans\n`);
     await untilSignalled();
+    health.stopping();
     process.stderr.write('dockergate coordinator: stopping (finishing running scans)\n');
     await coordinator.stop();
+    await health.close();
   });
 
   program
@@ -292,6 +299,35 @@ async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<t
   } finally {
     await runtime.close();
   }
+}
+
+interface HealthFlags {
+  healthPort?: string;
+  healthAddress: string;
+}
+
+/** `--health-port`: /healthz, /readyz and /metrics of a cluster process (infra/health.ts); off without it. */
+async function serveHealth(
+  role: string,
+  flags: HealthFlags,
+  bus: JetStreamBus,
+  counters: () => Record<string, number>,
+): Promise<{ stopping(): void; close(): Promise<void> }> {
+  if (flags.healthPort === undefined) return { stopping: () => {}, close: async () => {} };
+  const port = Number(flags.healthPort);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new InvalidInputError('--health-port must be a port number (0: any free port)');
+  const { startHealthServer } = await import('../infra/health.js');
+  let ready = true;
+  const server = await startHealthServer(port, flags.healthAddress, { ready: () => ready, units: () => bus.stats, counters });
+  process.stderr.write(`dockergate ${role}: health on ${server.url}/healthz, /readyz, /metrics\n`);
+  return { stopping: () => void (ready = false), close: () => server.close() };
+}
+
+/** Options of the long-running cluster processes. */
+function processOptions(command: Command): Command {
+  return clusterOptions(command)
+    .option('--health-port <port>', '/healthz, /readyz and /metrics on this port (0: any free port; default: none)')
+    .option('--health-address <address>', 'address of the health endpoint', '0.0.0.0');
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */

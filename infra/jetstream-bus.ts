@@ -85,6 +85,22 @@ const PULL_EXPIRES_MS = 2_000;
 const UNIT_KIND_HEADER = 'Dockergate-Unit-Kind';
 const NAME = /^[A-Za-z0-9_-]+$/;
 
+/** What one process did with the units of one kind (the /metrics endpoint reports these). */
+export interface UnitStats {
+  /** Units answered with a result. */
+  done: number;
+  /** Units that failed for good here (recorded as dead letters). */
+  failed: number;
+  /** Deliveries that were not a unit's first (its previous worker died, hung or gave it back). */
+  redelivered: number;
+  /** Retryable errors handed back with backoff. */
+  retried: number;
+  /** Seconds units waited in the queue before this process took them, summed. */
+  queueSeconds: number;
+  /** Seconds units ran here, summed. */
+  runSeconds: number;
+}
+
 interface Waiter {
   resolve(result: StoredResult): void;
 }
@@ -94,6 +110,8 @@ export class JetStreamBus implements Bus {
   private readonly stream: string;
   private readonly deadStream: string;
   private readonly handlers = new Map<string, UnitHandler<unknown, unknown>>();
+  /** Per kind handled here. */
+  readonly stats = new Map<string, UnitStats>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly loops: Promise<void>[] = [];
   private readonly running = new Set<Promise<void>>();
@@ -183,6 +201,7 @@ export class JetStreamBus implements Bus {
     if (this.handlers.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
     if (!NAME.test(kind)) throw new TypeError(`unit kind must match ${NAME}: ${JSON.stringify(kind)}`);
     this.handlers.set(kind, handler as UnitHandler<unknown, unknown>);
+    this.stats.set(kind, { done: 0, failed: 0, redelivered: 0, retried: 0, queueSeconds: 0, runSeconds: 0 });
     const started = this.ready.then(async () => {
       await this.jsm.consumers.add(this.stream, {
         durable_name: this.durable(kind),
@@ -226,6 +245,10 @@ export class JetStreamBus implements Bus {
   private async run(msg: JsMsg, kind: string, handler: UnitHandler<unknown, unknown>): Promise<void> {
     const id = msg.headers?.get(UNIT_ID_HEADER) ?? '';
     const attempts = msg.info.deliveryCount;
+    const stats = this.stats.get(kind)!;
+    const started = performance.now();
+    if (attempts > 1) stats.redelivered++;
+    else stats.queueSeconds += Math.max(0, Date.now() - Number(msg.info.timestampNanos) / 1e6) / 1000;
     let payload: unknown;
     const heartbeat = setInterval(() => msg.working(), Math.max(100, Math.floor(this.options.ackWaitMs / 3)));
     const abort = new AbortController();
@@ -240,24 +263,28 @@ export class JetStreamBus implements Bus {
       if (abort.signal.aborted) return;
       await this.store(kind, id, { ok: true, value: value ?? null });
       await msg.ackAck();
+      stats.done++;
     } catch (err) {
       if (abort.signal.aborted) return; // past maxRunMs: left to redelivery, counted by the server
       const retryable = err instanceof DockergateError && err.retryable;
       if (retryable && attempts < this.options.maxDeliver && !this.stopping) {
         const backoff = this.options.backoffMs;
         msg.nak(backoff[Math.min(attempts - 1, backoff.length - 1)] ?? 1_000);
+        stats.retried++;
         return;
       }
       if (this.stopping && retryable) {
         msg.nak();
         return;
       }
+      stats.failed++;
       await this.fail(kind, id, payload, toWireError(err), attempts);
       msg.term(toWireError(err).message.slice(0, 200));
       await this.jsm.streams.deleteMessage(this.stream, msg.seq).catch(() => {});
     } finally {
       clearInterval(heartbeat);
       clearTimeout(deadline);
+      stats.runSeconds += (performance.now() - started) / 1000;
     }
   }
 

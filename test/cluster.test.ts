@@ -50,7 +50,18 @@ function startService(args: readonly string[]): Service {
 }
 
 function startWorker(): void {
-  workers.push(startService(['worker', '--concurrency', '1']));
+  workers.push(startService(['worker', '--concurrency', '1', '--health-port', '0', '--health-address', '127.0.0.1']));
+}
+
+/** A counter of a worker's /metrics, summed over its label sets. */
+async function metric(worker: Service, name: string): Promise<number> {
+  await said(worker, '/healthz');
+  const base = /health on (http:\/\/\S+)\/healthz/.exec(worker.stderr.join(''))![1]!;
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
+  return sum;
 }
 
 function startCoordinator(): Service {
@@ -130,6 +141,11 @@ describe('cluster mode', () => {
         assert.ok(a.equals(b), `${reference}: ${name} differs between embedded and cluster mode`);
       }
     }
+    // The workers' metrics count the same analyses, and every analyse-object unit answered once.
+    const analysedByMetrics = (
+      await Promise.all(workers.map(async (worker) => (await metric(worker, 'dockergate_objects_analysed_total')) + (await metric(worker, 'dockergate_objects_failed_total'))))
+    ).reduce((a, b) => a + b, 0);
+    const unitsDone = (await Promise.all(workers.map((worker) => metric(worker, 'dockergate_units_done_total')))).reduce((a, b) => a + b, 0);
     const stopped = await Promise.all(workers.map(stopWorker));
     assert.deepEqual(stopped, [0, 0], `workers exit 0 on SIGTERM: ${workers.map((w) => w.stderr.join('')).join('\n')}`);
     // Every analysis that ran is one analyses row; each object's row is unique by its key.
@@ -144,6 +160,8 @@ describe('cluster mode', () => {
     assert.ok(ran.every((n) => Number.isInteger(n)), `workers report their analyses: ${workers.map((w) => w.stderr.join('')).join('\n')}`);
     assert.equal(ran[0]! + ran[1]!, Number(rows[0]!.n), `analyses run by the workers (${ran}) = objects in the knowledge base`);
     assert.ok(ran[0]! > 0 && ran[1]! > 0, `both workers analysed objects: ${ran}`);
+    assert.equal(analysedByMetrics, Number(rows[0]!.n), 'analysed + failed objects in the workers\' metrics = analyses in the knowledge base');
+    assert.ok(unitsDone >= analysedByMetrics, `units done (${unitsDone}) cover the analyses`);
   });
 
   it('a coordinator killed mid-scan loses nothing: another one finishes the scan, with the same bytes', { timeout: 200_000 }, async () => {
