@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
-import { type ObjectFacts, syscallsOfObject } from '../worker/analyser.js';
+import { type ObjectFacts, syscallsOfObject } from '../store/facts.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { Radare2Analyser } from '../worker/radare2/analyser.js';
 import { locateRadare2, radare2Version } from '../worker/radare2/locate.js';

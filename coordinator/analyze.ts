@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { InvalidInputError, NotFoundError } from '../infra/errors.js';
 import type { AnalysisFailure } from '../store/kb/index.js';
-import type { ObjectFacts } from '../worker/analyser.js';
+import type { ObjectFacts } from '../store/facts.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
 import type { Runtime } from './runtime.js';
 

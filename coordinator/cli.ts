@@ -19,7 +19,7 @@ import fs from 'node:fs/promises';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
 import { type ScanResult, scanImage } from './scan.js';
-import { type ExportSummary, reachOf } from '../worker/analyser.js';
+import { type ExportSummary, reachOf } from '../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import type { ScanImageDone } from '../worker/contracts.js';
 import type { JetStreamBus } from '../infra/jetstream-bus.js';

@@ -12,7 +12,7 @@
  */
 import type { ImageConfig } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
-import type { ObjectFacts } from '../worker/analyser.js';
+import type { ObjectFacts } from '../store/facts.js';
 import type { AnalyserIdentity } from '../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from './runtime.js';

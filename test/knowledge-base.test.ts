@@ -19,7 +19,7 @@ import {
   openEmbeddedKnowledgeBase,
   openPostgresKnowledgeBase,
 } from '../store/kb/index.js';
-import type { ExportSummary, ObjectFacts, Reach } from '../worker/analyser.js';
+import type { ExportSummary, ObjectFacts, Reach } from '../store/facts.js';
 
 /** Any database of the test cluster; per-run databases are created and dropped through it. */
 const PG_URL = process.env.DOCKERGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

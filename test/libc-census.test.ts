@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
-import { type ObjectFacts, reachOf } from '../worker/analyser.js';
+import { type ObjectFacts, reachOf } from '../store/facts.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { hostPath, TRIXIE_ROOT } from './helpers/ground-truth.js';
 import { sha256 } from './helpers/layers.js';

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { analyzeFiles } from '../coordinator/analyze.js';
 import { embeddedRuntime } from '../coordinator/embedded.js';
 import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';
-import { reachOf } from '../worker/analyser.js';
+import { reachOf } from '../store/facts.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { factsReader, programClosure } from './helpers/closure.js';
 import { buildFixture, FIXTURE_MATRIX, FixtureDirs, fixtureLabel, straceRun } from './helpers/ground-truth.js';

@@ -6,7 +6,8 @@
  */
 import { InvalidInputError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
-import type { AnalysisContext, Analyser, ObjectFacts } from './analyser.js';
+import type { AnalysisContext, Analyser } from './analyser.js';
+import type { ObjectFacts } from '../store/facts.js';
 import type { AnalysisPool } from './analysis-pool.js';
 import type { AnalyserIdentity } from './graph/facts.js';
 import { NATIVE_ANALYSER_NAME, NATIVE_ANALYSER_VERSION } from './native/identity.js';

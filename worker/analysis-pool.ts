@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AbortedError, DockergateError, InvalidInputError, LimitExceededError, UnsupportedError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
-import type { ObjectFacts } from './analyser.js';
+import type { ObjectFacts } from '../store/facts.js';
 import type { AnalysisReply, AnalysisRequest } from './analysis-thread.js';
 
 /** Heap of one analysis thread: a large Go binary needs a few hundred MB. */

@@ -27,7 +27,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import type { Digest, FileKind, FileType, LayerFile, LayerRecord } from '../../extractor/types.js';
 import { DockergateError, NotFoundError, UnavailableError } from '../../infra/errors.js';
-import type { ObjectFacts } from '../../worker/analyser.js';
+import type { ObjectFacts } from '../facts.js';
 import { assertSha256Hex } from '../cas.js';
 import type { LayerRecordStore } from '../layer-records.js';
 import * as schema from './schema.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../../coordinator/policy.js';
-import type { ObjectFacts } from '../../worker/analyser.js';
+import type { ObjectFacts } from '../../store/facts.js';
 import { HOST_ROOT, type LibcRoot, lddClosure } from './ground-truth.js';
 import { sha256 } from './layers.js';
 

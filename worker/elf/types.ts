@@ -1,5 +1,5 @@
 /** The shapes the ELF reader exposes. All numbers are exact JS numbers (values above 2^53 are refused). */
-import type { ElfKind } from '../analyser.js';
+import type { ElfKind } from '../../store/facts.js';
 
 export type { ElfKind };
 

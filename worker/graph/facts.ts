@@ -4,7 +4,7 @@
  * linker needs. Shared by every analyser, so facts differ only where the graphs do.
  * Facts are sorted and free of run-dependent values, so equal bytes give equal facts.
  */
-import type { ExportSummary, ObjectFacts, Reach, UnresolvedSite } from '../analyser.js';
+import type { ExportSummary, ObjectFacts, Reach, UnresolvedSite } from '../../store/facts.js';
 import { UnsupportedError } from '../../infra/errors.js';
 import type { ElfFile } from '../elf/index.js';
 import { syscallName } from '../syscalls/index.js';

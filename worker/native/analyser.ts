@@ -2,7 +2,8 @@
  * The native analyser: ELF (worker/elf) + x86 decoding (iced-x86) → call graph → per-object facts.
  */
 import { DEFAULT_LIMITS, type Limits } from '../../infra/limits.js';
-import type { AnalysisContext, Analyser, ObjectFacts } from '../analyser.js';
+import type { AnalysisContext, Analyser } from '../analyser.js';
+import type { ObjectFacts } from '../../store/facts.js';
 import { parseElf } from '../elf/index.js';
 import { analysedArch, assembleFacts } from '../graph/facts.js';
 import { buildCallGraph } from './call-graph.js';

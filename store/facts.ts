@@ -1,0 +1,122 @@
+/**
+ * The facts an analyser produces about one object: the contract between workers (which write them)
+ * and the knowledge base and linker (which read them). Facts are computed once per
+ * (sha256, analyser name, analyser version) and stored in the knowledge base; everything after
+ * (linking across objects, policies) works from facts alone, never from the binary again.
+ * Facts are plain JSON, sorted and stable: two runs on the same bytes give identical facts.
+ */
+
+export type ElfKind = 'exec' | 'dyn' | 'rel' | 'core' | 'other';
+
+/** What a summary could not resolve: kept visible, later stages decide the fallback. */
+export interface UnresolvedSite {
+  /** Virtual address of the instruction. */
+  readonly address: number;
+  /**
+   * `syscall-argument`: the number is an argument of the site's function and no call site was
+   * resolved (the radare2 analyser resolves none): any syscall may be made there.
+   */
+  readonly kind: 'syscall-number' | 'wrapper-argument' | 'syscall-argument' | 'indirect-jump-table' | 'undecodable';
+  readonly detail?: string;
+}
+
+/** What code reachable from a root can do inside one object. Shared by roots with equal answers. */
+export interface Reach {
+  /**
+   * Sorted syscall names (the kernel's, as seccomp profiles spell them) of the object's
+   * architecture; `int 0x80` sites in x86-64 code are named from the i386 table.
+   */
+  readonly syscalls: readonly string[];
+  /** Imported symbols (PLT/GOT) reachable from this root, sorted; linked across objects later. */
+  readonly imports: readonly string[];
+  /** Count of unresolved sites reachable from this root; the sites themselves are in `unresolved`. */
+  readonly unresolvedCount: number;
+  /**
+   * Of those, sites of kind `syscall-argument` (present only when some are): the object's own
+   * syscalls do not bound them, so the scan falls back to Docker's default profile.
+   */
+  readonly unresolvedArguments?: number;
+  /**
+   * True when an indirect call is reachable: its callee may be any callback that reached code (of
+   * any loaded object) took the address of, or that data holds (`main` handed to
+   * `__libc_start_main`, a `qsort` comparator): the linker adds those callbacks' reaches.
+   */
+  readonly indirect: boolean;
+  /** Callbacks (indices into `ObjectFacts.callbacks`) whose address reachable code takes. */
+  readonly callbacks: readonly number[];
+}
+
+/** A function whose address is taken in the object, and its reach when entered through a pointer. */
+export interface Callback {
+  readonly address: number;
+  readonly reach: number;
+}
+
+/** One root of an object (an export, the entry point, an initialiser) and its reach. */
+export interface ExportSummary {
+  /** `name` or `name@version` (`@@` for the default version, as readelf prints). */
+  readonly symbol: string;
+  readonly address: number;
+  /** Index into `ObjectFacts.reaches`. */
+  readonly reach: number;
+}
+
+export interface ObjectFacts {
+  readonly sha256: string;
+  readonly analyser: string;
+  readonly analyserVersion: number;
+  /** `x86_64`, `aarch64`, `i386`, ... (the syscall table used for numbers). */
+  readonly arch: string;
+  readonly elfType: ElfKind;
+  readonly interpreter?: string;
+  readonly soname?: string;
+  readonly needed: readonly string[];
+  readonly rpath: readonly string[];
+  readonly runpath: readonly string[];
+  readonly flags: {
+    readonly static: boolean;
+    readonly pie: boolean;
+    readonly go: boolean;
+    readonly stripped: boolean;
+  };
+  /** The entry point's closure (executables), or undefined for libraries without one. */
+  readonly entry?: ExportSummary;
+  /** DT_INIT, DT_INIT_ARRAY (and preinit) functions: they run when the object is loaded. */
+  readonly initialisers: readonly ExportSummary[];
+  /** Distinct reaches, referenced by index from the roots (a Go binary has ~70k exports, few reaches). */
+  readonly reaches: readonly Reach[];
+  /** Every function whose address is taken in code or data, sorted by address. */
+  readonly callbacks: readonly Callback[];
+  /**
+   * The reach of function pointers held in data (relocations, init/fini arrays, pointer tables):
+   * imports taken by address and data-held callbacks. Reached as soon as any indirect call is.
+   */
+  readonly dataPointers: number;
+  /** Every defined, exported function symbol, sorted by symbol. */
+  readonly exports: readonly ExportSummary[];
+  /** All unresolved sites of the object, sorted by address. */
+  readonly unresolved: readonly UnresolvedSite[];
+  /** Strings of read-only data that are absolute paths or library names (exec/dlopen decisions), sorted, capped. */
+  readonly pathStrings: readonly string[];
+  readonly stats: {
+    readonly functions: number;
+    readonly syscallSites: number;
+    readonly resolvedSites: number;
+    readonly codeBytes: number;
+  };
+}
+
+/** The reach of a root of `facts`. */
+export function reachOf(facts: ObjectFacts, root: ExportSummary | number): Reach {
+  const reach = facts.reaches[typeof root === 'number' ? root : root.reach];
+  if (!reach) throw new RangeError(`facts of sha256:${facts.sha256} have no reach ${typeof root === 'number' ? root : root.reach}`);
+  return reach;
+}
+
+/** Every syscall the object's code makes at any site: the fallback when some sites are unresolved. */
+export function syscallsOfObject(facts: ObjectFacts): Set<string> {
+  const names = new Set<string>();
+  for (const reach of facts.reaches) for (const name of reach.syscalls) names.add(name);
+  return names;
+}
+
