@@ -228,23 +228,7 @@ function analyse(
       const { first, end } = fn.span;
       let indirectJumps = false;
       for (let i = first; i < end; i++) if (table.op[i] === Op.JmpIndirect) indirectJumps = true;
-      if (indirectJumps) known = 'all';
-      else {
-        const seen = new Set<number>();
-        const stack = [first];
-        while (stack.length > 0) {
-          const i = stack.pop()!;
-          if (i < first || i >= end || seen.has(i)) continue;
-          seen.add(i);
-          const op = table.op[i]!;
-          if (op === Op.JmpDirect || op === Op.Jcc) {
-            const target = lowerBound(table.ip, table.target[i]!);
-            if (table.ip[target] === table.target[i]) stack.push(target);
-          }
-          if (fallsThrough(op) && !table.noReturnCalls.has(i)) stack.push(i + 1);
-        }
-        known = seen;
-      }
+      known = indirectJumps ? 'all' : walkFromEntry(table, fn.span).reached;
       reachableCache.set(fn.start, known);
     }
     return known === 'all' ? { has: () => true } : known;
@@ -257,7 +241,7 @@ function analyse(
     // Bytes that only a taken address points at, and whose control flow from there runs into
     // undecodable bytes or into the middle of an instruction, are data (OpenSSL's nistp521 tables
     // in .text, `lea rbx, [table]` kept in a callee-saved register): no call, no site, no callback.
-    if (pointerOnly.has(fn.start) && decodesAsData(table, fn.span)) continue;
+    if (pointerOnly.has(fn.start) && walkFromEntry(table, fn.span).decodesAsData) continue;
     for (let i = fn.span.first; i < fn.span.end; i++) {
       const op = table.op[i]!;
       const target = table.target[i]!;
@@ -421,30 +405,31 @@ function analyse(
 }
 
 /**
- * Control flow from the span's first instruction (fallthrough and direct jumps inside the span)
- * reaches bytes that do not decode, or jumps into the middle of an instruction: no compiler emits
- * either on a path code can take, so the bytes are not code.
+ * Walks control flow from the span's first instruction (fallthrough and direct jumps inside the
+ * span): the instructions it reaches, and whether it reaches bytes that do not decode or jumps into
+ * the middle of an instruction. No compiler emits either on a path code can take, so such bytes are
+ * data, not code.
  */
-function decodesAsData(table: InstructionTable, span: FunctionSpan): boolean {
+function walkFromEntry(table: InstructionTable, span: FunctionSpan): { reached: Set<number>; decodesAsData: boolean } {
   const { first, end } = span;
-  const seen = new Set<number>();
+  const reached = new Set<number>();
+  let decodesAsData = false;
   const stack = [first];
   while (stack.length > 0) {
     const i = stack.pop()!;
-    if (i < first || i >= end || seen.has(i)) continue;
-    seen.add(i);
+    if (i < first || i >= end || reached.has(i)) continue;
+    reached.add(i);
     const op = table.op[i]!;
-    if (op === Op.Invalid) return true;
+    if (op === Op.Invalid) decodesAsData = true;
     if (op === Op.JmpDirect || op === Op.Jcc) {
       const address = table.target[i]!;
       const target = lowerBound(table.ip, address);
-      const inside = address >= table.ip[first]! && (end >= table.count || address < table.ip[end]!);
-      if (inside && table.ip[target] !== address) return true;
-      if (inside) stack.push(target);
+      if (table.ip[target] === address) stack.push(target);
+      else if (address >= table.ip[first]! && (end >= table.count || address < table.ip[end]!)) decodesAsData = true;
     }
     if (fallsThrough(op) && !table.noReturnCalls.has(i)) stack.push(i + 1);
   }
-  return false;
+  return { reached, decodesAsData };
 }
 
 /**
@@ -596,9 +581,11 @@ function dataHeldPointers(model: CodeModel, table: InstructionTable, redecoder: 
   const comparedOnlySlots = new Map<number, boolean>();
   if (model.gotCodePointers.size > 0 && table.bitness === 64) {
     for (let i = 0; i < table.count; i++) {
+      // Any instruction whose target is the slot names it (branch targets never lie in `.got`); an
+      // immediate equal to it hands the slot's address out, so it counts as a use, not a compare.
       const op = table.op[i]!;
       const slot = table.target[i]!;
-      if (op === Op.JmpDirect || op === Op.Jcc || op === Op.CallDirect || op === Op.Immediate || !model.gotCodePointers.has(slot)) continue;
+      if (!model.gotCodePointers.has(slot)) continue;
       const compared = op === Op.CompareMemory || (op === Op.LoadRip && comparedOnly(redecoder, table, i));
       comparedOnlySlots.set(slot, (comparedOnlySlots.get(slot) ?? true) && compared);
     }
