@@ -8,7 +8,6 @@ import type { DirImageConfig } from '../extractor/source.js';
 import { defaultCacheDir } from '../infra/config.js';
 import { type ClusterFlags, clusterConfig } from '../infra/cluster-config.js';
 import { DockergateError, InvalidInputError, NotFoundError } from '../infra/errors.js';
-
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { formatBytes, terminalProgress } from '../infra/progress.js';
 import { embeddedRuntime } from './embedded.js';
@@ -18,10 +17,10 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
-import { type ScanResult, scanImage } from './scan.js';
+import { type ScanResult, scanImage, storedScan } from './scan.js';
 import { type ExportSummary, reachOf } from '../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
-import type { ScanImageDone } from '../worker/contracts.js';
+import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE } from '../worker/contracts.js';
 import type { JetStreamBus } from '../infra/jetstream-bus.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -95,7 +94,7 @@ function buildProgram(): Command {
       analyserOption(
         imageOptions(program.command(name).description(description))
           .option('--strict', 'fail when the analysis is unsure instead of applying the documented fallback')
-          .option('--cluster', 'plan here and run the work units on the cluster\'s workers (NATS, S3, PostgreSQL)'),
+          .option('--cluster', 'submit the scan to the cluster\'s coordinators (NATS, S3, PostgreSQL) and wait for it'),
       ),
     );
 
@@ -151,8 +150,7 @@ function buildProgram(): Command {
     const roles = flags.roles.split(',').map((role) => role.trim());
     const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
     if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
-    const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
-    if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
+    const concurrency = flags.concurrency === undefined ? undefined : positiveInteger(flags.concurrency, '--concurrency');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
     const health = await serveHealth('worker', flags, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }));
     process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
@@ -170,8 +168,7 @@ function buildProgram(): Command {
       .description('cluster mode: plan the scans submitted with scan --cluster, until SIGTERM')
       .option('--concurrency <n>', 'scans planned at once', '2'),
   ).action(async (flags: ClusterFlags & HealthFlags & { concurrency: string }) => {
-    const concurrency = Number(flags.concurrency);
-    if (!(Number.isInteger(concurrency) && concurrency > 0)) throw new InvalidInputError('--concurrency must be a positive integer');
+    const concurrency = positiveInteger(flags.concurrency, '--concurrency');
     const { startCoordinator } = await import('./serve.js');
     const coordinator = await startCoordinator(clusterConfig(flags), DEFAULT_LIMITS, { concurrency });
     const health = await serveHealth('coordinator', flags, coordinator.services.bus, () => ({}));
@@ -277,19 +274,14 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
 async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>): Promise<ScanResult> {
   const config = clusterConfig(flags);
   // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
-  const [{ connectCluster }, { clusterRuntime }, { storedScan }, contracts] = await Promise.all([
-    import('../store/cluster-services.js'),
-    import('./cluster.js'),
-    import('./scan.js'),
-    import('../worker/contracts.js'),
-  ]);
+  const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../store/cluster-services.js'), import('./cluster.js')]);
   const runtime = clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
   try {
     const unit = { reference: ref, source: sourceOptionsOf(flags), strict: Boolean(flags.strict), analyser: analyser.name, analyserVersion: analyser.version };
     const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${config.prefix} (dockergate coordinator)\n`), 10_000);
     let done: ScanImageDone;
     try {
-      done = await runtime.bus.request<typeof unit, ScanImageDone>(contracts.UNIT_SCAN_IMAGE, contracts.scanImageUnitId(unit, randomUUID()), unit);
+      done = await runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit);
     } finally {
       clearTimeout(waiting);
     }
@@ -328,6 +320,12 @@ function processOptions(command: Command): Command {
   return clusterOptions(command)
     .option('--health-port <port>', '/healthz, /readyz and /metrics on this port (0: any free port; default: none)')
     .option('--health-address <address>', 'address of the health endpoint', '0.0.0.0');
+}
+
+function positiveInteger(value: string, flag: string): number {
+  const number = Number(value);
+  if (!(Number.isInteger(number) && number > 0)) throw new InvalidInputError(`${flag} must be a positive integer`);
+  return number;
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */

@@ -6,14 +6,13 @@
  * modes. Layers of images opened here are staged into S3 under their blob digest before their
  * units are sent, so any worker can extract them.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
-import { DigestMismatchError } from '../infra/errors.js';
+import { VerifyingStream } from '../extractor/streams.js';
 import type { Limits } from '../infra/limits.js';
 import type { ClusterServices } from '../store/cluster-services.js';
 import { type AnalyserIdentity, DEFAULT_ANALYSER } from '../worker/analysers.js';
@@ -44,18 +43,12 @@ export function clusterRuntime(limits: Limits, services: ClusterServices, option
         if (await cas.has(hex)) continue;
         await fs.mkdir(cas.spoolDir, { recursive: true });
         const spool = path.join(cas.spoolDir, `layer-${randomUUID()}`);
-        const hash = createHash('sha256');
-        const hashing = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        });
+        // `putFile` trusts the caller's hash: the blob is checked against its digest (and bounded)
+        // on its way to the spool file, as the sources check what they hand out.
+        const verify = new VerifyingStream({ digest: layer.digest, size: layer.size, maxBytes: limits.maxLayerBlobBytes, limitName: 'maxLayerBlobBytes', what: `layer of ${image.reference}` });
         try {
           const blob = await image.openLayer(layer, new AbortController().signal);
-          await pipeline(wrap ? wrap(layer, blob) : blob, hashing, createWriteStream(spool));
-          const actual = hash.digest('hex');
-          if (actual !== hex) throw new DigestMismatchError(hex, actual, `layer blob ${layer.digest} as read from ${image.reference}`);
+          await pipeline(wrap ? wrap(layer, blob) : blob, verify, createWriteStream(spool));
           await cas.putFile(hex, spool);
         } finally {
           await fs.rm(spool, { force: true });

@@ -109,12 +109,10 @@ export class JetStreamBus implements Bus {
   private readonly options: JetStreamBusOptions;
   private readonly stream: string;
   private readonly deadStream: string;
-  private readonly handlers = new Map<string, UnitHandler<unknown, unknown>>();
-  /** Per kind handled here. */
+  /** Per kind handled here (a kind is registered once). */
   readonly stats = new Map<string, UnitStats>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly loops: Promise<void>[] = [];
-  private readonly running = new Set<Promise<void>>();
   private stopping = false;
   private results!: KV;
   private stopWatch: (() => void) | undefined;
@@ -198,9 +196,9 @@ export class JetStreamBus implements Bus {
   }
 
   handle<P, R>(kind: string, handler: UnitHandler<P, R>): void {
-    if (this.handlers.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
+    if (this.stats.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
     if (!NAME.test(kind)) throw new TypeError(`unit kind must match ${NAME}: ${JSON.stringify(kind)}`);
-    this.handlers.set(kind, handler as UnitHandler<unknown, unknown>);
+    const untyped = handler as UnitHandler<unknown, unknown>;
     this.stats.set(kind, { done: 0, failed: 0, redelivered: 0, retried: 0, queueSeconds: 0, runSeconds: 0 });
     const started = this.ready.then(async () => {
       await this.jsm.consumers.add(this.stream, {
@@ -212,7 +210,7 @@ export class JetStreamBus implements Bus {
         max_ack_pending: this.options.maxAckPending,
       });
       const consumer = await this.js.consumers.get(this.stream, this.durable(kind));
-      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, handler as UnitHandler<unknown, unknown>, kind)));
+      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, untyped, kind)));
     });
     this.loops.push(started);
   }
@@ -231,14 +229,7 @@ export class JetStreamBus implements Bus {
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
-      if (!msg) continue;
-      const run = this.run(msg, kind, handler);
-      this.running.add(run);
-      try {
-        await run;
-      } finally {
-        this.running.delete(run);
-      }
+      if (msg) await this.run(msg, kind, handler);
     }
   }
 
@@ -278,8 +269,9 @@ export class JetStreamBus implements Bus {
         return;
       }
       stats.failed++;
-      await this.fail(kind, id, payload, toWireError(err), attempts);
-      msg.term(toWireError(err).message.slice(0, 200));
+      const error = toWireError(err);
+      await this.fail(kind, id, payload, error, attempts);
+      msg.term(error.message.slice(0, 200));
       await this.jsm.streams.deleteMessage(this.stream, msg.seq).catch(() => {});
     } finally {
       clearInterval(heartbeat);
@@ -370,7 +362,7 @@ export class JetStreamBus implements Bus {
   /** Stops pulling, lets running units finish (or `nak`s retryable ones), and closes the connection. */
   async close(): Promise<void> {
     this.stopping = true;
-    await Promise.allSettled([...this.running]);
+    // Each loop ends after the unit it runs, or within one pull's expiry when it has none.
     await Promise.allSettled(this.loops);
     this.stopWatch?.();
     this.advisories?.unsubscribe();
