@@ -1,6 +1,6 @@
 /**
  * The embedded runtime: one process, an in-process bus, a directory CAS and layer-record store
- * under the user's cache dir, an embedded knowledge base (PGlite) and a pool of analysis threads.
+ * under the user's cache dir, an embedded knowledge base (SQLite) and a pool of analysis threads.
  * The cluster runtime (cluster.ts) swaps these for NATS, S3 and PostgreSQL.
  */
 import os from 'node:os';
@@ -36,9 +36,9 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
   };
   registerLayerExtractor(bus, { cas, records, blobs, limits });
   let kbOpening: Promise<KnowledgeBase> | undefined;
-  // PGlite and drizzle load on first use: `inspect` and warm rescans never pay for them.
+  // The store and drizzle load on first use: `inspect` and warm rescans never pay for them.
   const kb = (): Promise<KnowledgeBase> =>
-    (kbOpening ??= import('../store/kb/index.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb'))));
+    (kbOpening ??= import('../store/kb/sqlite.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb.sqlite'))));
   const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
   const counters = { analysed: 0, failed: 0 };
   registerObjectAnalyser(bus, { cas, kb, analyser: analyserRegistry(limits, pool), counters });

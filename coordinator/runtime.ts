@@ -17,7 +17,7 @@ export interface Runtime {
   readonly bus: Bus;
   readonly cas: Cas;
   readonly records: LayerRecordStore;
-  /** The knowledge base, opened on first use (PGlite takes about a second to open). */
+  /** The knowledge base, opened on first use (commands that need none never load its driver). */
   readonly kb: () => Promise<KnowledgeBase>;
   readonly counters: { analysed: number; failed: number };
   readonly scans: ScanCache;

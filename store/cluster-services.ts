@@ -4,7 +4,8 @@
  */
 import type { ClusterConfig } from '../infra/cluster-config.js';
 import { JetStreamBus, type JetStreamBusOptions } from '../infra/jetstream-bus.js';
-import { openPostgresKnowledgeBase, type KnowledgeBase } from './kb/index.js';
+import type { KnowledgeBase } from './kb/index.js';
+import { openPostgresKnowledgeBase } from './kb/postgres.js';
 import { S3Cas } from './s3-cas.js';
 
 export interface ClusterServices {

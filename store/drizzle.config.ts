@@ -5,7 +5,7 @@
  *   npx drizzle-kit generate --config store/drizzle.config.ts --name <what-changed>
  *
  * The SQL files and `meta/` journal in `store/migrations/` are committed and applied at open time
- * by drizzle's migrator (`store/kb/index.ts`); no database connection is needed to generate.
+ * by drizzle's migrator (`store/kb/postgres.ts`). The embedded store's twin: `drizzle-sqlite.config.ts`; no database connection is needed to generate.
  */
 import { defineConfig } from 'drizzle-kit';
 

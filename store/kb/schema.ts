@@ -1,6 +1,7 @@
 /**
- * The knowledge base schema (PostgreSQL dialect), shared by the embedded PGlite store and
- * cluster-mode PostgreSQL. Migrations in `store/migrations/` are generated from this file with
+ * The knowledge base schema (PostgreSQL dialect), of the cluster store and, through its twin
+ * `schema-sqlite.ts` (same tables and columns, checked by the tests), of the embedded store.
+ * Change both together. Migrations in `store/migrations/` are generated from this file with
  * drizzle-kit (`npx drizzle-kit generate --config store/drizzle.config.ts`); never edit them by hand.
  *
  * Invariants:

@@ -1,0 +1,365 @@
+/**
+ * The embedded knowledge base: one SQLite file (e.g. `<cacheDir>/kb.sqlite`) through
+ * `better-sqlite3` and drizzle (`schema-sqlite.ts`, migrations in `store/migrations-sqlite/`).
+ * Opening costs a few milliseconds and a few MiB, so every command can afford it. The shared
+ * contract and its invariants are in `index.ts`; the queries are those of `postgres.ts` in
+ * SQLite's dialect (`json_each` for arrays, JSON text for `text[]` and `jsonb`).
+ *
+ * Several processes may use one file: WAL journal (readers never block the writer), a busy
+ * timeout for writers, and write transactions that take the write lock when they begin
+ * (`immediate`), so a transaction never fails half-way on a lock upgrade. better-sqlite3 is
+ * synchronous: each call holds the thread for the length of one statement or transaction.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import type { Digest, LayerRecord } from '../../extractor/types.js';
+import { UnavailableError } from '../../infra/errors.js';
+import type { ObjectFacts } from '../facts.js';
+import { assertSha256Hex } from '../cas.js';
+import type { ScanCache } from '../scan-cache.js';
+import {
+  byExportOrder,
+  durationOf,
+  guarded,
+  keysNotIn,
+  LAYER_FILES_BATCH,
+  layerFileOf,
+  migrationsFolder,
+  symbolName,
+  uniqueKeys,
+  type AnalysisFailure,
+  type ExportSyscalls,
+  type FactsKey,
+  type FileRow,
+  type KnowledgeBase,
+} from './index.js';
+import * as schema from './schema-sqlite.js';
+import { analyses, layers, objects, scanResults } from './schema-sqlite.js';
+
+type Db = BetterSQLite3Database<typeof schema>;
+
+/** How long a statement waits for another process's write transaction before it fails (SQLITE_BUSY). */
+const BUSY_TIMEOUT_MS = 15_000;
+
+/** The rows of `keys` as a table `k(sha256, analyser, analyser_version)`: one JSON parameter. */
+function keysTable(keys: readonly FactsKey[]): SQL {
+  const json = JSON.stringify(keys.map((k) => [k.sha256, k.analyser, k.analyserVersion]));
+  return sql`(select json_extract(value, '$[0]') as sha256, json_extract(value, '$[1]') as analyser,
+                     json_extract(value, '$[2]') as analyser_version
+              from json_each(${json})) as k`;
+}
+
+/** A JSON array column (`text[]` in PostgreSQL) as read by a raw query. */
+function stringArray(value: string): string[] {
+  return JSON.parse(value) as string[];
+}
+
+class SqliteKnowledgeBase implements KnowledgeBase {
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly release: () => void,
+  ) {}
+
+  async getFacts(keys: readonly FactsKey[]): Promise<Map<string, ObjectFacts>> {
+    const found = new Map<string, ObjectFacts>();
+    const unique = uniqueKeys(keys);
+    if (unique.length === 0) return found;
+    const rows = await guarded('getFacts', () =>
+      this.db.all<{ sha256: string; facts: string }>(
+        sql`select o.sha256, o.facts from objects o
+            join ${keysTable(unique)} on k.sha256 = o.sha256 and k.analyser = o.analyser and k.analyser_version = o.analyser_version`,
+      ),
+    );
+    for (const row of rows) found.set(row.sha256, JSON.parse(row.facts) as ObjectFacts);
+    return found;
+  }
+
+  async missing(keys: readonly FactsKey[]): Promise<FactsKey[]> {
+    const unique = uniqueKeys(keys);
+    if (unique.length === 0) return [];
+    const rows = await guarded('missing', () =>
+      this.db.all<{ sha256: string; analyser: string; analyser_version: number }>(
+        sql`select a.sha256, a.analyser, a.analyser_version from analyses a
+            join ${keysTable(unique)} on k.sha256 = a.sha256 and k.analyser = a.analyser and k.analyser_version = a.analyser_version`,
+      ),
+    );
+    return keysNotIn(unique, rows);
+  }
+
+  async getFailures(keys: readonly FactsKey[]): Promise<Map<string, AnalysisFailure>> {
+    const failures = new Map<string, AnalysisFailure>();
+    const unique = uniqueKeys(keys);
+    if (unique.length === 0) return failures;
+    const rows = await guarded('getFailures', () =>
+      this.db.all<{ sha256: string; error_code: string; error_message: string | null }>(
+        sql`select a.sha256, a.error_code, a.error_message from analyses a
+            join ${keysTable(unique)} on k.sha256 = a.sha256 and k.analyser = a.analyser and k.analyser_version = a.analyser_version
+            where a.status = 'failed'`,
+      ),
+    );
+    for (const row of rows) failures.set(row.sha256, { code: row.error_code, message: row.error_message ?? '' });
+    return failures;
+  }
+
+  async putFacts(facts: ObjectFacts, durationMs: number): Promise<void> {
+    assertSha256Hex(facts.sha256);
+    const key = { sha256: facts.sha256, analyser: facts.analyser, analyserVersion: facts.analyserVersion };
+    const ofKey = sql`o.sha256 = ${key.sha256} and o.analyser = ${key.analyser} and o.analyser_version = ${key.analyserVersion}`;
+    await guarded('putFacts', () =>
+      this.db.transaction(
+        (tx) => {
+          // Facts win over a failure recorded earlier (e.g. limits were raised); an ok row stays as is.
+          tx.insert(analyses)
+            .values({ ...key, status: 'ok', durationMs: durationOf(durationMs) })
+            .onConflictDoUpdate({
+              target: [analyses.sha256, analyses.analyser, analyses.analyserVersion],
+              set: { status: 'ok', errorCode: null, errorMessage: null, durationMs: durationOf(durationMs), createdAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))` },
+              setWhere: sql`${analyses.status} = 'failed'`,
+            })
+            .run();
+          const inserted = tx
+            .insert(objects)
+            .values({
+              ...key,
+              arch: facts.arch,
+              elfType: facts.elfType,
+              interpreter: facts.interpreter ?? null,
+              soname: facts.soname ?? null,
+              needed: [...facts.needed],
+              rpath: [...facts.rpath],
+              runpath: [...facts.runpath],
+              isStatic: facts.flags.static,
+              isPie: facts.flags.pie,
+              isGo: facts.flags.go,
+              isStripped: facts.flags.stripped,
+              facts,
+            })
+            .onConflictDoNothing()
+            .returning({ sha256: objects.sha256 })
+            .all();
+          // Already stored (by another process, or an earlier call): its exports came with it.
+          if (inserted.length === 0) return;
+          // As in postgres.ts: rows derived from the stored facts. `json_each` keys are array
+          // indexes from 0; `where true` keeps SQLite from reading `on conflict` as a join's `on`.
+          tx.run(sql`
+            insert into object_reaches (sha256, analyser, analyser_version, reach, syscalls, imports, unresolved_count, indirect)
+            select o.sha256, o.analyser, o.analyser_version, r.key,
+                   r.value -> 'syscalls', r.value -> 'imports', r.value ->> 'unresolvedCount', r.value ->> 'indirect'
+            from objects o, json_each(o.facts, '$.reaches') r
+            where ${ofKey}
+            on conflict do nothing`);
+          tx.run(sql`
+            insert into object_exports (sha256, analyser, analyser_version, symbol, name, address, reach)
+            select o.sha256, o.analyser, o.analyser_version, e.value ->> 'symbol',
+                   substr(e.value ->> 'symbol', 1, instr((e.value ->> 'symbol') || '@', '@') - 1),
+                   e.value ->> 'address', e.value ->> 'reach'
+            from objects o, json_each(o.facts, '$.exports') e
+            where ${ofKey}
+            on conflict do nothing`);
+        },
+        { behavior: 'immediate' },
+      ),
+    );
+  }
+
+  async recordFailure(key: FactsKey, failure: AnalysisFailure, durationMs: number): Promise<void> {
+    assertSha256Hex(key.sha256);
+    await guarded('recordFailure', () =>
+      this.db
+        .insert(analyses)
+        .values({
+          sha256: key.sha256,
+          analyser: key.analyser,
+          analyserVersion: key.analyserVersion,
+          status: 'failed',
+          errorCode: failure.code,
+          errorMessage: failure.message,
+          durationMs: durationOf(durationMs),
+        })
+        .onConflictDoNothing()
+        .run(),
+    );
+  }
+
+  async exportsNamed(symbol: string): Promise<ExportSyscalls[]> {
+    const exact = symbol.includes('@') ? sql`and symbol = ${symbol}` : sql``;
+    const rows = await guarded('exportsNamed', () =>
+      this.db.all<{ sha256: string; soname: string | null; symbol: string; syscalls: string; indirect: number; analyser: string; analyser_version: number }>(
+        // PostgreSQL's `distinct on` is a window here: the newest analyser version per key.
+        sql`select e.sha256, o.soname, e.symbol, r.syscalls, r.indirect, e.analyser, e.analyser_version
+            from (select *, row_number() over (partition by sha256, symbol, analyser order by analyser_version desc) as newest
+                  from object_exports where name = ${symbolName(symbol)} ${exact}) e
+            join objects o on o.sha256 = e.sha256 and o.analyser = e.analyser and o.analyser_version = e.analyser_version
+            join object_reaches r on r.sha256 = e.sha256 and r.analyser = e.analyser and r.analyser_version = e.analyser_version
+                                  and r.reach = e.reach
+            where e.newest = 1`,
+      ),
+    );
+    return rows
+      .map((row) => ({
+        sha256: row.sha256,
+        ...(row.soname === null ? {} : { soname: row.soname }),
+        symbol: row.symbol,
+        syscalls: stringArray(row.syscalls),
+        indirect: row.indirect !== 0,
+        analyser: row.analyser,
+        analyserVersion: row.analyser_version,
+      }))
+      .sort(byExportOrder);
+  }
+
+  async get(digest: Digest, extractorVersion: number): Promise<LayerRecord | undefined> {
+    return guarded('get layer record', () =>
+      // One read transaction: the layer row and its files come from the same snapshot.
+      this.db.transaction((tx) => {
+        const [layer] = tx.select().from(layers).where(and(eq(layers.digest, digest), eq(layers.extractorVersion, extractorVersion))).all();
+        if (!layer) return undefined;
+        const files = tx
+          .all<FileRow>(
+            sql`select ordinal, path, type, mode, uid, gid, size, link_target, sha256, kind, elf_machine, interpreter
+                from layer_files where digest = ${digest} and extractor_version = ${extractorVersion}
+                order by ordinal`,
+          )
+          .map(layerFileOf);
+        return {
+          digest: layer.digest as Digest,
+          diffId: layer.diffId as Digest,
+          mediaType: layer.mediaType,
+          compressedBytes: layer.compressedBytes,
+          uncompressedBytes: layer.uncompressedBytes,
+          extractorVersion: layer.extractorVersion,
+          files,
+          whiteouts: layer.whiteouts,
+          opaqueDirs: layer.opaqueDirs,
+        };
+      }),
+    );
+  }
+
+  async put(record: LayerRecord): Promise<void> {
+    const key = { digest: record.digest, extractorVersion: record.extractorVersion };
+    await guarded('put layer record', () =>
+      this.db.transaction(
+        (tx) => {
+          const inserted = tx
+            .insert(layers)
+            .values({
+              ...key,
+              diffId: record.diffId,
+              mediaType: record.mediaType,
+              compressedBytes: record.compressedBytes,
+              uncompressedBytes: record.uncompressedBytes,
+              whiteouts: [...record.whiteouts],
+              opaqueDirs: [...record.opaqueDirs],
+            })
+            .onConflictDoNothing()
+            .returning({ digest: layers.digest })
+            .all();
+          if (inserted.length === 0) return;
+          // As in postgres.ts: batches of files as one JSON parameter each, expanded by the database.
+          for (let start = 0; start < record.files.length; start += LAYER_FILES_BATCH) {
+            const batch = JSON.stringify(record.files.slice(start, start + LAYER_FILES_BATCH));
+            tx.run(sql`
+              insert into layer_files (digest, extractor_version, ordinal, path, type, mode, uid, gid, size,
+                                       link_target, sha256, kind, elf_machine, interpreter)
+              select ${record.digest}, ${record.extractorVersion}, ${start} + f.key,
+                     json_extract(f.value, '$.path'), json_extract(f.value, '$.type'), json_extract(f.value, '$.mode'),
+                     json_extract(f.value, '$.uid'), json_extract(f.value, '$.gid'), json_extract(f.value, '$.size'),
+                     json_extract(f.value, '$.linkTarget'), json_extract(f.value, '$.sha256'), json_extract(f.value, '$.kind'),
+                     json_extract(f.value, '$.elfMachine'), json_extract(f.value, '$.interpreter')
+              from json_each(${batch}) f
+              where true`);
+          }
+        },
+        { behavior: 'immediate' },
+      ),
+    );
+  }
+
+  readonly scans: ScanCache = {
+    get: async (key) => {
+      const rows = await guarded('getScan', () => this.db.select({ result: scanResults.result }).from(scanResults).where(eq(scanResults.key, key)).all());
+      return rows[0] ? (JSON.parse(rows[0].result) as unknown) : undefined;
+    },
+    put: async (key, value) => {
+      await guarded('putScan', () => this.db.insert(scanResults).values({ key, result: JSON.stringify(value) }).onConflictDoNothing().run());
+    },
+  };
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `work` while holding `<file>.migrate.lock`, which holds the owner's pid: drizzle's SQLite
+ * migrator reads the applied migrations before it begins its transaction, so two processes that
+ * open a new file together would both try to create the tables. A lock whose process is gone
+ * (crash, kill -9) is taken over; a live owner is waited for (migrations take milliseconds).
+ */
+async function withMigrationLock<T>(file: string, work: () => T): Promise<T> {
+  const lockPath = `${file}.migrate.lock`;
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      const handle = await fs.open(lockPath, 'wx');
+      try {
+        await handle.writeFile(`${process.pid}\n`);
+      } finally {
+        await handle.close();
+      }
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number.parseInt(await fs.readFile(lockPath, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) {
+        await fs.rm(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new UnavailableError(`knowledge base ${file}: migrations held by process ${owner} (lock ${lockPath})`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  try {
+    return work();
+  } finally {
+    await fs.rm(lockPath, { force: true });
+  }
+}
+
+/** Opens (and creates, on first use) the embedded knowledge base in `file`, migrated to the current schema. */
+export async function openEmbeddedKnowledgeBase(file: string): Promise<KnowledgeBase> {
+  const folder = migrationsFolder('migrations-sqlite');
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const client = await guarded('open', () => new Database(file, { timeout: BUSY_TIMEOUT_MS }));
+  try {
+    client.pragma('journal_mode = WAL');
+    // WAL with synchronous=NORMAL: a commit is durable once the WAL is synced at checkpoint; a
+    // power loss may lose the last transactions but never corrupts the file. Facts can be recomputed.
+    client.pragma('synchronous = NORMAL');
+    client.pragma('foreign_keys = ON');
+    const db = drizzle({ client, schema });
+    await withMigrationLock(file, () => guarded('migrate', () => migrate(db, { migrationsFolder: folder })));
+    return new SqliteKnowledgeBase(db, () => client.close());
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+}
