@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { InvalidInputError, NotFoundError } from '../infra/errors.js';
-import type { AnalysisFailure } from '../store/kb/index.js';
+import { AbortedError, DockergateError, InvalidInputError, NotFoundError, PoisonedUnitError } from '../infra/errors.js';
+import type { AnalysisFailure, FactsKey } from '../store/kb/index.js';
 import type { ObjectFacts } from '../store/facts.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
 import type { Runtime } from './runtime.js';
@@ -42,6 +42,12 @@ export async function analyzeFiles(runtime: Runtime, paths: readonly string[]): 
 /**
  * Analyses objects already in the CAS (one `analyse-object` unit each, deduplicated by the bus and
  * answered from the knowledge base when known) and reads back their facts and failures.
+ *
+ * A unit that fails for good on the bus is that object's failure, not the scan's: the others go
+ * on. A poisoned unit (delivered its maximum number of times, its worker died or hung each time)
+ * is recorded in the knowledge base like any failed analysis, so the object is not tried again by
+ * this analyser version; any other final error of the unit is reported for this request only.
+ * Retryable errors (a service still away after the bus's retries) and cancellation fail the call.
  */
 export async function analyseObjects(
   runtime: Runtime,
@@ -49,15 +55,26 @@ export async function analyseObjects(
   signal?: AbortSignal,
 ): Promise<{ facts: Map<string, ObjectFacts>; failures: Map<string, AnalysisFailure>; cached: Set<string>; fresh: number }> {
   const unique = [...new Set(sha256s)];
+  const keyOf = (sha256: string): FactsKey => ({ sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version });
+  const unitFailures = new Map<string, AnalysisFailure>();
+  const kb = await runtime.kb();
   const done = await Promise.all(
-    unique.map((sha256) => {
+    unique.map(async (sha256): Promise<AnalyseObjectDone> => {
       const unit: AnalyseObjectUnit = { sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version };
-      return runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
+      try {
+        return await runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
+      } catch (err) {
+        if (!(err instanceof DockergateError) || err.retryable || err instanceof AbortedError) throw err;
+        const failure = { code: err.code, message: err.message };
+        if (err instanceof PoisonedUnitError) await kb.recordFailure(keyOf(sha256), failure, 0);
+        unitFailures.set(sha256, failure);
+        return { sha256, status: 'failed', cached: false };
+      }
     }),
   );
-  const kb = await runtime.kb();
-  const keys = unique.map((sha256) => ({ sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version }));
+  const keys = unique.map(keyOf);
   const [facts, failures] = await Promise.all([kb.getFacts(keys), kb.getFailures(keys)]);
+  for (const [sha256, failure] of unitFailures) if (!facts.has(sha256) && !failures.has(sha256)) failures.set(sha256, failure);
   return {
     facts,
     failures,

@@ -152,7 +152,7 @@ function buildProgram(): Command {
     if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
     const concurrency = flags.concurrency === undefined ? undefined : positiveInteger(flags.concurrency, '--concurrency');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
-    const health = await serveHealth('worker', flags, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }));
+    const health = await serveHealth('worker', flags, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }), () => ({ dockergate_objects_analysing: worker.analysing() }));
     process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
     await untilSignalled();
     health.stopping();
@@ -304,13 +304,14 @@ async function serveHealth(
   flags: HealthFlags,
   bus: JetStreamBus,
   counters: () => Record<string, number>,
+  gauges: () => Record<string, number> = () => ({}),
 ): Promise<{ stopping(): void; close(): Promise<void> }> {
   if (flags.healthPort === undefined) return { stopping: () => {}, close: async () => {} };
   const port = Number(flags.healthPort);
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new InvalidInputError('--health-port must be a port number (0: any free port)');
   const { startHealthServer } = await import('../infra/health.js');
   let ready = true;
-  const server = await startHealthServer(port, flags.healthAddress, { ready: () => ready, units: () => bus.stats, counters });
+  const server = await startHealthServer(port, flags.healthAddress, { ready: () => ready, units: () => bus.stats, counters, gauges });
   process.stderr.write(`dockergate ${role}: health on ${server.url}/healthz, /readyz, /metrics\n`);
   return { stopping: () => void (ready = false), close: () => server.close() };
 }

@@ -26,7 +26,7 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: ClusterConfig, limits: Limits, options: { concurrency?: number } = {}): Promise<RunningCoordinator> {
-  const services = await connectCluster(config, { concurrency: options.concurrency ?? 2 });
+  const services = await connectCluster(config, { concurrency: options.concurrency ?? 2, log });
   services.bus.handle<ScanImageUnit, ScanImageDone>(UNIT_SCAN_IMAGE, async (unit, context) => {
     const analyser = analyserNamed(unit.analyser);
     if (analyser.version !== unit.analyserVersion) {

@@ -23,6 +23,13 @@ export interface ClusterConfig {
   };
   /** `OTEL_EXPORTER_OTLP_ENDPOINT`: traces and metrics are exported only when set. */
   readonly otlpEndpoint?: string;
+  /**
+   * Bus tuning (infra/jetstream-bus.ts), each absent unless set: `DOCKERGATE_ACK_WAIT_MS` (a unit
+   * without heartbeat for this long is redelivered), `DOCKERGATE_MAX_DELIVER` (deliveries before a
+   * unit is a dead letter), `DOCKERGATE_MAX_RUN_MS` (longest run of one unit in one process). Every
+   * process of a deployment must use the same values: the first one to start creates the consumers.
+   */
+  readonly bus: { readonly ackWaitMs?: number; readonly maxDeliver?: number; readonly maxRunMs?: number };
 }
 
 /** Flags that override the environment (`--nats`, `--database`, `--s3-endpoint`, `--s3-bucket`). */
@@ -50,5 +57,18 @@ export function clusterConfig(flags: ClusterFlags = {}, env: NodeJS.ProcessEnv =
       forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ''),
     },
     ...(env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    bus: {
+      ...positive(env, 'DOCKERGATE_ACK_WAIT_MS', 'ackWaitMs'),
+      ...positive(env, 'DOCKERGATE_MAX_DELIVER', 'maxDeliver'),
+      ...positive(env, 'DOCKERGATE_MAX_RUN_MS', 'maxRunMs'),
+    },
   };
+}
+
+function positive<K extends string>(env: NodeJS.ProcessEnv, name: string, key: K): Partial<Record<K, number>> {
+  const text = env[name];
+  if (!text) return {};
+  const value = Number(text);
+  if (!(Number.isInteger(value) && value > 0)) throw new InvalidInputError(`${name} must be a positive integer, not ${JSON.stringify(text)}`);
+  return { [key]: value } as Partial<Record<K, number>>;
 }

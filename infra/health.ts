@@ -14,6 +14,8 @@ export interface HealthSource {
   units(): ReadonlyMap<string, UnitStats>;
   /** Further counters, `name → value` (names already prefixed `dockergate_`). */
   counters(): Readonly<Record<string, number>>;
+  /** Values that go up and down, `name → value`. */
+  gauges?(): Readonly<Record<string, number>>;
 }
 
 export interface HealthServer {
@@ -45,7 +47,7 @@ export async function startHealthServer(port: number, address: string, source: H
   };
 }
 
-const UNIT_METRICS: readonly [keyof UnitStats, string, string][] = [
+const UNIT_METRICS: readonly [Exclude<keyof UnitStats, 'running'>, string, string][] = [
   ['done', 'dockergate_units_done_total', 'Units answered with a result.'],
   ['failed', 'dockergate_units_failed_total', 'Units that failed for good (dead letters).'],
   ['redelivered', 'dockergate_units_redelivered_total', 'Deliveries that were not the unit\'s first.'],
@@ -61,6 +63,9 @@ function metricsText(source: HealthSource): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
     for (const [kind, stats] of units) lines.push(`${name}{kind="${kind}"} ${stats[field]}`);
   }
+  lines.push('# HELP dockergate_units_running Units running now.', '# TYPE dockergate_units_running gauge');
+  for (const [kind, stats] of units) lines.push(`dockergate_units_running{kind="${kind}"} ${stats.running}`);
   for (const [name, value] of Object.entries(source.counters())) lines.push(`# TYPE ${name} counter`, `${name} ${value}`);
+  for (const [name, value] of Object.entries(source.gauges?.() ?? {})) lines.push(`# TYPE ${name} gauge`, `${name} ${value}`);
   return `${lines.join('\n')}\n`;
 }

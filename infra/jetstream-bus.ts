@@ -55,6 +55,13 @@ export interface JetStreamBusOptions {
    * so a hung unit is redelivered and, on its last delivery, recorded as poisoned.
    */
   readonly maxRunMs: number;
+  /**
+   * How long a bus operation (publishing a unit, storing a result, an ack) is retried while NATS is
+   * unreachable before it fails with `UnavailableError`.
+   */
+  readonly reconnectBudgetMs: number;
+  /** One line per connection event (lost, back); nothing when absent. */
+  readonly log?: (line: string) => void;
 }
 
 export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamBusOptions, 'prefix'> = {
@@ -65,6 +72,7 @@ export const DEFAULT_JETSTREAM_OPTIONS: Omit<JetStreamBusOptions, 'prefix'> = {
   maxAckPending: 256,
   resultTtlMs: 24 * 3600_000,
   maxRunMs: 30 * 60_000,
+  reconnectBudgetMs: 120_000,
 };
 
 type StoredResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: WireError; readonly attempts: number };
@@ -99,6 +107,8 @@ export interface UnitStats {
   queueSeconds: number;
   /** Seconds units ran here, summed. */
   runSeconds: number;
+  /** Units running here now (a gauge). */
+  running: number;
 }
 
 interface Waiter {
@@ -161,6 +171,20 @@ export class JetStreamBus implements Bus {
   }
 
   private async setUp(): Promise<void> {
+    await this.ensureStreams();
+    this.results = await new Kvm(this.nc).create(`${this.options.prefix}-results`, { history: 1, ttl: this.options.resultTtlMs });
+    await this.watchResults();
+    this.advisories = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.stream}.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
+        void this.recordExhausted(advisory.stream_seq, advisory.deliveries).catch(() => {});
+      },
+    });
+    void this.watchConnection();
+  }
+
+  private async ensureStreams(): Promise<void> {
     // `streams.add` with an identical config is idempotent, so processes may start together.
     await this.jsm.streams.add({
       name: this.stream,
@@ -170,22 +194,75 @@ export class JetStreamBus implements Bus {
       duplicate_window: nanos(120_000),
     });
     await this.jsm.streams.add({ name: this.deadStream, subjects: [`${this.options.prefix}.dead.>`], storage: StorageType.File, duplicate_window: nanos(120_000) });
-    this.results = await new Kvm(this.nc).create(`${this.options.prefix}-results`, { history: 1, ttl: this.options.resultTtlMs });
+  }
+
+  /**
+   * Results reach waiters through one watch of the bucket. The watch is an ordered consumer that
+   * nats.js re-creates after missed heartbeats; should it end anyway, it is started again, and
+   * every pending request looks its key up once more (a result stored meanwhile is not missed).
+   */
+  private async watchResults(): Promise<void> {
     const watch = await this.results.watch({ include: KvWatchInclude.UpdatesOnly });
     this.stopWatch = () => watch.stop();
     void (async () => {
-      for await (const entry of watch) {
-        if (entry.operation !== 'PUT') continue;
-        this.deliver(entry.key, JSON.parse(entry.string()) as StoredResult);
+      try {
+        for await (const entry of watch) {
+          if (entry.operation !== 'PUT') continue;
+          this.deliver(entry.key, JSON.parse(entry.string()) as StoredResult);
+        }
+      } catch {
+        // Re-established below.
+      }
+      while (!this.stopping && !this.nc.isClosed()) {
+        try {
+          await this.watchResults();
+          await this.recheckWaiters();
+          return;
+        } catch {
+          await sleep(500);
+        }
       }
     })();
-    this.advisories = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.stream}.*`, {
-      callback: (err, msg) => {
-        if (err) return;
-        const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
-        void this.recordExhausted(advisory.stream_seq, advisory.deliveries).catch(() => {});
-      },
-    });
+  }
+
+  /** Pending requests look their result up again (after a reconnection or a new watch). */
+  private async recheckWaiters(): Promise<void> {
+    for (const key of [...this.waiters.keys()]) {
+      const stored = await this.results.get(key).catch(() => null);
+      if (stored && stored.operation === 'PUT') this.deliver(key, JSON.parse(stored.string()) as StoredResult);
+    }
+  }
+
+  /** Logs connection changes; after a reconnection, results stored while away reach their waiters. */
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') this.options.log?.(`NATS connection lost (${status.server}); reconnecting`);
+      else if (status.type === 'reconnect') {
+        this.options.log?.(`NATS connection back (${status.server})`);
+        void this.recheckWaiters();
+      }
+    }
+  }
+
+  /**
+   * Runs one bus operation, trying again while NATS is unreachable (a reconnection, a restarting
+   * server that does not answer JetStream requests yet), for at most `reconnectBudgetMs`. Every
+   * operation retried here is idempotent: publishes carry a `Nats-Msg-Id`, puts replace, acks of an
+   * acked message are ignored.
+   */
+  private async retrying<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.options.reconnectBudgetMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await operation();
+      } catch (err) {
+        if (!isTransientNatsError(err) || this.nc.isClosed() || Date.now() >= deadline) {
+          if (err instanceof DockergateError) throw err;
+          throw new UnavailableError(`NATS: ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+        await sleep(Math.min(2_000, 100 * 2 ** attempt));
+      }
+    }
   }
 
   private deliver(key: string, result: StoredResult): void {
@@ -195,21 +272,25 @@ export class JetStreamBus implements Bus {
     for (const waiter of waiting) waiter.resolve(result);
   }
 
+  private async ensureConsumer(kind: string): Promise<Consumer> {
+    await this.jsm.consumers.add(this.stream, {
+      durable_name: this.durable(kind),
+      filter_subject: this.subject(kind),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(this.options.ackWaitMs),
+      max_deliver: this.options.maxDeliver,
+      max_ack_pending: this.options.maxAckPending,
+    });
+    return this.js.consumers.get(this.stream, this.durable(kind));
+  }
+
   handle<P, R>(kind: string, handler: UnitHandler<P, R>): void {
     if (this.stats.has(kind)) throw new Error(`a handler for ${kind} is already registered`);
     if (!NAME.test(kind)) throw new TypeError(`unit kind must match ${NAME}: ${JSON.stringify(kind)}`);
     const untyped = handler as UnitHandler<unknown, unknown>;
-    this.stats.set(kind, { done: 0, failed: 0, redelivered: 0, retried: 0, queueSeconds: 0, runSeconds: 0 });
+    this.stats.set(kind, { done: 0, failed: 0, redelivered: 0, retried: 0, queueSeconds: 0, runSeconds: 0, running: 0 });
     const started = this.ready.then(async () => {
-      await this.jsm.consumers.add(this.stream, {
-        durable_name: this.durable(kind),
-        filter_subject: this.subject(kind),
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(this.options.ackWaitMs),
-        max_deliver: this.options.maxDeliver,
-        max_ack_pending: this.options.maxAckPending,
-      });
-      const consumer = await this.js.consumers.get(this.stream, this.durable(kind));
+      const consumer = { current: await this.ensureConsumer(kind) };
       await Promise.all(Array.from({ length: this.options.concurrency }, () => this.pullLoop(consumer, untyped, kind)));
     });
     this.loops.push(started);
@@ -218,18 +299,30 @@ export class JetStreamBus implements Bus {
   /**
    * One slot of one kind: pulls a unit, runs it, repeats, so each kind has at most `concurrency`
    * units delivered to this process, every one of them running. Kinds have their own slots: a
-   * slot that waited on an empty queue of one kind must not delay the units of another.
+   * slot that waited on an empty queue of one kind must not delay the units of another. A pull
+   * that fails (NATS away) is tried again; a consumer or stream the server no longer has (a server
+   * that lost its state) is created again. Nothing a unit does ends the loop.
    */
-  private async pullLoop(consumer: Consumer, handler: UnitHandler<unknown, unknown>, kind: string): Promise<void> {
+  private async pullLoop(consumer: { current: Consumer }, handler: UnitHandler<unknown, unknown>, kind: string): Promise<void> {
     while (!this.stopping) {
       let msg: JsMsg | null;
       try {
-        msg = await consumer.next({ expires: PULL_EXPIRES_MS });
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        msg = await consumer.current.next({ expires: PULL_EXPIRES_MS });
+      } catch (err) {
+        if (this.stopping) break;
+        if (isMissingResource(err)) {
+          try {
+            await this.ensureStreams();
+            consumer.current = await this.ensureConsumer(kind);
+            this.options.log?.(`re-created the ${kind} consumer (the server had lost it)`);
+          } catch {
+            // Tried again on the next failed pull.
+          }
+        }
+        await sleep(500);
         continue;
       }
-      if (msg) await this.run(msg, kind, handler);
+      if (msg) await this.run(msg, kind, handler).catch((err: unknown) => this.options.log?.(`${kind} unit: ${err instanceof Error ? err.message : String(err)}`));
     }
   }
 
@@ -240,42 +333,51 @@ export class JetStreamBus implements Bus {
     const started = performance.now();
     if (attempts > 1) stats.redelivered++;
     else stats.queueSeconds += Math.max(0, Date.now() - Number(msg.info.timestampNanos) / 1e6) / 1000;
+    stats.running++;
     let payload: unknown;
-    const heartbeat = setInterval(() => msg.working(), Math.max(100, Math.floor(this.options.ackWaitMs / 3)));
+    const heartbeat = setInterval(() => working(msg), Math.max(100, Math.floor(this.options.ackWaitMs / 3)));
     const abort = new AbortController();
     const deadline = setTimeout(() => {
       clearInterval(heartbeat);
       abort.abort();
     }, this.options.maxRunMs);
     try {
-      payload = JSON.parse(msg.string()) as unknown;
-      const overdue = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new AbortedError('work unit ran past maxRunMs')), { once: true }));
-      const value = await Promise.race([handler(payload, { signal: abort.signal, working: () => msg.working() }), overdue]);
+      let outcome: { ok: true; value: unknown } | { ok: false; error: WireError };
+      try {
+        payload = JSON.parse(msg.string()) as unknown;
+        const overdue = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new AbortedError('work unit ran past maxRunMs')), { once: true }));
+        const value = await Promise.race([handler(payload, { signal: abort.signal, working: () => working(msg) }), overdue]);
+        outcome = { ok: true, value: value ?? null };
+      } catch (err) {
+        if (abort.signal.aborted) return; // past maxRunMs: left to redelivery, counted by the server
+        const retryable = err instanceof DockergateError && err.retryable;
+        if (retryable && (attempts < this.options.maxDeliver || this.stopping)) {
+          const backoff = this.options.backoffMs;
+          // While stopping, handed back at once to a process that is not stopping.
+          msg.nak(this.stopping ? undefined : (backoff[Math.min(attempts - 1, backoff.length - 1)] ?? 1_000));
+          if (!this.stopping) stats.retried++;
+          return;
+        }
+        outcome = { ok: false, error: toWireError(err) };
+      }
       if (abort.signal.aborted) return;
-      await this.store(kind, id, { ok: true, value: value ?? null });
-      await msg.ackAck();
-      stats.done++;
-    } catch (err) {
-      if (abort.signal.aborted) return; // past maxRunMs: left to redelivery, counted by the server
-      const retryable = err instanceof DockergateError && err.retryable;
-      if (retryable && attempts < this.options.maxDeliver && !this.stopping) {
-        const backoff = this.options.backoffMs;
-        msg.nak(backoff[Math.min(attempts - 1, backoff.length - 1)] ?? 1_000);
-        stats.retried++;
-        return;
+      // The outcome is the unit's; storing it and the ack are the bus's and are retried while NATS
+      // is away. Should they fail for good, the unit is left unacked: its redelivery finds the
+      // handler's durable result (the knowledge base) and only answers.
+      if (outcome.ok) {
+        await this.retrying(`storing the result of ${kind} ${id}`, () => this.store(kind, id, { ok: true, value: outcome.value }));
+        await this.retrying(`acking ${kind} ${id}`, () => msg.ackAck());
+        stats.done++;
+      } else {
+        await this.fail(kind, id, payload, outcome.error, attempts);
+        msg.term(outcome.error.message.slice(0, 200));
+        stats.failed++;
+        await this.jsm.streams.deleteMessage(this.stream, msg.seq).catch(() => {});
       }
-      if (this.stopping && retryable) {
-        msg.nak();
-        return;
-      }
-      stats.failed++;
-      const error = toWireError(err);
-      await this.fail(kind, id, payload, error, attempts);
-      msg.term(error.message.slice(0, 200));
-      await this.jsm.streams.deleteMessage(this.stream, msg.seq).catch(() => {});
     } finally {
       clearInterval(heartbeat);
       clearTimeout(deadline);
+      stats.running--;
       stats.runSeconds += (performance.now() - started) / 1000;
     }
   }
@@ -291,8 +393,8 @@ export class JetStreamBus implements Bus {
   /** A final failure: stored as the unit's result and kept in the dead-letter stream. */
   private async fail(kind: string, id: string, payload: unknown, error: WireError, attempts: number): Promise<void> {
     const letter: DeadLetter = { kind, id, payload: payload ?? null, error, attempts, at: new Date().toISOString() };
-    await this.js.publish(`${this.options.prefix}.dead.${kind}`, JSON.stringify(letter), { msgID: `${kind}:${id}:${attempts}` });
-    await this.store(kind, id, { ok: false, error, attempts });
+    await this.retrying(`recording the dead letter of ${kind} ${id}`, () => this.js.publish(`${this.options.prefix}.dead.${kind}`, JSON.stringify(letter), { msgID: `${kind}:${id}:${attempts}` }));
+    await this.retrying(`storing the failure of ${kind} ${id}`, () => this.store(kind, id, { ok: false, error, attempts }));
   }
 
   /** The server gave up redelivering a unit: record it as poisoned and take it off the queue. */
@@ -328,13 +430,13 @@ export class JetStreamBus implements Bus {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       // The watch started before this look-up: a result stored from here on reaches the waiter.
-      const stored = await this.results.get(key);
+      const stored = await this.retrying(`looking up the result of ${kind} ${id}`, () => this.results.get(key));
       if (stored && stored.operation === 'PUT') this.deliver(key, JSON.parse(stored.string()) as StoredResult);
       else {
         const headers = natsHeaders();
         headers.set(UNIT_ID_HEADER, id);
         headers.set(UNIT_KIND_HEADER, kind);
-        await this.js.publish(this.subject(kind), JSON.stringify(payload), { msgID: `${kind}:${id}`, headers });
+        await this.retrying(`publishing ${kind} ${id}`, () => this.js.publish(this.subject(kind), JSON.stringify(payload), { msgID: `${kind}:${id}`, headers }));
       }
       const result = await answered;
       if (result.ok) return result.value as R;
@@ -374,4 +476,31 @@ export class JetStreamBus implements Bus {
     await this.ready.catch(() => {});
     for (const name of [this.stream, this.deadStream, `KV_${this.options.prefix}-results`]) await this.jsm.streams.delete(name).catch(() => false);
   }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A heartbeat is best effort: while NATS is away it is buffered, on a closed connection dropped. */
+function working(msg: JsMsg): void {
+  try {
+    msg.working();
+  } catch {
+    // The ack wait decides.
+  }
+}
+
+/** JetStream API error codes of a server that is up but not serving JetStream yet (restarting). */
+const JS_NOT_READY = new Set([10008 /* JetStream temporarily unavailable */, 10023 /* insufficient resources */]);
+
+/** An error after which the same NATS operation may succeed: a lost connection, a server not ready yet. */
+function isTransientNatsError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'JetStreamApiError') return JS_NOT_READY.has((err as { code?: number }).code ?? 0) || (err as { status?: number }).status === 503;
+  if (['ClosedConnectionError', 'DrainingConnectionError', 'InvalidArgumentError', 'InvalidSubjectError', 'AuthorizationError', 'PermissionViolationError'].includes(err.name)) return false;
+  return ['TimeoutError', 'NoResponders', 'RequestError', 'ConnectionError', 'JetStreamError', 'JetStreamStatusError', 'JetStreamNotEnabled'].includes(err.name) || /timeout|no responders|disconnect|connection|not ready/i.test(err.message);
+}
+
+/** The server no longer has the stream or consumer (it lost its state): they are created again. */
+function isMissingResource(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'ConsumerNotFoundError' || err.name === 'StreamNotFoundError' || /consumer not found|stream not found|no stream found/i.test(err.message));
 }

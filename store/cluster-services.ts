@@ -23,7 +23,7 @@ export async function connectCluster(config: ClusterConfig, busOptions: Partial<
     await cas.ensureBucket();
     const kb = await openPostgresKnowledgeBase(config.databaseUrl);
     opened.push(kb);
-    const bus = await JetStreamBus.connect(config.natsUrl, { prefix: config.prefix, ...busOptions });
+    const bus = await JetStreamBus.connect(config.natsUrl, { prefix: config.prefix, ...config.bus, ...busOptions });
     opened.push(bus);
     return {
       bus,

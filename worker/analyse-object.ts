@@ -1,7 +1,9 @@
 import { AbortedError, DockergateError } from '../infra/errors.js';
-import type { Bus } from '../infra/bus.js';
+import type { Bus, UnitContext } from '../infra/bus.js';
+import { retryUnavailable } from '../infra/retry.js';
 import type { Cas } from '../store/cas.js';
-import type { KnowledgeBase } from '../store/kb/index.js';
+import type { ObjectFacts } from '../store/facts.js';
+import type { FactsKey, KnowledgeBase } from '../store/kb/index.js';
 import type { Analyser } from './analyser.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, UNIT_ANALYSE_OBJECT } from './contracts.js';
 
@@ -12,6 +14,12 @@ export interface ObjectAnalyserDeps {
   readonly analyser: (name: string) => Promise<Analyser>;
   /** Analyses actually run (not answered from the knowledge base), for tests and progress. */
   readonly counters: { analysed: number; failed: number };
+  /** Analyses running now (a gauge of cluster workers), when counted. */
+  readonly running?: { analysing: number };
+  /** TEST-ONLY (worker/serve.ts): awaited once an analysis starts, before the object is read. */
+  readonly beforeAnalysis?: (sha256: string, signal: AbortSignal) => Promise<void>;
+  /** Called when a write to the knowledge base is tried again (a cluster worker logs it). */
+  readonly onRetry?: (err: unknown) => void;
 }
 
 /**
@@ -32,22 +40,36 @@ export function registerObjectAnalyser(bus: Bus, deps: ObjectAnalyserDeps): void
       // A coordinator and a worker of different builds: not the object's fault, not recorded.
       throw new Error(`unit asks for ${unit.analyser} v${unit.analyserVersion}, this worker runs v${analyser.version}`);
     }
-    const bytes = await deps.cas.get(unit.sha256);
-    const started = performance.now();
-    context.working();
+    if (deps.running) deps.running.analysing++;
     try {
-      const facts = await analyser.analyze(bytes, unit.sha256, context);
-      deps.counters.analysed++;
-      await kb.putFacts(facts, Math.round(performance.now() - started));
-      return { sha256: unit.sha256, status: 'ok', cached: false };
-    } catch (err) {
-      // Infrastructure trouble (retryable errors, a thread that cannot start: not ours) and
-      // cancellation say nothing about the object: not recorded.
-      if (!(err instanceof DockergateError) || err instanceof AbortedError || err.retryable) throw err;
-      deps.counters.failed++;
-      const failure = { code: err.code, message: err.message };
-      await kb.recordFailure(key, failure, Math.round(performance.now() - started));
-      return { sha256: unit.sha256, status: 'failed', cached: false };
+      await deps.beforeAnalysis?.(unit.sha256, context.signal);
+      return await analyse(unit, key, kb, analyser, deps, context);
+    } finally {
+      if (deps.running) deps.running.analysing--;
     }
   });
+}
+
+async function analyse(unit: AnalyseObjectUnit, key: FactsKey, kb: KnowledgeBase, analyser: Analyser, deps: ObjectAnalyserDeps, context: UnitContext): Promise<AnalyseObjectDone> {
+  const bytes = await deps.cas.get(unit.sha256);
+  const started = performance.now();
+  context.working();
+  // The outcome is known once the analysis ends: a knowledge base away for a moment must not make
+  // a redelivery of the unit redo it, so its write is tried again here first.
+  const durably = (write: () => Promise<void>): Promise<void> => retryUnavailable(write, { signal: context.signal, working: context.working, ...(deps.onRetry ? { onRetry: deps.onRetry } : {}) });
+  let facts: ObjectFacts;
+  try {
+    facts = await analyser.analyze(bytes, unit.sha256, context);
+  } catch (err) {
+    // Infrastructure trouble (retryable errors, a thread that cannot start: not ours) and
+    // cancellation say nothing about the object: not recorded.
+    if (!(err instanceof DockergateError) || err instanceof AbortedError || err.retryable) throw err;
+    deps.counters.failed++;
+    const failure = { code: err.code, message: err.message };
+    await durably(() => kb.recordFailure(key, failure, Math.round(performance.now() - started)));
+    return { sha256: unit.sha256, status: 'failed', cached: false };
+  }
+  deps.counters.analysed++;
+  await durably(() => kb.putFacts(facts, Math.round(performance.now() - started)));
+  return { sha256: unit.sha256, status: 'ok', cached: false };
 }

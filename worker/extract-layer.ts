@@ -3,6 +3,7 @@ import { EXTRACTOR_VERSION, extractLayer } from '../extractor/layer-extract.js';
 import type { LayerDescriptor } from '../extractor/types.js';
 import type { Bus } from '../infra/bus.js';
 import type { Limits } from '../infra/limits.js';
+import { retryUnavailable } from '../infra/retry.js';
 import type { Cas } from '../store/cas.js';
 import type { LayerRecordStore } from '../store/layer-records.js';
 import { type ExtractLayerDone, type ExtractLayerUnit, UNIT_EXTRACT_LAYER } from './contracts.js';
@@ -26,7 +27,7 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
     if (known) return { digest: known.digest, extractorVersion: EXTRACTOR_VERSION, cached: true, files: known.files.length };
     const blob = await deps.blobs.open(unit.image, unit.layer, context.signal);
     const record = await extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
-    await deps.records.put(record);
+    await retryUnavailable(() => deps.records.put(record), context);
     return { digest: record.digest, extractorVersion: EXTRACTOR_VERSION, cached: false, files: record.files.length };
   });
 }

@@ -5,6 +5,7 @@
  * SIGTERM/SIGINT: stop pulling, let running units finish, close the services, exit 0.
  */
 import os from 'node:os';
+import { AbortedError } from '../infra/errors.js';
 import { Readable } from 'node:stream';
 import type { ClusterConfig } from '../infra/cluster-config.js';
 import type { Limits } from '../infra/limits.js';
@@ -13,6 +14,10 @@ import { registerObjectAnalyser } from './analyse-object.js';
 import { AnalysisPool } from './analysis-pool.js';
 import { analyserRegistry } from './analysers.js';
 import { type LayerBlobs, registerLayerExtractor } from './extract-layer.js';
+
+const log = (line: string): void => {
+  process.stderr.write(`dockergate worker: ${line}\n`);
+};
 
 export type WorkerRole = 'extract' | 'analyse';
 export const WORKER_ROLES: readonly WorkerRole[] = ['extract', 'analyse'];
@@ -26,16 +31,19 @@ export interface WorkerOptions {
 export interface RunningWorker {
   readonly services: ClusterServices;
   readonly counters: { analysed: number; failed: number };
+  /** Analyses running now. */
+  readonly analysing: () => number;
   /** Stops pulling, waits for running units, closes everything. */
   stop(): Promise<void>;
 }
 
 export async function startWorker(config: ClusterConfig, limits: Limits, options: WorkerOptions): Promise<RunningWorker> {
   const concurrency = Math.max(1, options.concurrency ?? os.availableParallelism());
-  const services = await connectCluster(config, { concurrency });
+  const services = await connectCluster(config, { concurrency, log });
   const { bus, cas, kb } = services;
   const counters = { analysed: 0, failed: 0 };
   let pool: AnalysisPool | undefined;
+  const running = { analysing: 0 };
   if (options.roles.includes('extract')) {
     const blobs: LayerBlobs = {
       // Staged under the blob's digest; `get` verifies the SHA-256 before a byte is used.
@@ -47,11 +55,20 @@ export async function startWorker(config: ClusterConfig, limits: Limits, options
   }
   if (options.roles.includes('analyse')) {
     pool = new AnalysisPool(limits, concurrency);
-    registerObjectAnalyser(bus, { cas, kb: async () => kb, analyser: analyserRegistry(limits, pool), counters });
+    registerObjectAnalyser(bus, {
+      cas,
+      kb: async () => kb,
+      analyser: analyserRegistry(limits, pool),
+      counters,
+      running,
+      beforeAnalysis: testHook(process.env),
+      onRetry: (err) => log(`retrying: ${err instanceof Error ? err.message : String(err)}`),
+    });
   }
   return {
     services,
     counters,
+    analysing: () => running.analysing,
     async stop() {
       await bus.close();
       await pool?.close();
@@ -59,4 +76,26 @@ export async function startWorker(config: ClusterConfig, limits: Limits, options
       cas.close();
     },
   };
+}
+
+/**
+ * TEST-ONLY hooks, read from the environment of a worker process; never set them in a deployment.
+ * They let the fault tests (test/cluster-faults.test.ts) strike while a worker is in the middle of
+ * an analysis: `DOCKERGATE_TEST_ANALYSIS_DELAY_MS` makes every analysis wait that long once it has
+ * started (before the object is read from S3), and `DOCKERGATE_TEST_HANG_SHA256` makes the
+ * analysis of that object never end until its unit is aborted past `maxRunMs`, as an object that
+ * hangs its worker would.
+ */
+function testHook(env: NodeJS.ProcessEnv): ((sha256: string, signal: AbortSignal) => Promise<void>) | undefined {
+  const delayMs = Number(env.DOCKERGATE_TEST_ANALYSIS_DELAY_MS ?? 0) || 0;
+  const hang = env.DOCKERGATE_TEST_HANG_SHA256;
+  if (!delayMs && !hang) return undefined;
+  return (sha256, signal) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = sha256 === hang ? undefined : setTimeout(resolve, delayMs);
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(new AbortedError(`analysis of sha256:${sha256} cancelled`));
+      }, { once: true });
+    });
 }
