@@ -17,11 +17,17 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
-import { type ScanResult, scanImage, storedScan } from './scan.js';
+import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from './scan.js';
 import { type ExportSummary, reachOf } from '../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE } from '../worker/contracts.js';
 import type { JetStreamBus } from '../infra/jetstream-bus.js';
+import type { HealthSource } from '../infra/health.js';
+import { spanSync, startTelemetry, type Telemetry, withSpan } from '../infra/telemetry.js';
+import { PACKAGE_VERSION } from '../infra/versions.js';
+import { roundTripCounters } from '../infra/round-trips.js';
+import type { ServiceLog } from '../infra/log.js';
+import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -65,9 +71,10 @@ function sourceOptionsOf(flags: ImageFlags): InspectOptions['source'] {
   };
 }
 
-function buildProgram(): Command {
+function buildProgram(telemetry: Telemetry): Command {
   const program = new Command('dockergate')
     .description('Static analysis of container images into tight seccomp profiles')
+    .version(versionText(), '-V, --version', 'print the version and those of the extractor, analysers and generator')
     .showHelpAfterError()
     .exitOverride();
 
@@ -104,11 +111,12 @@ function buildProgram(): Command {
     .option('--k8s <file>', 'also write a Kubernetes SeccompProfile (security-profiles-operator) YAML')
     .option('--report <file>', 'also write the JSON report (witness path per syscall, decisions)')
     .option('--graph <file>', 'also write a DOT graph of programs and libraries')
-    .option('--errno <EPERM|ENOSYS>', 'errno of denied syscalls', 'EPERM')
-    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: string }) => {
+    .addOption(new Option('--errno <errno>', 'errno of denied syscalls').choices(['EPERM', 'ENOSYS']).default('EPERM'))
+    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS' }) => {
       await withScan(ref, flags, async (result) => {
-        if (flags.errno !== 'EPERM' && flags.errno !== 'ENOSYS') throw new Error('--errno must be EPERM or ENOSYS');
-        const { profile, dropped } = buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno });
+        const { profile, dropped } = spanSync('policy', { 'dockergate.syscalls': result.syscalls.size }, () =>
+          buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno }),
+        );
         await fs.writeFile(flags.output, `${JSON.stringify(profile, null, 2)}\n`);
         if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, profileName(result.reference)));
         if (flags.report) await fs.writeFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`);
@@ -146,20 +154,20 @@ function buildProgram(): Command {
       .option('--roles <list>', 'comma-separated roles: extract, analyse', 'extract,analyse')
       .option('--concurrency <n>', 'units of each role run at once (default: the number of cores)'),
   ).action(async (flags: ClusterFlags & HealthFlags & { roles: string; concurrency?: string }) => {
-    const { startWorker, WORKER_ROLES } = await import('../worker/serve.js');
+    const { startWorker, WORKER_ROLES, log } = await import('../worker/serve.js');
     const roles = flags.roles.split(',').map((role) => role.trim());
     const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
     if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
     const concurrency = flags.concurrency === undefined ? undefined : positiveInteger(flags.concurrency, '--concurrency');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
-    const health = await serveHealth('worker', flags, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }), () => ({ dockergate_objects_analysing: worker.analysing() }));
-    process.stderr.write(`dockergate worker: ${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units\n`);
+    const health = await serveHealth(log, flags, telemetry, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }), () => ({ dockergate_objects_analysing: worker.analysing() }));
+    log(`${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units`);
     await untilSignalled();
     health.stopping();
-    process.stderr.write('dockergate worker: stopping (finishing running units)\n');
+    log('stopping (finishing running units)');
     await worker.stop();
     await health.close();
-    process.stderr.write(`dockergate worker: stopped after ${worker.counters.analysed} analyses (${worker.counters.failed} failed)\n`);
+    log(`stopped after ${worker.counters.analysed} analyses (${worker.counters.failed} failed)`);
   });
 
   processOptions(
@@ -169,13 +177,13 @@ function buildProgram(): Command {
       .option('--concurrency <n>', 'scans planned at once', '2'),
   ).action(async (flags: ClusterFlags & HealthFlags & { concurrency: string }) => {
     const concurrency = positiveInteger(flags.concurrency, '--concurrency');
-    const { startCoordinator } = await import('./serve.js');
+    const { startCoordinator, log } = await import('./serve.js');
     const coordinator = await startCoordinator(clusterConfig(flags), DEFAULT_LIMITS, { concurrency });
-    const health = await serveHealth('coordinator', flags, coordinator.services.bus, () => ({}));
-    process.stderr.write(`dockergate coordinator: up to ${concurrency} scans at once; waiting for scans\n`);
+    const health = await serveHealth(log, flags, telemetry, coordinator.services.bus, () => ({}));
+    log(`up to ${concurrency} scans at once; waiting for scans`);
     await untilSignalled();
     health.stopping();
-    process.stderr.write('dockergate coordinator: stopping (finishing running scans)\n');
+    log('stopping (finishing running scans)');
     await coordinator.stop();
     await health.close();
   });
@@ -281,7 +289,9 @@ async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<t
     const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${config.prefix} (dockergate coordinator)\n`), 10_000);
     let done: ScanImageDone;
     try {
-      done = await runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit);
+      done = await withSpan('scan request', { 'dockergate.reference': ref }, () =>
+        runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit),
+      );
     } finally {
       clearTimeout(waiting);
     }
@@ -299,20 +309,24 @@ interface HealthFlags {
 }
 
 /** `--health-port`: /healthz, /readyz and /metrics of a cluster process (infra/health.ts); off without it. */
+/** The process's counters on `/metrics` (with `--health-port`) and as OpenTelemetry metrics (with an OTLP endpoint). */
 async function serveHealth(
-  role: string,
+  log: ServiceLog,
   flags: HealthFlags,
+  telemetry: Telemetry,
   bus: JetStreamBus,
   counters: () => Record<string, number>,
   gauges: () => Record<string, number> = () => ({}),
 ): Promise<{ stopping(): void; close(): Promise<void> }> {
-  if (flags.healthPort === undefined) return { stopping: () => {}, close: async () => {} };
+  let ready = true;
+  const source: HealthSource = { ready: () => ready, units: () => bus.stats, counters: () => ({ ...counters(), ...roundTripCounters() }), gauges };
+  telemetry.exportMetrics(source);
+  if (flags.healthPort === undefined) return { stopping: () => void (ready = false), close: async () => {} };
   const port = Number(flags.healthPort);
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new InvalidInputError('--health-port must be a port number (0: any free port)');
   const { startHealthServer } = await import('../infra/health.js');
-  let ready = true;
-  const server = await startHealthServer(port, flags.healthAddress, { ready: () => ready, units: () => bus.stats, counters, gauges });
-  process.stderr.write(`dockergate ${role}: health on ${server.url}/healthz, /readyz, /metrics\n`);
+  const server = await startHealthServer(port, flags.healthAddress, source);
+  log(`health on ${server.url}/healthz, /readyz, /metrics`);
   return { stopping: () => void (ready = false), close: () => server.close() };
 }
 
@@ -449,7 +463,26 @@ function inspectText(result: InspectResult, withFiles: boolean): string {
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  // Spans are exported only when OTEL_EXPORTER_OTLP_ENDPOINT is set. A command is one trace (its
+  // root span); a service's units each continue the trace of whoever sent them.
+  const command = argv[2] ?? '';
+  const service = command === 'worker' || command === 'coordinator';
+  const telemetry = await startTelemetry({ service: service ? `dockergate-${command}` : 'dockergate' });
+  try {
+    const program = buildProgram(telemetry);
+    return service ? await runProgram(program, argv) : await withSpan(`dockergate ${command}`, {}, () => runProgram(program, argv));
+  } finally {
+    await telemetry.shutdown();
+  }
+}
+
+/** The dockergate version and the versions that decide whether stored results are current. */
+function versionText(): string {
+  const analysers = [...ANALYSERS.values()].map((a) => `${a.name} ${a.version}`).join(', ');
+  return `dockergate ${PACKAGE_VERSION} (extractor ${EXTRACTOR_VERSION}, analysers: ${analysers}, generator ${SCAN_GENERATOR_VERSION})`;
+}
+
+async function runProgram(program: Command, argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync([...argv]);
     // Commands report failure of what they checked (a failed analysis, a failed verify) this way.

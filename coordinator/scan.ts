@@ -10,7 +10,7 @@
  *   can exec (absolute paths in its strings; `system`/`popen` → /bin/sh), interpreter extension
  *   modules. Every decision, and everything the analysis is unsure of, goes into the result.
  */
-import type { ImageConfig } from '../extractor/types.js';
+import type { ImageConfig, LayerRecord, OpenedImage } from '../extractor/types.js';
 import { DockergateError } from '../infra/errors.js';
 import type { ObjectFacts } from '../store/facts.js';
 import type { AnalyserIdentity } from '../worker/analysers.js';
@@ -24,6 +24,7 @@ import { parseReference } from '../extractor/reference.js';
 import { peekImageDigest } from '../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LoadedObject, linkFacts } from './link.js';
+import { spanSync, withSpan } from '../infra/telemetry.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './policy.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { loadShellParser, scriptCommands } from './shell.js';
@@ -121,7 +122,16 @@ export async function storedScan(runtime: Runtime, key: string, reference: strin
   return stored ? fromStored(stored, reference) : undefined;
 }
 
-export async function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
+/** Scans one image (one trace span `scan`, with `extract layers`, `plan` and `link` inside). */
+export function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
+  return withSpan('scan', { 'dockergate.reference': referenceText }, async (span) => {
+    const result = await scanUntraced(runtime, referenceText, options);
+    span.setAttributes({ 'dockergate.manifest_digest': result.manifestDigest, 'dockergate.syscalls': result.syscalls.size, 'dockergate.objects_analysed': result.analysed.fresh });
+    return result;
+  });
+}
+
+async function scanUntraced(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
   // Sources that know the digest cheaply (the daemon's image ID) are checked before opening.
   const peeked = await peekImageDigest(parseReference(referenceText), {
     ...options.source,
@@ -133,20 +143,40 @@ export async function scanImage(runtime: Runtime, referenceText: string, options
     if (early) return fromStored(early, referenceText);
   }
   const image = await openImageFor(runtime, referenceText, options);
-  const key = scanCacheKey(image.manifestDigest, runtime.analyser, Boolean(options.strict));
-  const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
-  if (stored) {
+  let open = true;
+  const closeImage = async (): Promise<void> => {
+    if (open) {
+      open = false;
+      await image.close();
+    }
+  };
+  try {
+    const key = scanCacheKey(image.manifestDigest, runtime.analyser, Boolean(options.strict));
+    const stored = (await runtime.scans.get(key)) as StoredScan | undefined;
     // A rescan of an unchanged image: the manifest was read, nothing else is.
-    await image.close();
-    return fromStored(stored, image.reference);
+    if (stored) return fromStored(stored, image.reference);
+    // Single-flight per image: while another coordinator plans it, this one waits, then finds
+    // the stored scan (concurrent scans of one image in one process likewise).
+    const kb = await runtime.kb();
+    return await kb.exclusive(`scan ${key}`, async () => {
+      const finished = (await runtime.scans.get(key)) as StoredScan | undefined;
+      if (finished) return fromStored(finished, image.reference);
+      const { records } = await withSpan('extract layers', { 'dockergate.layers': image.layers.length }, () => extractImage(runtime, image, options));
+      await closeImage();
+      return planAndStore(runtime, key, image, records, options);
+    });
+  } finally {
+    await closeImage();
   }
-  const { records } = await extractImage(runtime, image, options);
-  await image.close();
+}
+
+/** Links the extracted image from its entrypoint, and stores the finished scan under `key`. */
+async function planAndStore(runtime: Runtime, key: string, image: OpenedImage, records: readonly LayerRecord[], options: ScanOptions): Promise<ScanResult> {
   const tree = ImageTree.fromLayers(records, runtime.limits);
   await loadShellParser();
   const config = image.config;
   const planner = new ScanPlanner(runtime, tree, config, options);
-  await planner.run();
+  await withSpan('plan', {}, () => planner.run());
   const result: ScanResult = {
     reference: image.reference,
     manifestDigest: image.manifestDigest,
@@ -370,7 +400,7 @@ class ScanPlanner {
     const considered = new Set<string>();
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6; round++) {
-      const linked = linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime });
+      const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () => linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime }));
       const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via);
       if (added === 0 || round === 5) {
         for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);

@@ -9,15 +9,14 @@
 import { InvalidInputError } from '../infra/errors.js';
 import type { ClusterConfig } from '../infra/cluster-config.js';
 import type { Limits } from '../infra/limits.js';
+import { serviceLog } from '../infra/log.js';
 import { type ClusterServices, connectCluster } from '../store/cluster-services.js';
 import { analyserNamed } from '../worker/analysers.js';
 import { type ScanImageDone, type ScanImageUnit, UNIT_SCAN_IMAGE } from '../worker/contracts.js';
 import { clusterRuntime } from './cluster.js';
 import { scanCacheKey, scanImage } from './scan.js';
 
-const log = (line: string): void => {
-  process.stderr.write(`dockergate coordinator: ${line}\n`);
-};
+export const log = serviceLog('dockergate-coordinator');
 
 export interface RunningCoordinator {
   readonly services: ClusterServices;

@@ -6,6 +6,7 @@
  */
 import pLimit from 'p-limit';
 import { AbortedError, DockergateError } from './errors.js';
+import { withSpan } from './telemetry.js';
 
 export interface UnitContext {
   readonly signal: AbortSignal;
@@ -49,7 +50,9 @@ export class InProcessBus implements Bus {
     const key = `${kind}:${id}`;
     const existing = this.inFlight.get(key);
     if (existing) return existing as Promise<R>;
-    const run = this.limit(() => this.attempt(handler, payload, signal ?? new AbortController().signal)).finally(() =>
+    const run = this.limit(() =>
+      withSpan(`unit ${kind}`, { 'dockergate.unit.kind': kind, 'dockergate.unit.id': id }, () => this.attempt(handler, payload, signal ?? new AbortController().signal)),
+    ).finally(() =>
       this.inFlight.delete(key),
     );
     this.inFlight.set(key, run);

@@ -21,8 +21,6 @@ export interface ClusterConfig {
     /** `S3_FORCE_PATH_STYLE=1|true`. */
     readonly forcePathStyle: boolean;
   };
-  /** `OTEL_EXPORTER_OTLP_ENDPOINT`: traces and metrics are exported only when set. */
-  readonly otlpEndpoint?: string;
   /**
    * Bus tuning (infra/jetstream-bus.ts), each absent unless set: `DOCKERGATE_ACK_WAIT_MS` (a unit
    * without heartbeat for this long is redelivered), `DOCKERGATE_MAX_DELIVER` (deliveries before a
@@ -56,7 +54,6 @@ export function clusterConfig(flags: ClusterFlags = {}, env: NodeJS.ProcessEnv =
       region: env.S3_REGION || 'us-east-1',
       forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ''),
     },
-    ...(env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
     bus: {
       ...positive(env, 'DOCKERGATE_ACK_WAIT_MS', 'ackWaitMs'),
       ...positive(env, 'DOCKERGATE_MAX_DELIVER', 'maxDeliver'),

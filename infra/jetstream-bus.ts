@@ -34,6 +34,8 @@ import { type KV, KvWatchInclude, Kvm } from '@nats-io/kv';
 import { connect, headers as natsHeaders, type NatsConnection, nanos, type Subscription } from '@nats-io/transport-node';
 import type { Bus, UnitHandler } from './bus.js';
 import { AbortedError, DockergateError, PoisonedUnitError, RemoteUnitError, toWireError, UnavailableError, type WireError } from './errors.js';
+import { roundTrip } from './round-trips.js';
+import { extractTraceContext, injectTraceContext, withSpan } from './telemetry.js';
 
 export interface JetStreamBusOptions {
   /** Names every stream, consumer, subject and bucket of this deployment: `[A-Za-z0-9_-]+`. */
@@ -254,7 +256,7 @@ export class JetStreamBus implements Bus {
     const deadline = Date.now() + this.options.reconnectBudgetMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await operation();
+        return await roundTrip('nats', operation);
       } catch (err) {
         if (!isTransientNatsError(err) || this.nc.isClosed() || Date.now() >= deadline) {
           if (err instanceof DockergateError) throw err;
@@ -346,7 +348,11 @@ export class JetStreamBus implements Bus {
       try {
         payload = JSON.parse(msg.string()) as unknown;
         const overdue = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new AbortedError('work unit ran past maxRunMs')), { once: true }));
-        const value = await Promise.race([handler(payload, { signal: abort.signal, working: () => working(msg) }), overdue]);
+        // The unit's span continues the requester's trace (its `traceparent` header).
+        const parent = extractTraceContext((name) => msg.headers?.get(name) || undefined);
+        const attributes = { 'dockergate.unit.kind': kind, 'dockergate.unit.id': id, 'dockergate.unit.delivery': attempts };
+        const running = withSpan(`unit ${kind}`, attributes, () => handler(payload, { signal: abort.signal, working: () => working(msg) }), parent);
+        const value = await Promise.race([running, overdue]);
         outcome = { ok: true, value: value ?? null };
       } catch (err) {
         if (abort.signal.aborted) return; // past maxRunMs: left to redelivery, counted by the server
@@ -436,6 +442,7 @@ export class JetStreamBus implements Bus {
         const headers = natsHeaders();
         headers.set(UNIT_ID_HEADER, id);
         headers.set(UNIT_KIND_HEADER, kind);
+        injectTraceContext((name, value) => headers.set(name, value));
         await this.retrying(`publishing ${kind} ${id}`, () => this.js.publish(this.subject(kind), JSON.stringify(payload), { msgID: `${kind}:${id}`, headers }));
       }
       const result = await answered;

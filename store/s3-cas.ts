@@ -15,6 +15,7 @@ import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { DigestMismatchError, NotFoundError, UnavailableError } from '../infra/errors.js';
+import { roundTrip } from '../infra/round-trips.js';
 import { type Cas, casKey, type Sha256Hex } from './cas.js';
 
 export interface S3CasConfig {
@@ -53,6 +54,8 @@ export class S3Cas implements Cas {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
     });
+    // Every request (with the SDK's retries) is an `s3` round trip; a body read after it is another (get).
+    this.client.middlewareStack.add((next) => (args) => roundTrip('s3', () => next(args)), { step: 'initialize', name: 'dockergateRoundTrips' });
     this.where = `S3 bucket ${config.bucket}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
     this.spoolDir = config.spoolDir ?? path.join(os.tmpdir(), 'dockergate-spool');
   }
@@ -116,7 +119,7 @@ export class S3Cas implements Cas {
     let bytes: Buffer;
     try {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: casKey(sha256) }));
-      bytes = Buffer.from(await answer.Body!.transformToByteArray());
+      bytes = Buffer.from(await roundTrip('s3', () => answer.Body!.transformToByteArray()));
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(`blob sha256:${sha256} is not in ${this.where}`, { cause: err });
       throw this.unavailable(err);

@@ -223,6 +223,8 @@ interface Driver {
   kb(): KnowledgeBase;
   /** Closes the shared knowledge base and opens the same store again (migrations run again). */
   reopen(): Promise<void>;
+  /** Another instance on the same store, as a second process would open (the caller closes it). */
+  another(): Promise<KnowledgeBase>;
   /** Two opens at the same time of a store never opened before. */
   concurrentOpens(t: TestContext): Promise<void>;
   teardown(): Promise<void>;
@@ -244,6 +246,7 @@ function embeddedDriver(): Driver {
       assert.ok(shared, 'knowledge base not open');
       return shared;
     },
+    another: () => openEmbeddedKnowledgeBase(file),
     async reopen() {
       // A second open while the first is still open, as a second dockergate process would.
       const second = await openEmbeddedKnowledgeBase(file);
@@ -304,6 +307,7 @@ function postgresDriver(): Driver {
       assert.ok(shared, 'knowledge base not open');
       return shared;
     },
+    another: () => openPostgresKnowledgeBase(url),
     async reopen() {
       // A second open while the first is still open, as a second worker would.
       const second = await openPostgresKnowledgeBase(url);
@@ -517,6 +521,30 @@ for (const driver of [embeddedDriver(), postgresDriver()]) {
       await driver.reopen();
       assert.deepEqual(await driver.kb().getFacts([keyOf(facts)]), new Map([[facts.sha256, facts]]));
       assert.deepEqual(await driver.kb().get(record.digest, record.extractorVersion), record);
+    });
+
+    it('runs exclusive work for one name one holder at a time, across store instances', async () => {
+      const other = await driver.another();
+      try {
+        const events: string[] = [];
+        const hold = (who: string, kb: KnowledgeBase, name: string) =>
+          kb.exclusive(name, async () => {
+            events.push(`${who} in`);
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            events.push(`${who} out`);
+            return who;
+          });
+        const held = await Promise.all([hold('a', driver.kb(), 'image X'), hold('b', other, 'image X'), hold('c', other, 'image Y')]);
+        assert.deepEqual(held, ['a', 'b', 'c']);
+        const at = (event: string) => events.indexOf(event);
+        assert.ok(at('a out') < at('b in') || at('b out') < at('a in'), `holders of one name overlap: ${events.join(', ')}`);
+        assert.ok(at('c in') < Math.min(at('a out'), at('b out')), `another name waits: ${events.join(', ')}`);
+        // A failed holder releases the name.
+        await assert.rejects(driver.kb().exclusive('image X', async () => Promise.reject(new Error('boom'))), /boom/);
+        assert.equal(await other.exclusive('image X', async () => 'free'), 'free');
+      } finally {
+        await other.close();
+      }
     });
 
     it('handles two opens of a new store at the same time', async (t) => {

@@ -1,6 +1,7 @@
 import { AbortedError, DockergateError } from '../infra/errors.js';
 import type { Bus, UnitContext } from '../infra/bus.js';
 import { retryUnavailable } from '../infra/retry.js';
+import { withSpan } from '../infra/telemetry.js';
 import type { Cas } from '../store/cas.js';
 import type { ObjectFacts } from '../store/facts.js';
 import type { FactsKey, KnowledgeBase } from '../store/kb/index.js';
@@ -59,7 +60,9 @@ async function analyse(unit: AnalyseObjectUnit, key: FactsKey, kb: KnowledgeBase
   const durably = (write: () => Promise<void>): Promise<void> => retryUnavailable(write, { signal: context.signal, working: context.working, ...(deps.onRetry ? { onRetry: deps.onRetry } : {}) });
   let facts: ObjectFacts;
   try {
-    facts = await analyser.analyze(bytes, unit.sha256, context);
+    facts = await withSpan('object analysis', { 'dockergate.sha256': unit.sha256, 'dockergate.analyser': unit.analyser, 'dockergate.bytes': bytes.length }, () =>
+      analyser.analyze(bytes, unit.sha256, context),
+    );
   } catch (err) {
     // Infrastructure trouble (retryable errors, a thread that cannot start: not ours) and
     // cancellation say nothing about the object: not recorded.

@@ -4,6 +4,7 @@ import type { LayerDescriptor } from '../extractor/types.js';
 import type { Bus } from '../infra/bus.js';
 import type { Limits } from '../infra/limits.js';
 import { retryUnavailable } from '../infra/retry.js';
+import { withSpan } from '../infra/telemetry.js';
 import type { Cas } from '../store/cas.js';
 import type { LayerRecordStore } from '../store/layer-records.js';
 import { type ExtractLayerDone, type ExtractLayerUnit, UNIT_EXTRACT_LAYER } from './contracts.js';
@@ -25,8 +26,10 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
   bus.handle<ExtractLayerUnit, ExtractLayerDone>(UNIT_EXTRACT_LAYER, async (unit, context) => {
     const known = await deps.records.get(unit.layer.digest, EXTRACTOR_VERSION);
     if (known) return { digest: known.digest, extractorVersion: EXTRACTOR_VERSION, cached: true, files: known.files.length };
-    const blob = await deps.blobs.open(unit.image, unit.layer, context.signal);
-    const record = await extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
+    const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, async () => {
+      const blob = await deps.blobs.open(unit.image, unit.layer, context.signal);
+      return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
+    });
     await retryUnavailable(() => deps.records.put(record), context);
     return { digest: record.digest, extractorVersion: EXTRACTOR_VERSION, cached: false, files: record.files.length };
   });

@@ -9,15 +9,14 @@ import { AbortedError } from '../infra/errors.js';
 import { Readable } from 'node:stream';
 import type { ClusterConfig } from '../infra/cluster-config.js';
 import type { Limits } from '../infra/limits.js';
+import { serviceLog } from '../infra/log.js';
 import { type ClusterServices, connectCluster } from '../store/cluster-services.js';
 import { registerObjectAnalyser } from './analyse-object.js';
 import { AnalysisPool } from './analysis-pool.js';
 import { analyserRegistry } from './analysers.js';
 import { type LayerBlobs, registerLayerExtractor } from './extract-layer.js';
 
-const log = (line: string): void => {
-  process.stderr.write(`dockergate worker: ${line}\n`);
-};
+export const log = serviceLog('dockergate-worker');
 
 export type WorkerRole = 'extract' | 'analyse';
 export const WORKER_ROLES: readonly WorkerRole[] = ['extract', 'analyse'];

@@ -16,12 +16,14 @@
  * - `object_reaches` and `object_exports` rows are derived from the stored facts by the database,
  *   in the transaction that stores them, so the rows and the facts never disagree.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DrizzleQueryError } from 'drizzle-orm';
 import type { FileKind, FileType, LayerFile } from '../../extractor/types.js';
 import { DockergateError, NotFoundError, UnavailableError } from '../../infra/errors.js';
+import { roundTrip } from '../../infra/round-trips.js';
 import type { ObjectFacts } from '../facts.js';
 import type { LayerRecordStore } from '../layer-records.js';
 import type { ScanCache } from '../scan-cache.js';
@@ -71,6 +73,13 @@ export interface KnowledgeBase extends LayerRecordStore {
   exportsNamed(symbol: string): Promise<ExportSyscalls[]>;
   /** Finished scans, shared by every coordinator of a cluster (the embedded mode keeps them in files). */
   readonly scans: ScanCache;
+  /**
+   * Runs `work` while no other holder of `name` runs: single-flight per image, so two coordinators
+   * never plan the same image at once (the second waits, then finds the first one's stored scan).
+   * PostgreSQL: a session advisory lock, released when `work` ends or its process dies. SQLite:
+   * within this process only (embedded processes are independent; their writes are idempotent).
+   */
+  exclusive<T>(name: string, work: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -110,10 +119,10 @@ function dbError(err: unknown, operation: string): Error {
   return new Error(text, { cause: root });
 }
 
-/** Runs one store operation (synchronous or not) and converts its errors with `dbError`. */
+/** Runs one store operation (synchronous or not), timed as a `db` round trip, and converts its errors with `dbError`. */
 export async function guarded<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
   try {
-    return await run();
+    return await roundTrip('db', run);
   } catch (err) {
     throw dbError(err, operation);
   }
@@ -175,6 +184,31 @@ export function layerFileOf(row: FileRow): LayerFile {
   if (row.elf_machine !== null) file.elfMachine = row.elf_machine;
   if (row.interpreter !== null) file.interpreter = row.interpreter;
   return file;
+}
+
+/** The signed 64-bit advisory-lock key of a name: the first 8 bytes of its SHA-256. */
+export function lockKeyOf(name: string): string {
+  return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Single-flight within one process: `work` for a name starts once the previous holder's has
+ * settled. (The SQLite store's `exclusive`; the PostgreSQL store's runs across processes.)
+ */
+export class LocalLocks {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(name) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(work);
+    const tail = mine.catch(() => undefined);
+    this.tails.set(name, tail);
+    try {
+      return await mine;
+    } finally {
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+    }
+  }
 }
 
 /** Orders `exportsNamed` results the same way in both stores (code points, not a collation). */

@@ -18,6 +18,7 @@ import {
   keysNotIn,
   LAYER_FILES_BATCH,
   layerFileOf,
+  lockKeyOf,
   migrationsFolder,
   symbolName,
   uniqueKeys,
@@ -51,7 +52,7 @@ class PostgresKnowledgeBase implements KnowledgeBase {
 
   constructor(
     private readonly db: Db,
-    private readonly release: () => Promise<void>,
+    private readonly pool: pg.Pool,
   ) {}
 
   async getFacts(keys: readonly FactsKey[]): Promise<Map<string, ObjectFacts>> {
@@ -282,10 +283,43 @@ class PostgresKnowledgeBase implements KnowledgeBase {
     },
   };
 
+  async exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const key = lockKeyOf(name);
+    // A session lock lives on one connection: held for the whole of `work`, dropped with it.
+    const client = await guarded('connect for lock', () => this.pool.connect());
+    let healthy = true;
+    // A checked-out client that loses its server emits 'error'; unheard, it would end the process.
+    // The lock is gone with the session then: `work` goes on (its writes are idempotent, so at
+    // worst a second coordinator plans the same image too) and the client is discarded.
+    const lost = (): void => {
+      healthy = false;
+    };
+    client.on('error', lost);
+    try {
+      await guarded('lock', () => client.query('select pg_advisory_lock($1::bigint)', [key])).catch((err: unknown) => {
+        healthy = false;
+        throw err;
+      });
+      try {
+        return await work();
+      } finally {
+        if (healthy) {
+          await client.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => {
+            healthy = false;
+          });
+        }
+      }
+    } finally {
+      client.off('error', lost);
+      // A discarded connection ends its session, and any lock it held with it.
+      client.release(!healthy);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.release();
+    await this.pool.end();
   }
 }
 
@@ -317,5 +351,5 @@ export async function openPostgresKnowledgeBase(url: string): Promise<KnowledgeB
   // crash the process. The pool discards the client, and the next query reports the failure.
   pool.on('error', () => undefined);
   const db = drizzleNodePg({ client: pool, schema });
-  return new PostgresKnowledgeBase(db, () => pool.end());
+  return new PostgresKnowledgeBase(db, pool);
 }

@@ -28,6 +28,7 @@ import {
   keysNotIn,
   LAYER_FILES_BATCH,
   layerFileOf,
+  LocalLocks,
   migrationsFolder,
   symbolName,
   uniqueKeys,
@@ -41,6 +42,9 @@ import * as schema from './schema-sqlite.js';
 import { analyses, layers, objects, scanResults } from './schema-sqlite.js';
 
 type Db = BetterSQLite3Database<typeof schema>;
+
+/** `exclusive` holders of this process, shared by every open store (one per process is usual). */
+const PROCESS_LOCKS = new LocalLocks();
 
 /** How long a statement waits for another process's write transaction before it fails (SQLITE_BUSY). */
 const BUSY_TIMEOUT_MS = 15_000;
@@ -291,6 +295,10 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       await guarded('putScan', () => this.db.insert(scanResults).values({ key, result: JSON.stringify(value) }).onConflictDoNothing().run());
     },
   };
+
+  exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return PROCESS_LOCKS.run(name, work);
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
