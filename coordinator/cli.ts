@@ -160,7 +160,7 @@ function buildProgram(telemetry: Telemetry): Command {
     if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
     const concurrency = flags.concurrency === undefined ? undefined : positiveInteger(flags.concurrency, '--concurrency');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
-    const health = await serveHealth(log, flags, telemetry, worker.services.bus, () => ({ dockergate_objects_analysed_total: worker.counters.analysed, dockergate_objects_failed_total: worker.counters.failed }), () => ({ dockergate_objects_analysing: worker.analysing() }));
+    const health = await serveHealth(log, flags, telemetry, worker.services.bus, () => worker.metrics(), () => ({ dockergate_objects_analysing: worker.analysing() }));
     log(`${roles.join(', ')}, ${concurrency ?? 'one unit per core'}; waiting for units`);
     await untilSignalled();
     health.stopping();

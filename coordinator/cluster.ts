@@ -3,8 +3,9 @@
  * worker processes through NATS JetStream (infra/jetstream-bus.ts), blobs live in S3
  * (store/s3-cas.ts), and layer records, facts and finished scans in PostgreSQL (store/kb). The
  * planner (scan, inspect, analyze) runs unchanged on top, so a profile is the same bytes in both
- * modes. Layers of images opened here are staged into S3 under their blob digest before their
- * units are sent, so any worker can extract them.
+ * modes. Registry layers are fetched by the worker that extracts them; layers of the other sources
+ * (daemon, archives, layouts: files of this machine) are staged into S3 under their blob digest
+ * before their units are sent, so any worker can extract them.
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -12,6 +13,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
+import { parseReference } from '../extractor/reference.js';
 import { VerifyingStream } from '../extractor/streams.js';
 import type { Limits } from '../infra/limits.js';
 import type { ClusterServices } from '../store/cluster-services.js';
@@ -35,6 +37,8 @@ export function clusterRuntime(limits: Limits, services: ClusterServices, option
     limits,
     analyser: options.analyser ?? DEFAULT_ANALYSER,
     async share(image, wrap) {
+      // Registry layers are fetched by the workers themselves (worker/serve.ts): nothing to stage.
+      if (parseReference(image.reference).transport === 'docker') return () => {};
       // A layer whose record exists is never read again; the others go to S3 once, under the
       // SHA-256 of the blob as the source holds it (the unit's layer digest).
       for (const layer of image.layers) {

@@ -27,7 +27,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
   const bus = new InProcessBus({ concurrency: Math.max(1, Math.min(os.availableParallelism(), 4)), maxAttempts: 3, backoffMs: 250 });
   const shared = new Map<string, { image: OpenedImage; wrap?: (layer: LayerDescriptor, blob: Readable) => Readable }>();
   const blobs: LayerBlobs = {
-    async open(reference, layer, signal) {
+    async open({ image: reference, layer }, signal) {
       const entry = shared.get(reference);
       if (!entry) throw new NotFoundError(`image ${reference} is not open in this process`);
       const blob = await entry.image.openLayer(layer, signal);

@@ -91,7 +91,7 @@ export async function extractImage(
           runtime.bus.request<ExtractLayerUnit, ExtractLayerDone>(
             UNIT_EXTRACT_LAYER,
             extractLayerUnitId(layer, EXTRACTOR_VERSION),
-            { image: image.reference, layer },
+            { image: image.reference, layer, ...(options.source.insecure ? { insecure: true } : {}) },
             options.signal,
           ),
         ),

@@ -12,6 +12,8 @@ export interface ExtractLayerUnit {
   /** The image reference the layer is read from. */
   readonly image: string;
   readonly layer: LayerDescriptor;
+  /** A registry image opened with `--insecure`: a worker that fetches the layer may too. */
+  readonly insecure?: boolean;
 }
 
 export interface ExtractLayerDone {

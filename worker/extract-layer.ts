@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import { EXTRACTOR_VERSION, extractLayer } from '../extractor/layer-extract.js';
-import type { LayerDescriptor } from '../extractor/types.js';
 import type { Bus } from '../infra/bus.js';
 import type { Limits } from '../infra/limits.js';
 import { retryUnavailable } from '../infra/retry.js';
@@ -9,9 +8,12 @@ import type { Cas } from '../store/cas.js';
 import type { LayerRecordStore } from '../store/layer-records.js';
 import { type ExtractLayerDone, type ExtractLayerUnit, UNIT_EXTRACT_LAYER } from './contracts.js';
 
-/** Where a worker reads layer bytes from: the opened images in process, the registry in a cluster. */
+/**
+ * Where a worker reads a unit's layer bytes from: the opened images in process; in a cluster the
+ * registry (registry images) or the blob the coordinator staged in S3 (the other sources).
+ */
 export interface LayerBlobs {
-  open(image: string, layer: LayerDescriptor, signal: AbortSignal): Promise<Readable>;
+  open(unit: ExtractLayerUnit, signal: AbortSignal): Promise<Readable>;
 }
 
 export interface LayerExtractorDeps {
@@ -19,6 +21,8 @@ export interface LayerExtractorDeps {
   readonly records: LayerRecordStore;
   readonly blobs: LayerBlobs;
   readonly limits: Limits;
+  /** Layers this process extracted (cached units not counted). */
+  readonly counters?: { extracted: number };
 }
 
 /** Handles `extract-layer` units: skip known layers, else stream, record and store. */
@@ -27,10 +31,11 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
     const known = await deps.records.get(unit.layer.digest, EXTRACTOR_VERSION);
     if (known) return { digest: known.digest, extractorVersion: EXTRACTOR_VERSION, cached: true, files: known.files.length };
     const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, async () => {
-      const blob = await deps.blobs.open(unit.image, unit.layer, context.signal);
+      const blob = await deps.blobs.open(unit, context.signal);
       return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
     });
     await retryUnavailable(() => deps.records.put(record), context);
+    if (deps.counters) deps.counters.extracted++;
     return { digest: record.digest, extractorVersion: EXTRACTOR_VERSION, cached: false, files: record.files.length };
   });
 }

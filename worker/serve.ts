@@ -7,6 +7,8 @@
 import os from 'node:os';
 import { AbortedError } from '../infra/errors.js';
 import { Readable } from 'node:stream';
+import { parseReference } from '../extractor/reference.js';
+import { openRegistryLayer } from '../extractor/sources/registry.js';
 import type { ClusterConfig } from '../infra/cluster-config.js';
 import type { Limits } from '../infra/limits.js';
 import { serviceLog } from '../infra/log.js';
@@ -32,6 +34,8 @@ export interface RunningWorker {
   readonly counters: { analysed: number; failed: number };
   /** Analyses running now. */
   readonly analysing: () => number;
+  /** This worker's own counters, named for `/metrics`. */
+  metrics(): Record<string, number>;
   /** Stops pulling, waits for running units, closes everything. */
   stop(): Promise<void>;
 }
@@ -43,14 +47,27 @@ export async function startWorker(config: ClusterConfig, limits: Limits, options
   const counters = { analysed: 0, failed: 0 };
   let pool: AnalysisPool | undefined;
   const running = { analysing: 0 };
+  const fetched = { layers: 0, bytes: 0 };
+  const extraction = { extracted: 0 };
   if (options.roles.includes('extract')) {
     const blobs: LayerBlobs = {
-      // Staged under the blob's digest; `get` verifies the SHA-256 before a byte is used.
-      async open(_image, layer) {
-        return Readable.from(await cas.get(layer.digest.slice('sha256:'.length)));
+      async open(unit, signal) {
+        const reference = parseReference(unit.image);
+        if (reference.transport === 'docker') {
+          // Registry layers are fetched by the worker that extracts them (the unit id is the
+          // layer digest, so a blob shared by many images is fetched once by the fleet).
+          const blob = await openRegistryLayer(reference, { limits, insecure: Boolean(unit.insecure), signal }, unit.layer, signal);
+          fetched.layers++;
+          blob.on('data', (chunk: Buffer) => {
+            fetched.bytes += chunk.length;
+          });
+          return blob;
+        }
+        // Staged by the coordinator under the blob's digest; `get` verifies the SHA-256.
+        return Readable.from(await cas.get(unit.layer.digest.slice('sha256:'.length)));
       },
     };
-    registerLayerExtractor(bus, { cas, records: kb, blobs, limits });
+    registerLayerExtractor(bus, { cas, records: kb, blobs, limits, counters: extraction });
   }
   if (options.roles.includes('analyse')) {
     pool = new AnalysisPool(limits, concurrency);
@@ -68,6 +85,13 @@ export async function startWorker(config: ClusterConfig, limits: Limits, options
     services,
     counters,
     analysing: () => running.analysing,
+    metrics: () => ({
+      dockergate_objects_analysed_total: counters.analysed,
+      dockergate_objects_failed_total: counters.failed,
+      dockergate_layers_extracted_total: extraction.extracted,
+      dockergate_registry_layers_fetched_total: fetched.layers,
+      dockergate_registry_bytes_fetched_total: fetched.bytes,
+    }),
     async stop() {
       await bus.close();
       await pool?.close();

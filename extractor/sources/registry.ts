@@ -303,6 +303,9 @@ interface RequestSpec {
   readonly passStatus?: (status: number) => boolean;
 }
 
+/** What talking to a registry needs of the source options. */
+export type RegistryOptions = Pick<SourceOptions, 'limits' | 'insecure' | 'dockerConfigPath' | 'signal'>;
+
 /** One registry repository as seen by one opened image: scheme, auth state, requests. */
 class RegistryClient {
   private base: URL;
@@ -317,7 +320,7 @@ class RegistryClient {
 
   constructor(
     readonly ref: RegistryReference,
-    readonly options: SourceOptions,
+    readonly options: RegistryOptions,
   ) {
     const [first, ...rest] = registrySchemes(ref.registry, options.insecure).map((scheme) =>
       registryBaseUrl(ref.registry, scheme),
@@ -700,6 +703,16 @@ async function openRegistryImage(ref: RegistryReference, options: SourceOptions)
     openLayer: (layer, signal) => client.openLayer(layer, signal),
     close: async () => undefined,
   };
+}
+
+/**
+ * One layer blob of `ref`'s repository, verified as `OpenedImage.openLayer` verifies it, without
+ * reading the manifest again: what a cluster worker fetches for an `extract-layer` unit whose
+ * image lives in a registry (credentials from the worker's own Docker config, as for `open`).
+ */
+export function openRegistryLayer(ref: RegistryReference, options: RegistryOptions, layer: LayerDescriptor, signal?: AbortSignal): Promise<Readable> {
+  checkReference(ref);
+  return new RegistryClient(ref, options).openLayer(layer, signal);
 }
 
 /**
