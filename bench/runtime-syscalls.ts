@@ -1,13 +1,13 @@
 /**
  * Measures which syscalls the container runtime itself makes between loading the seccomp filter and
- * exec'ing the entrypoint (runc under Docker); `coordinator/runtime-syscalls.ts` records the result.
+ * exec'ing the entrypoint (runc under Docker); `coordinator/plan/runtime-syscalls.ts` records the result.
  *
  *   node --import tsx bench/runtime-syscalls.ts [--image dockergate-test/base:bookworm]
  *        [--variants root,user,named,readonly] [--trace 10] [--repeat 30] [--json out.json]
  *
  * The entrypoint is a static program built here with `-nostdlib` whose only syscall is `exit_group(0)`
  * (inline asm), bind-mounted into the image: every other syscall after the filter is the runtime's.
- * Profiles are written by `coordinator/policy.ts` exactly as the product writes them (EPERM default
+ * Profiles are written by `coordinator/output/policy.ts` exactly as the product writes them (EPERM default
  * plus the ENOSYS rule); candidates are Docker's unconditional default list, under which the probe
  * starts. A run passes when `docker run` exits 0.
  *
@@ -37,7 +37,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import type { Platform } from '../extractor/types.js';
-import { DEFAULT_PROFILE_SYSCALLS, dockerProfile } from '../coordinator/policy.js';
+import { dockerProfile } from '../coordinator/output/policy.js';
+import { DEFAULT_PROFILE_SYSCALLS } from '../coordinator/plan/platforms.js';
 
 const run = promisify(execFile);
 

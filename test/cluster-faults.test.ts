@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { baseImageId, buildImage } from '../bench/corpus/build.js';
 import { selectImages } from '../bench/corpus/images.js';
 import { JetStreamBus } from '../infra/jetstream-bus.js';
-import type { ScanReport } from '../coordinator/report.js';
+import type { ScanReport } from '../coordinator/output/report.js';
 import {
   analysesOf,
   assertSameOutputs,

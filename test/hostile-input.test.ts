@@ -7,9 +7,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import { embeddedRuntime } from '../coordinator/embedded.js';
-import { SymlinkLoopError } from '../coordinator/image-tree.js';
-import { type InspectResult, inspectImage } from '../coordinator/inspect.js';
+import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
+import { SymlinkLoopError } from '../coordinator/plan/image-tree.js';
+import { type InspectResult, inspectImage } from '../coordinator/plan/inspect.js';
 import {
   DigestMismatchError,
   DockergateError,

@@ -13,8 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
-import { embeddedRuntime } from '../coordinator/embedded.js';
-import { fileJson, type InspectResult, inspectImage } from '../coordinator/inspect.js';
+import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
+import { fileJson, type InspectResult, inspectImage } from '../coordinator/plan/inspect.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { tempDir } from './helpers/layers.js';
 

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { ImageTree } from '../coordinator/image-tree.js';
+import { ImageTree } from '../coordinator/plan/image-tree.js';
 import { extractLayer } from '../extractor/layer-extract.js';
 import type { LayerRecord } from '../extractor/types.js';
 import { DEFAULT_LIMITS, limitsWith } from '../infra/limits.js';

@@ -89,7 +89,7 @@ const ONE_SYSCALL_EXPORTS: readonly (readonly [string, readonly string[]])[] = [
 
 /**
  * The syscalls of an export (the default version, `@@`, when the libc versions its symbols), with
- * the callbacks it hands out once an indirect call is reached, as coordinator/link.ts enters them
+ * the callbacks it hands out once an indirect call is reached, as coordinator/plan/link.ts enters them
  * (musl's setuid makes its syscall in a callback of `__synccall`).
  */
 function exportReach(facts: ObjectFacts, name: string): readonly string[] | undefined {

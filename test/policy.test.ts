@@ -16,17 +16,16 @@ import Docker from 'dockerode';
 import { parse } from 'yaml';
 import {
   buildDockerProfile,
-  DEFAULT_PROFILE_SYSCALLS,
-  DOCKER_DEFAULT_FALLBACK_SYSCALLS,
   type DockerSeccompProfile,
   dockerProfile,
   ENOSYS,
   EPERM,
   kubernetesProfile,
   validateSeccompProfileCrd,
-} from '../coordinator/policy.js';
-import { RUNTIME_SYSCALLS } from '../coordinator/runtime-syscalls.js';
-import { demuxDockerLogs, verifyImage } from '../coordinator/verify.js';
+} from '../coordinator/output/policy.js';
+import { DEFAULT_PROFILE_SYSCALLS, DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../coordinator/plan/platforms.js';
+import { RUNTIME_SYSCALLS } from '../coordinator/plan/runtime-syscalls.js';
+import { demuxDockerLogs, verifyImage } from '../coordinator/cli/verify.js';
 import type { Platform } from '../extractor/types.js';
 import { UnsupportedError } from '../infra/errors.js';
 import { syscallTable } from '../worker/syscalls/index.js';
@@ -236,7 +235,7 @@ describe('verifyImage with the real Docker daemon', { timeout: 300_000 }, () => 
   });
 
   it('knows the runtime syscalls it measured', () => {
-    assert.ok(RUNTIME_SYSCALLS.length > 0, 'coordinator/runtime-syscalls.ts is empty');
+    assert.ok(RUNTIME_SYSCALLS.length > 0, 'coordinator/plan/runtime-syscalls.ts is empty');
     for (const { name, reason } of RUNTIME_SYSCALLS) {
       assert.ok(syscallTable('x86_64').size > 0 && [...syscallTable('x86_64').values()].includes(name), name);
       assert.ok(reason.length > 10, `${name} has a reason`);

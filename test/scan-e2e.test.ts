@@ -17,11 +17,11 @@ import { baseImageId, buildImage } from '../bench/corpus/build.js';
 import { type CorpusImage, selectImages } from '../bench/corpus/images.js';
 import { runWithProfile } from '../bench/corpus/run.js';
 import { traceSyscalls } from '../bench/corpus/trace.js';
-import { embeddedRuntime } from '../coordinator/embedded.js';
-import type { Runtime } from '../coordinator/runtime.js';
-import { buildDockerProfile, kubernetesProfile, validateSeccompProfileCrd } from '../coordinator/policy.js';
-import { diffText, explainText } from '../coordinator/report.js';
-import { type ScanResult, scanImage } from '../coordinator/scan.js';
+import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
+import type { Runtime } from '../coordinator/runtime/runtime.js';
+import { buildDockerProfile, kubernetesProfile, validateSeccompProfileCrd } from '../coordinator/output/policy.js';
+import { diffText, explainText } from '../coordinator/output/report.js';
+import { type ScanResult, scanImage } from '../coordinator/plan/scan.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { tempDir } from './helpers/layers.js';
 

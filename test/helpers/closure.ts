@@ -1,11 +1,11 @@
 /**
  * The static closure of a program built on this host, for ground-truth tests: the program and what
  * the host's loader loads for it (`lddClosure`), analysed by one analyser and linked like ld.so
- * (coordinator/link.ts), with the scan's documented fallback for unresolved syscall sites applied.
+ * (coordinator/plan/link.ts), with the scan's documented fallback for unresolved syscall sites applied.
  */
 import fs from 'node:fs/promises';
-import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/link.js';
-import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../../coordinator/policy.js';
+import { type LinkedReach, type LoadedObject, linkFacts } from '../../coordinator/plan/link.js';
+import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from '../../coordinator/plan/platforms.js';
 import type { ObjectFacts } from '../../store/facts.js';
 import { HOST_ROOT, type LibcRoot, lddClosure } from './ground-truth.js';
 import { sha256 } from './layers.js';
@@ -29,7 +29,7 @@ export function factsReader(analyse: AnalyseFile): (file: string) => Promise<Obj
 export interface ProgramClosure {
   readonly linked: LinkedReach;
   /**
-   * What the scan allows (coordinator/scan.ts, "When the analysis is unsure"): the linked syscalls,
+   * What the scan allows (coordinator/plan/scan.ts, "When the analysis is unsure"): the linked syscalls,
    * plus Docker's default profile when any reachable syscall site has a number the analysis could
    * not bound.
    */

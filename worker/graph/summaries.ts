@@ -1,7 +1,7 @@
 /**
  * Reachability summaries inside one object. From a root, the closure follows direct calls and tail
  * jumps, and records whether an indirect call is reachable and which functions' addresses the
- * reached code takes. The linker (coordinator/link.ts) then lets indirect calls reach exactly the
+ * reached code takes. The linker (coordinator/plan/link.ts) then lets indirect calls reach exactly the
  * callbacks whose address reachable code took (or data holds), across all loaded objects: the
  * address-taken set limited to what reachable code can hand out (sysfilter, RAID 2020, refined as
  * in B-Side).

@@ -3,9 +3,9 @@
  * every allowed syscall with one witness chain, and a DOT graph of programs and libraries.
  * Everything is sorted: the same scan gives the same bytes.
  */
-import { formatPlatform } from '../extractor/manifest.js';
-import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
-import type { ScanResult } from './scan.js';
+import { formatPlatform } from '../../extractor/manifest.js';
+import { RUNTIME_SYSCALLS } from '../plan/runtime-syscalls.js';
+import type { ScanResult } from '../plan/scan.js';
 
 export interface ScanReport {
   readonly reference: string;

@@ -6,20 +6,20 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { LayerDescriptor, OpenedImage } from '../extractor/types.js';
-import { InProcessBus } from '../infra/bus.js';
-import { defaultCacheDir } from '../infra/config.js';
-import { NotFoundError } from '../infra/errors.js';
-import type { Limits } from '../infra/limits.js';
-import { DirCas } from '../store/cas.js';
-import { DirLayerRecordStore } from '../store/layer-records.js';
-import { registerLayerExtractor, type LayerBlobs } from '../worker/extract-layer.js';
-import { registerObjectAnalyser } from '../worker/analyse-object.js';
-import { AnalysisPool } from '../worker/analysis-pool.js';
-import { analyserRegistry, DEFAULT_ANALYSER } from '../worker/analysers.js';
-import type { KnowledgeBase } from '../store/kb/index.js';
+import type { LayerDescriptor, OpenedImage } from '../../extractor/types.js';
+import { InProcessBus } from '../../infra/bus.js';
+import { defaultCacheDir } from '../../infra/config.js';
+import { NotFoundError } from '../../infra/errors.js';
+import type { Limits } from '../../infra/limits.js';
+import { DirCas } from '../../store/cas.js';
+import { DirLayerRecordStore } from '../../store/layer-records.js';
+import { registerLayerExtractor, type LayerBlobs } from '../../worker/extract-layer.js';
+import { registerObjectAnalyser } from '../../worker/analyse-object.js';
+import { AnalysisPool } from '../../worker/analysis-pool.js';
+import { analyserRegistry, DEFAULT_ANALYSER } from '../../worker/analysers.js';
+import type { KnowledgeBase } from '../../store/kb/index.js';
 import type { Runtime, RuntimeOptions } from './runtime.js';
-import { DirScanCache } from '../store/scan-cache.js';
+import { DirScanCache } from '../../store/scan-cache.js';
 
 export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), options: RuntimeOptions = {}): Runtime {
   const cas = new DirCas(path.join(cacheDir));
@@ -38,7 +38,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
   let kbOpening: Promise<KnowledgeBase> | undefined;
   // The store and drizzle load on first use: `inspect` and warm rescans never pay for them.
   const kb = (): Promise<KnowledgeBase> =>
-    (kbOpening ??= import('../store/kb/sqlite.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb.sqlite'))));
+    (kbOpening ??= import('../../store/kb/sqlite.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb.sqlite'))));
   const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
   const counters = { analysed: 0, failed: 0 };
   registerObjectAnalyser(bus, { cas, kb, analyser: analyserRegistry(limits, pool), counters });

@@ -3,31 +3,31 @@
  * errors print one line naming their kind and exit non-zero.
  */
 import { Command, Option } from 'commander';
-import { formatPlatform, parsePlatformSpec } from '../extractor/manifest.js';
-import type { DirImageConfig } from '../extractor/source.js';
-import { defaultCacheDir } from '../infra/config.js';
-import { type ClusterFlags, clusterConfig } from '../infra/cluster-config.js';
-import { DockergateError, InvalidInputError, NotFoundError } from '../infra/errors.js';
-import { DEFAULT_LIMITS } from '../infra/limits.js';
-import { formatBytes, terminalProgress } from '../infra/progress.js';
-import { embeddedRuntime } from './embedded.js';
-import { fileJson, type InspectOptions, type InspectResult, inspectImage } from './inspect.js';
-import { type AnalyzedFile, analyzeFiles } from './analyze.js';
+import { formatPlatform, parsePlatformSpec } from '../../extractor/manifest.js';
+import type { DirImageConfig } from '../../extractor/source.js';
+import { defaultCacheDir } from '../../infra/config.js';
+import { type ClusterFlags, clusterConfig } from '../../infra/cluster-config.js';
+import { DockergateError, InvalidInputError, NotFoundError } from '../../infra/errors.js';
+import { DEFAULT_LIMITS } from '../../infra/limits.js';
+import { formatBytes, terminalProgress } from '../../infra/progress.js';
+import { embeddedRuntime } from '../runtime/embedded.js';
+import { fileJson, type InspectOptions, type InspectResult, inspectImage } from '../plan/inspect.js';
+import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from './policy.js';
-import { diffText, dotGraph, explainText, reportText, scanReport } from './report.js';
-import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from './scan.js';
-import { type ExportSummary, reachOf } from '../store/facts.js';
-import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
-import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE } from '../worker/contracts.js';
-import type { JetStreamBus } from '../infra/jetstream-bus.js';
-import type { HealthSource } from '../infra/health.js';
-import { spanSync, startTelemetry, type Telemetry, withSpan } from '../infra/telemetry.js';
-import { PACKAGE_VERSION } from '../infra/versions.js';
-import { roundTripCounters } from '../infra/round-trips.js';
-import type { ServiceLog } from '../infra/log.js';
-import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
+import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from '../output/policy.js';
+import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
+import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
+import { type ExportSummary, reachOf } from '../../store/facts.js';
+import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../../worker/analysers.js';
+import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE } from '../../worker/contracts.js';
+import type { JetStreamBus } from '../../infra/jetstream-bus.js';
+import type { HealthSource } from '../../infra/health.js';
+import { spanSync, startTelemetry, type Telemetry, withSpan } from '../../infra/telemetry.js';
+import { PACKAGE_VERSION } from '../../infra/versions.js';
+import { roundTripCounters } from '../../infra/round-trips.js';
+import type { ServiceLog } from '../../infra/log.js';
+import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -154,7 +154,7 @@ function buildProgram(telemetry: Telemetry): Command {
       .option('--roles <list>', 'comma-separated roles: extract, analyse', 'extract,analyse')
       .option('--concurrency <n>', 'units of each role run at once (default: the number of cores)'),
   ).action(async (flags: ClusterFlags & HealthFlags & { roles: string; concurrency?: string }) => {
-    const { startWorker, WORKER_ROLES, log } = await import('../worker/serve.js');
+    const { startWorker, WORKER_ROLES, log } = await import('../../worker/serve.js');
     const roles = flags.roles.split(',').map((role) => role.trim());
     const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
     if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
@@ -282,7 +282,7 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
 async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>): Promise<ScanResult> {
   const config = clusterConfig(flags);
   // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
-  const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../store/cluster-services.js'), import('./cluster.js')]);
+  const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../../store/cluster-services.js'), import('../runtime/cluster.js')]);
   const runtime = clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
   try {
     const unit = { reference: ref, source: sourceOptionsOf(flags), strict: Boolean(flags.strict), analyser: analyser.name, analyserVersion: analyser.version };
@@ -324,7 +324,7 @@ async function serveHealth(
   if (flags.healthPort === undefined) return { stopping: () => void (ready = false), close: async () => {} };
   const port = Number(flags.healthPort);
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new InvalidInputError('--health-port must be a port number (0: any free port)');
-  const { startHealthServer } = await import('../infra/health.js');
+  const { startHealthServer } = await import('../../infra/health.js');
   const server = await startHealthServer(port, flags.healthAddress, source);
   log(`health on ${server.url}/healthz, /readyz, /metrics`);
   return { stopping: () => void (ready = false), close: () => server.close() };

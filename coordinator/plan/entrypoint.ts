@@ -4,8 +4,8 @@
  * up in the image's `PATH` (Docker's default when the image sets none); a relative path is
  * relative to WorkingDir. Shell-form instructions are already stored as `["/bin/sh", "-c", ...]`.
  */
-import type { ImageConfig } from '../extractor/types.js';
-import { DockergateError } from '../infra/errors.js';
+import type { ImageConfig } from '../../extractor/types.js';
+import { DockergateError } from '../../infra/errors.js';
 import type { ImageTree, TreeFile } from './image-tree.js';
 
 /** The PATH runc uses when the image's environment has none. */

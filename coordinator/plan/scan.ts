@@ -5,27 +5,27 @@
  *   commands they run, `exec "$@"` → Cmd), ELF programs are loaded like ld.so loads them
  *   (PT_INTERP, DT_NEEDED through RPATH / LD_LIBRARY_PATH / RUNPATH / ld.so.cache / defaults), every
  *   object is analysed once (analyse-object units on the bus, facts from the knowledge base), facts
- *   are linked (coordinator/link.ts), and what the linked code can reach adds roots to a fixpoint:
+ *   are linked (coordinator/plan/link.ts), and what the linked code can reach adds roots to a fixpoint:
  *   dlopen of constant names, NSS modules of the image's nsswitch.conf, gconv modules, programs it
  *   can exec (absolute paths in its strings; `system`/`popen` → /bin/sh), interpreter extension
  *   modules. Every decision, and everything the analysis is unsure of, goes into the result.
  */
-import type { ImageConfig, LayerRecord, OpenedImage } from '../extractor/types.js';
-import { DockergateError } from '../infra/errors.js';
-import type { ObjectFacts } from '../store/facts.js';
-import type { AnalyserIdentity } from '../worker/analysers.js';
+import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
+import { DockergateError } from '../../infra/errors.js';
+import type { ObjectFacts } from '../../store/facts.js';
+import type { AnalyserIdentity } from '../../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { commandLine, envValue, findExecutable } from './entrypoint.js';
-import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
-import { parseReference } from '../extractor/reference.js';
-import { peekImageDigest } from '../extractor/sources/index.js';
+import { parseReference } from '../../extractor/reference.js';
+import { peekImageDigest } from '../../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LoadedObject, linkFacts } from './link.js';
-import { spanSync, withSpan } from '../infra/telemetry.js';
-import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './policy.js';
+import { spanSync, withSpan } from '../../infra/telemetry.js';
+import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { loadShellParser, scriptCommands } from './shell.js';
 

@@ -15,8 +15,8 @@
  * "Decoding seccomp profile failed: invalid character '/' looking for beginning of value".
  */
 import Docker from 'dockerode';
-import { AbortedError, InvalidInputError, NotFoundError, UnavailableError } from '../infra/errors.js';
-import type { DockerSeccompProfile } from './policy.js';
+import { AbortedError, InvalidInputError, NotFoundError, UnavailableError } from '../../infra/errors.js';
+import type { DockerSeccompProfile } from '../output/policy.js';
 
 export interface VerifyOptions {
   /** argv of a smoke test run in a sidecar container; makes the image be judged as a service. */

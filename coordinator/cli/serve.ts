@@ -6,15 +6,15 @@
  * redelivered to another (or the restarted) coordinator, which re-plans from the stored layer
  * records and facts, so only the linking is done again.
  */
-import { InvalidInputError } from '../infra/errors.js';
-import type { ClusterConfig } from '../infra/cluster-config.js';
-import type { Limits } from '../infra/limits.js';
-import { serviceLog } from '../infra/log.js';
-import { type ClusterServices, connectCluster } from '../store/cluster-services.js';
-import { analyserNamed } from '../worker/analysers.js';
-import { type ScanImageDone, type ScanImageUnit, UNIT_SCAN_IMAGE } from '../worker/contracts.js';
-import { clusterRuntime } from './cluster.js';
-import { scanCacheKey, scanImage } from './scan.js';
+import { InvalidInputError } from '../../infra/errors.js';
+import type { ClusterConfig } from '../../infra/cluster-config.js';
+import type { Limits } from '../../infra/limits.js';
+import { serviceLog } from '../../infra/log.js';
+import { type ClusterServices, connectCluster } from '../../store/cluster-services.js';
+import { analyserNamed } from '../../worker/analysers.js';
+import { type ScanImageDone, type ScanImageUnit, UNIT_SCAN_IMAGE } from '../../worker/contracts.js';
+import { clusterRuntime } from '../runtime/cluster.js';
+import { scanCacheKey, scanImage } from '../plan/scan.js';
 
 export const log = serviceLog('dockergate-coordinator');
 

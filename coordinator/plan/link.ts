@@ -7,7 +7,7 @@
  * callbacks that reached code took the address of, and those held in data, of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
-import { type ObjectFacts, type Reach, reachOf } from '../store/facts.js';
+import { type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
 
 export interface LoadedObject {
   /** Where the object was found (its path in the image), for witness paths. */

@@ -12,12 +12,12 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
-import { parseReference } from '../extractor/reference.js';
-import { VerifyingStream } from '../extractor/streams.js';
-import type { Limits } from '../infra/limits.js';
-import type { ClusterServices } from '../store/cluster-services.js';
-import { type AnalyserIdentity, DEFAULT_ANALYSER } from '../worker/analysers.js';
+import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { parseReference } from '../../extractor/reference.js';
+import { VerifyingStream } from '../../extractor/streams.js';
+import type { Limits } from '../../infra/limits.js';
+import type { ClusterServices } from '../../store/cluster-services.js';
+import { type AnalyserIdentity, DEFAULT_ANALYSER } from '../../worker/analysers.js';
 import type { Runtime } from './runtime.js';
 
 export interface ClusterRuntimeOptions {

@@ -14,7 +14,7 @@
  *   node --import tsx bench/runtime-syscalls.ts --repeat 30 --trace 10
  *
  * The bench starts a static probe whose only syscall is exit_group under profiles written by
- * `coordinator/policy.ts`, traces runc init with strace, removes syscalls (delta debugging, repeated
+ * `coordinator/output/policy.ts`, traces runc init with strace, removes syscalls (delta debugging, repeated
  * runs for the ones the Go runtime makes only sometimes) and keeps those whose removal breaks the
  * start. The same 21 came out for all four variants: image default user (root), `--user 1000:1000`,
  * `--user nobody` (looked up in the image's /etc/passwd after the filter) and `--read-only`.

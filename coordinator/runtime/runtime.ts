@@ -4,14 +4,14 @@
  * cluster.ts (NATS JetStream, S3, PostgreSQL).
  */
 import type { Readable } from 'node:stream';
-import type { LayerDescriptor, OpenedImage } from '../extractor/types.js';
-import type { Bus } from '../infra/bus.js';
-import type { Limits } from '../infra/limits.js';
-import type { Cas } from '../store/cas.js';
-import type { KnowledgeBase } from '../store/kb/index.js';
-import type { LayerRecordStore } from '../store/layer-records.js';
-import type { ScanCache } from '../store/scan-cache.js';
-import type { AnalyserIdentity } from '../worker/analysers.js';
+import type { LayerDescriptor, OpenedImage } from '../../extractor/types.js';
+import type { Bus } from '../../infra/bus.js';
+import type { Limits } from '../../infra/limits.js';
+import type { Cas } from '../../store/cas.js';
+import type { KnowledgeBase } from '../../store/kb/index.js';
+import type { LayerRecordStore } from '../../store/layer-records.js';
+import type { ScanCache } from '../../store/scan-cache.js';
+import type { AnalyserIdentity } from '../../worker/analysers.js';
 
 export interface Runtime {
   readonly bus: Bus;

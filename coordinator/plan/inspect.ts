@@ -3,16 +3,16 @@
  * records into the image tree, and describe what later stages need.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { EXTRACTOR_VERSION } from '../extractor/layer-extract.js';
-import { checkLayerMediaType, formatPlatform } from '../extractor/manifest.js';
-import { parseReference } from '../extractor/reference.js';
-import type { SourceOptions } from '../extractor/source.js';
-import { openImage } from '../extractor/sources/index.js';
-import type { ImageConfig, LayerRecord, OpenedImage } from '../extractor/types.js';
-import { DigestMismatchError, InvalidInputError } from '../infra/errors.js';
-import { type Progress, silentProgress } from '../infra/progress.js';
-import { type ExtractLayerDone, type ExtractLayerUnit, extractLayerUnitId, UNIT_EXTRACT_LAYER } from '../worker/contracts.js';
-import type { Runtime } from './runtime.js';
+import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { checkLayerMediaType, formatPlatform } from '../../extractor/manifest.js';
+import { parseReference } from '../../extractor/reference.js';
+import type { SourceOptions } from '../../extractor/source.js';
+import { openImage } from '../../extractor/sources/index.js';
+import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
+import { DigestMismatchError, InvalidInputError } from '../../infra/errors.js';
+import { type Progress, silentProgress } from '../../infra/progress.js';
+import { type ExtractLayerDone, type ExtractLayerUnit, extractLayerUnitId, UNIT_EXTRACT_LAYER } from '../../worker/contracts.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { type ResolvedEntrypoint, resolveEntrypoint } from './entrypoint.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 

@@ -6,7 +6,7 @@
  * Commands inside functions, `case` branches, `if`, loops and `$(...)` all count: any may run.
  */
 import type { ShNode } from 'mvdan-sh';
-import { InvalidInputError } from '../infra/errors.js';
+import { InvalidInputError } from '../../infra/errors.js';
 
 type Syntax = (typeof import('mvdan-sh'))['syntax'];
 let syntax: Syntax;

@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { AbortedError, DockergateError, InvalidInputError, NotFoundError, PoisonedUnitError } from '../infra/errors.js';
-import type { AnalysisFailure, FactsKey } from '../store/kb/index.js';
-import type { ObjectFacts } from '../store/facts.js';
-import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../worker/contracts.js';
-import type { Runtime } from './runtime.js';
+import { AbortedError, DockergateError, InvalidInputError, NotFoundError, PoisonedUnitError } from '../../infra/errors.js';
+import type { AnalysisFailure, FactsKey } from '../../store/kb/index.js';
+import type { ObjectFacts } from '../../store/facts.js';
+import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../../worker/contracts.js';
+import type { Runtime } from '../runtime/runtime.js';
 
 export interface AnalyzedFile {
   readonly path: string;

@@ -6,10 +6,10 @@
  * process chrooted into the image would (absolute targets restart at the image root, `..` at the
  * root stays there), so no link can point outside; at most `maxSymlinkHops` links per resolution.
  */
-import { pathComponents } from '../extractor/paths.js';
-import type { FileKind, FileType, LayerFile, LayerRecord } from '../extractor/types.js';
-import { InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
-import type { Limits } from '../infra/limits.js';
+import { pathComponents } from '../../extractor/paths.js';
+import type { FileKind, FileType, LayerFile, LayerRecord } from '../../extractor/types.js';
+import { InvalidInputError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
+import type { Limits } from '../../infra/limits.js';
 
 /** One path of the merged tree. Hard links appear as regular files with `hardlinkTo` set. */
 export interface TreeFile {

@@ -5,7 +5,7 @@
  * RUNPATH, the loader's path file /etc/ld-musl-<arch>.path, then /lib:/usr/local/lib:/usr/lib.
  * `$ORIGIN` expands to the directory of the object that needs the library.
  */
-import { parentOf } from '../extractor/paths.js';
+import { parentOf } from '../../extractor/paths.js';
 import type { ImageTree, TreeFile } from './image-tree.js';
 
 /** glibc's trusted directories on Debian multiarch (x86_64), searched after the cache. */
