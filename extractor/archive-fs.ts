@@ -3,14 +3,14 @@
  * on disk) or a tar file (`docker save` output, an OCI layout tarball). Members are read by their
  * archive path; nothing is extracted, and no path can reach outside the archive.
  */
-import { createReadStream } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { asInputError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
 import { normaliseEntryPath } from './paths.js';
+import { indexTarFile, type TarMember } from './tar-index.js';
 
 export interface ArchiveFs {
   /** Size of a regular member, or undefined when there is none at that path. */
@@ -37,21 +37,31 @@ export async function openArchive(location: string, limits: Limits): Promise<Arc
 }
 
 class DirectoryArchive implements ArchiveFs {
+  private rootReal: Promise<string> | undefined;
+
   constructor(
     private readonly root: string,
     private readonly limits: Limits,
   ) {}
 
-  /** The member's host path, confined to the root; symlinks inside the archive are refused. */
+  /**
+   * The member's host path, confined to the root: the path must resolve to itself below the
+   * root's real path (no symlink anywhere below the root, so nothing outside it is reached through
+   * a symlinked file or parent directory), and name a regular file (no device, FIFO or socket).
+   */
   private async locate(member: string): Promise<{ file: string; size: number } | undefined> {
     const relative = normaliseEntryPath(member, this.limits).slice(1);
-    const file = path.join(this.root, relative);
+    const root = await (this.rootReal ??= fs.realpath(this.root));
+    const file = path.join(root, relative);
+    let real: string;
     try {
-      const stat = await fs.lstat(file);
-      return stat.isFile() ? { file, size: stat.size } : undefined;
+      real = await fs.realpath(file);
     } catch {
       return undefined;
     }
+    if (real !== file) throw new InvalidInputError(`${this.root}: member ${member} is reached through a symlink (${real}); archive directories are read without following links`);
+    const stat = await fs.lstat(file);
+    return stat.isFile() ? { file, size: stat.size } : undefined;
   }
 
   private async require(member: string): Promise<{ file: string; size: number }> {
@@ -65,22 +75,25 @@ class DirectoryArchive implements ArchiveFs {
   }
 
   async readSmall(member: string, maxBytes: number, limitName: string): Promise<Buffer> {
-    const { file, size } = await this.require(member);
+    const { size } = await this.require(member);
     if (size > maxBytes) throw new LimitExceededError(limitName, maxBytes, `${member} in ${this.root}`);
-    return fs.readFile(file);
+    // At most the size checked above, even if the file grew since.
+    return this.head(member, size);
   }
 
   async open(member: string): Promise<Readable> {
-    const { file } = await this.require(member);
-    return createReadStream(file, { highWaterMark: 1024 * 1024 });
+    const { file, size } = await this.require(member);
+    if (size === 0) return createReadStream(file, { start: 1, end: 0 });
+    return createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1024 * 1024 });
   }
 
   async head(member: string, bytes: number): Promise<Buffer> {
-    const { file } = await this.require(member);
-    const handle = await fs.open(file, 'r');
+    const { file, size } = await this.require(member);
+    const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
     try {
-      const buffer = Buffer.alloc(bytes);
-      const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+      const length = Math.min(bytes, size);
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, 0);
       return buffer.subarray(0, bytesRead);
     } finally {
       await handle.close();
@@ -88,12 +101,7 @@ class DirectoryArchive implements ArchiveFs {
   }
 }
 
-interface TarMember {
-  readonly offset: number;
-  readonly size: number;
-}
-
-/** A tar archive indexed once (member → data offset); members are then read as byte ranges. */
+/** A tar archive indexed once from its headers (tar-index.ts); members are then read as byte ranges. */
 class TarArchive implements ArchiveFs {
   private constructor(
     private readonly file: string,
@@ -102,28 +110,11 @@ class TarArchive implements ArchiveFs {
   ) {}
 
   static async index(file: string, limits: Limits): Promise<TarArchive> {
-    const members = new Map<string, TarMember>();
-    const extract = tar.extract();
-    const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
     try {
-      input.pipe(extract as unknown as NodeJS.WritableStream);
-      for await (const entry of extract) {
-        // tar-stream sets byteOffset to the first data byte of the member (after any PAX header).
-        const offset = (entry.header as { byteOffset?: number }).byteOffset;
-        if (entry.header.type === 'file' && typeof offset === 'number') {
-          if (members.size >= limits.maxEntriesPerLayer) {
-            throw new LimitExceededError('maxEntriesPerLayer', limits.maxEntriesPerLayer, `archive ${file}`);
-          }
-          members.set(normaliseEntryPath(entry.header.name, limits), { offset, size: entry.header.size ?? 0 });
-        }
-        entry.resume();
-      }
+      return new TarArchive(file, await indexTarFile(file, limits), limits);
     } catch (err) {
       throw asInputError(err, `archive ${file}`);
-    } finally {
-      input.destroy();
     }
-    return new TarArchive(file, members, limits);
   }
 
   private lookup(member: string): TarMember | undefined {

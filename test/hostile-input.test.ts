@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { SymlinkLoopError } from '../coordinator/plan/image-tree.js';
@@ -15,10 +18,12 @@ import {
   DockergateError,
   InvalidInputError,
   LimitExceededError,
+  NotFoundError,
   UnsafePathError,
   UnsupportedError,
 } from '../infra/errors.js';
-import { type Limits, limitsWith, MiB } from '../infra/limits.js';
+import { DEFAULT_LIMITS, type Limits, limitsWith, MiB } from '../infra/limits.js';
+import { indexTarFile } from '../extractor/tar-index.js';
 import {
   digestOf,
   type EntrySpec,
@@ -42,6 +47,20 @@ interface HostileCase {
   readonly limits?: Partial<Limits>;
   /** The typed error expected, or a check of the bounded result. */
   readonly expect: ErrorClass | ((result: InspectResult) => void | Promise<void>);
+  /** Turns the written layout (in `sandbox`) into the input to read; returns its reference (default `oci:<layout>`). */
+  readonly input?: (layout: string, sandbox: string) => Promise<string>;
+}
+
+const run = promisify(execFile);
+
+/** The layout as one tar file (`oci:` reads OCI layout tarballs too), `tail` bytes of sparse zeros after it. */
+async function layoutTarball(layout: string, sandbox: string, tail: number): Promise<string> {
+  const file = path.join(sandbox, 'input', 'layout.tar');
+  await fs.mkdir(path.dirname(file));
+  await run('tar', ['-cf', file, '-C', layout, '.']);
+  const { size } = await fs.stat(file);
+  await fs.truncate(file, size + tail);
+  return `oci:${file}`;
 }
 
 const layers = async (...sets: EntrySpec[][]): Promise<OciImageSpec> => ({ layers: await Promise.all(sets.map(gzipLayer)) });
@@ -273,6 +292,56 @@ const CASES: HostileCase[] = [
     expect: DigestMismatchError,
   },
   {
+    name: 'OCI layout tarball followed by a 64 GiB sparse tail of zeros: the tail is never read',
+    image: () => layers([{ name: 'bin/x', content: 'x' }]),
+    input: (layout, sandbox) => layoutTarball(layout, sandbox, 64 * 1024 * MiB),
+    expect: (r) => assert.deepEqual(paths(r), ['/bin', '/bin/x']),
+  },
+  {
+    name: 'OCI layout whose blobs/sha256 is a symlink to a directory outside it',
+    image: () => layers([{ name: 'f', content: 'x' }]),
+    input: async (layout, sandbox) => {
+      const outside = path.join(sandbox, 'outside');
+      await fs.rename(path.join(layout, 'blobs', 'sha256'), outside);
+      await fs.symlink(outside, path.join(layout, 'blobs', 'sha256'));
+      return `oci:${layout}`;
+    },
+    expect: InvalidInputError,
+  },
+  {
+    name: 'OCI layout whose index.json is a symlink to /proc/self/environ',
+    image: () => layers([{ name: 'f', content: 'x' }]),
+    input: async (layout) => {
+      await fs.rm(path.join(layout, 'index.json'));
+      await fs.symlink('/proc/self/environ', path.join(layout, 'index.json'));
+      return `oci:${layout}`;
+    },
+    expect: InvalidInputError,
+  },
+  {
+    name: 'OCI layout whose index.json is a FIFO: never opened, no hang',
+    image: () => layers([{ name: 'f', content: 'x' }]),
+    input: async (layout) => {
+      await fs.rm(path.join(layout, 'index.json'));
+      await run('mkfifo', [path.join(layout, 'index.json')]);
+      return `oci:${layout}`;
+    },
+    expect: NotFoundError,
+  },
+  {
+    name: 'OCI layout tarball whose member data runs past the end of the file',
+    image: () => layers([{ name: 'f', content: randomBytes(64 * 1024) }]),
+    input: async (layout, sandbox) => {
+      const reference = await layoutTarball(layout, sandbox, 0);
+      const file = reference.slice('oci:'.length);
+      // Cut in the middle of the largest member's data (the layer blob).
+      const members = [...(await indexTarFile(file, DEFAULT_LIMITS)).values()].sort((a, b) => b.size - a.size);
+      await fs.truncate(file, members[0]!.offset + Math.floor(members[0]!.size / 2));
+      return reference;
+    },
+    expect: InvalidInputError,
+  },
+  {
     name: 'unsupported layer media type',
     image: async () => ({ layers: [{ ...(await gzipLayer([{ name: 'f', content: 'x' }])), mediaType: 'application/x-evil' }] }),
     expect: UnsupportedError,
@@ -286,11 +355,12 @@ async function runCase(testCase: HostileCase): Promise<void> {
     const cache = path.join(sandbox, 'cache');
     const spec = await testCase.image();
     await writeOciLayout(layout, spec);
+    const reference = testCase.input ? await testCase.input(layout, sandbox) : `oci:${layout}`;
     const before = await listFiles(layout);
     const runtime = embeddedRuntime(limitsWith(testCase.limits ?? {}), cache);
     let outcome: InspectResult | unknown;
     try {
-      outcome = await inspectImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+      outcome = await inspectImage(runtime, reference, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
     } catch (err) {
       outcome = err;
     } finally {
@@ -303,7 +373,7 @@ async function runCase(testCase: HostileCase): Promise<void> {
       await (testCase.expect as (r: InspectResult) => void)(outcome as InspectResult);
     }
     // Nothing written outside the CAS and the record store; the input is untouched; no spool left.
-    const written = (await listFiles(sandbox)).filter((file) => !file.startsWith('layout/'));
+    const written = (await listFiles(sandbox)).filter((file) => !/^(layout|input|outside)\//.test(file));
     for (const file of written) assert.match(file, /^cache\/(blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}|layers\/v\d+\/[0-9a-f]{2}\/[0-9a-f]{64}\.json)$/);
     assert.deepEqual(await listFiles(layout), before);
   } finally {
