@@ -57,6 +57,21 @@ export interface Limits {
    */
   readonly radare2TimeoutMs: number;
   readonly radare2MemoryBytes: number;
+  /**
+   * Planning a scan. Shell source parsed for one script or `sh -c` string (the parser runs
+   * synchronously at about 30 KB/s of dense commands, so bytes bound its time); `#!` interpreters
+   * followed in one chain (Linux stops at 4: BINPRM_MAX_RECURSION, then ELOOP); programs the
+   * planner follows in one scan; entries of one search path (PATH, LD_LIBRARY_PATH, DT_RPATH,
+   * DT_RUNPATH) and DT_NEEDED names of one object that are considered; entries read from an
+   * image's /etc/ld.so.cache. Past any of these the scan reports a decision and falls back to
+   * Docker's default profile: never a silent cut.
+   */
+  readonly maxShellScriptBytes: number;
+  readonly maxInterpreterDepth: number;
+  readonly maxProgramsPerScan: number;
+  readonly maxSearchPathEntries: number;
+  readonly maxNeededPerObject: number;
+  readonly maxLdCacheEntries: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -88,6 +103,12 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   analysisTimeoutMs: 120_000,
   radare2TimeoutMs: 600_000,
   radare2MemoryBytes: 8 * 1024 * MiB,
+  maxShellScriptBytes: 128 * KiB,
+  maxInterpreterDepth: 4,
+  maxProgramsPerScan: 2_000,
+  maxSearchPathEntries: 256,
+  maxNeededPerObject: 1_024,
+  maxLdCacheEntries: 65_536,
 });
 
 /** Limits with some values overridden (tests use small ones to exercise each bound quickly). */

@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { SymlinkLoopError } from '../coordinator/plan/image-tree.js';
 import { type InspectResult, inspectImage } from '../coordinator/plan/inspect.js';
+import { type ScanResult, scanImage } from '../coordinator/plan/scan.js';
 import {
   DigestMismatchError,
   DockergateError,
@@ -380,6 +381,126 @@ async function runCase(testCase: HostileCase): Promise<void> {
     await fs.rm(sandbox, { recursive: true, force: true });
   }
 }
+
+/**
+ * Hostile images for the planner: each must be scanned within its budgets, and every budget it
+ * reaches must be a decision of the report (with the Docker-default fallback, or "cannot run").
+ */
+interface HostileScanCase {
+  readonly name: string;
+  readonly image: () => Promise<OciImageSpec>;
+  /** A decision the report must hold. */
+  readonly decision: { readonly kind: string; readonly detail: RegExp };
+  /** The scan must fall back to Docker's default (a budget reached) or not (a program that cannot run). */
+  readonly fallback: boolean;
+}
+
+const EXECUTABLE = 0o755;
+const SHELL_STUB = { name: 'bin/sh', content: Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(60)]), mode: EXECUTABLE };
+
+/** An ld.so.cache (glibc-ld.so.cache1.1) declaring `count` entries, all naming one library. */
+function ldCacheOf(count: number): Buffer {
+  const header = Buffer.alloc(48);
+  header.write('glibc-ld.so.cache1.1', 0, 'latin1');
+  header.writeUInt32LE(count, 20);
+  const strings = Buffer.from('libx.so\0/lib/libx.so\0', 'latin1');
+  const entries = Buffer.alloc(24 * count);
+  const stringsAt = 48 + entries.length;
+  for (let i = 0; i < count; i++) {
+    entries.writeUInt32LE(stringsAt, i * 24 + 4);
+    entries.writeUInt32LE(stringsAt + 8, i * 24 + 8);
+  }
+  return Buffer.concat([header, entries, strings]);
+}
+
+const SCAN_CASES: HostileScanCase[] = [
+  {
+    name: 'a #! interpreter chain that loops back on itself',
+    image: async () => ({
+      ...(await layers([
+        { name: 'a', content: '#!/b\n', mode: EXECUTABLE },
+        { name: 'b', content: '#!/a\n', mode: EXECUTABLE },
+      ])),
+      config: { Entrypoint: ['/a'] },
+    }),
+    decision: { kind: 'missing', detail: /interpreters deep .*ELOOP/ },
+    fallback: false,
+  },
+  {
+    name: 'a 2 MB entrypoint script',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'entry.sh', content: `#!/bin/sh\n${'/bin/true "$x" && echo y\n'.repeat(80_000)}`, mode: EXECUTABLE }])),
+      config: { Entrypoint: ['/entry.sh'] },
+    }),
+    decision: { kind: 'limit', detail: /maxShellScriptBytes/ },
+    fallback: true,
+  },
+  {
+    name: 'a HEALTHCHECK CMD-SHELL of 500k lines',
+    image: async () => ({
+      ...(await layers([SHELL_STUB])),
+      config: { Entrypoint: ['/bin/sh'], Healthcheck: { Test: ['CMD-SHELL', 'true\n'.repeat(500_000)] } },
+    }),
+    decision: { kind: 'limit', detail: /maxShellScriptBytes/ },
+    fallback: true,
+  },
+  {
+    name: 'a PATH of 100k entries',
+    image: async () => ({
+      ...(await layers([SHELL_STUB])),
+      config: { Entrypoint: ['sh'], Env: [`PATH=${Array.from({ length: 100_000 }, (_, i) => `/p${i}`).join(':')}:/bin`] },
+    }),
+    decision: { kind: 'limit', detail: /PATH has 100001 entries/ },
+    fallback: true,
+  },
+  {
+    name: 'an LD_LIBRARY_PATH of 100k entries through a symlink loop',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'l', type: 'symlink', linkname: 'l' }])),
+      config: { Entrypoint: ['/bin/sh'], Env: ['PATH=/bin', `LD_LIBRARY_PATH=${Array.from({ length: 100_000 }, () => '/l/l/l').join(':')}`] },
+    }),
+    decision: { kind: 'limit', detail: /LD_LIBRARY_PATH has 100000 entries/ },
+    fallback: true,
+  },
+  {
+    name: 'an /etc/ld.so.cache declaring 100k entries',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'etc/ld.so.cache', content: ldCacheOf(100_000) }])),
+      config: { Entrypoint: ['/bin/sh'] },
+    }),
+    decision: { kind: 'limit', detail: /maxLdCacheEntries/ },
+    fallback: true,
+  },
+];
+
+async function runScanCase(testCase: HostileScanCase): Promise<void> {
+  const sandbox = await tempDir('dockergate-hostile-scan-');
+  try {
+    const layout = path.join(sandbox, 'layout');
+    await writeOciLayout(layout, await testCase.image());
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(sandbox, 'cache'));
+    const started = performance.now();
+    let result: ScanResult;
+    try {
+      result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+    } finally {
+      await runtime.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(seconds < 20, `scanned in ${seconds.toFixed(1)} s`);
+    const found = result.decisions.find((d) => d.kind === testCase.decision.kind && testCase.decision.detail.test(d.detail));
+    assert.ok(found, `a ${testCase.decision.kind} decision matching ${testCase.decision.detail}: ${JSON.stringify(result.decisions, null, 1).slice(0, 2000)}`);
+    const fellBack = result.syscalls.has('ptrace');
+    assert.equal(fellBack, testCase.fallback, `Docker's default fallback ${testCase.fallback ? 'expected' : 'not expected'}`);
+    if (testCase.fallback) assert.equal(result.unsure, true);
+  } finally {
+    await fs.rm(sandbox, { recursive: true, force: true });
+  }
+}
+
+describe('hostile images for the planner', () => {
+  for (const testCase of SCAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));
+});
 
 describe('hostile input', () => {
   it('has at least 30 crafted cases', () => assert.ok(CASES.length >= 30, `${CASES.length} cases`));

@@ -39,11 +39,13 @@ export function findExecutable(
   name: string,
   config: ImageConfig,
   tree: ImageTree,
+  maxPathEntries = Number.POSITIVE_INFINITY,
 ): { path: string; file: TreeFile } | { candidates: string[]; failures: string[] } {
   const candidates = name.includes('/')
     ? [name.startsWith('/') ? name : `${config.workingDir || '/'}/${name}`]
     : (envValue(config.env, 'PATH') ?? DEFAULT_PATH)
         .split(':')
+        .slice(0, maxPathEntries)
         .filter((dir) => dir.startsWith('/'))
         .map((dir) => `${dir}/${name}`);
   const failures: string[] = [];

@@ -79,22 +79,24 @@ export function safeResolve(tree: ImageTree, path: string): TreeFile | undefined
 /**
  * Parses glibc's /etc/ld.so.cache (the "glibc-ld.so.cache1.1" format of ldconfig, glibc
  * `elf/cache.c`): a header, then 24-byte entries whose key and value are string offsets from the
- * start of the file. The old "ld.so-1.7.0" prefix, when present, is skipped. Bounded: bad offsets
- * end the parse with what was read.
+ * start of the file. The old "ld.so-1.7.0" prefix, when present, is skipped. Bounded: at most
+ * `maxEntries` entries (`truncated` says more were declared), each string searched for its NUL
+ * within 4 KiB only, and bad offsets end the parse with what was read.
  */
-export function parseLdSoCache(bytes: Buffer): Map<string, string> {
+export function parseLdSoCache(bytes: Buffer, maxEntries: number): { entries: Map<string, string>; truncated: boolean } {
   const entries = new Map<string, string>();
   const magic = 'glibc-ld.so.cache1.1';
   const base = bytes.indexOf(magic, 0, 'latin1');
-  if (base < 0 || base > 1 << 20) return entries;
+  if (base < 0 || base > 1 << 20) return { entries, truncated: false };
   const count = bytes.length >= base + 24 ? bytes.readUInt32LE(base + 20) : 0;
   const entriesStart = base + 48;
   const readString = (offset: number): string | undefined => {
     if (offset <= base || offset >= bytes.length) return undefined;
-    const end = bytes.indexOf(0, offset);
-    return end < 0 || end - offset > 4096 ? undefined : bytes.toString('latin1', offset, end);
+    const end = bytes.subarray(offset, offset + 4097).indexOf(0);
+    return end < 0 ? undefined : bytes.toString('latin1', offset, offset + end);
   };
-  for (let i = 0; i < count && entriesStart + (i + 1) * 24 <= bytes.length && i < 100_000; i++) {
+  const readable = Math.min(count, maxEntries);
+  for (let i = 0; i < readable && entriesStart + (i + 1) * 24 <= bytes.length; i++) {
     const at = entriesStart + i * 24;
     // String offsets count from the new-format header (glibc `elf/dl-cache.c`: cache_data = cache_new).
     const key = readString(base + bytes.readUInt32LE(at + 4));
@@ -102,5 +104,5 @@ export function parseLdSoCache(bytes: Buffer): Map<string, string> {
     // The first entry for a name wins: ldconfig sorts the preferred (best hwcap) match first.
     if (key && value && !entries.has(key)) entries.set(key, value);
   }
-  return entries;
+  return { entries, truncated: count > maxEntries };
 }

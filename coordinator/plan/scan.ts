@@ -27,7 +27,7 @@ import { type LoadedObject, linkFacts } from './link.js';
 import { spanSync, withSpan } from '../../infra/telemetry.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
-import { loadShellParser, scriptCommands } from './shell.js';
+import { loadShellParser, type ScriptCommands, scriptCommands } from './shell.js';
 
 /** Bumped whenever a scan of the same image with the same facts would differ. */
 export const SCAN_GENERATOR_VERSION = 2;
@@ -44,6 +44,7 @@ export type DecisionKind =
   | 'unresolved'
   | 'analysis-failed'
   | 'fallback'
+  | 'limit'
   | 'runtime';
 
 export interface Decision {
@@ -103,6 +104,8 @@ const EXEC_FUNCTIONS = new Set(['system', 'popen', 'posix_spawn', 'posix_spawnp'
 interface Invocation {
   readonly argv: readonly string[];
   readonly via: readonly string[];
+  /** `#!` interpreters between the root and this program (a script's interpreter is one deeper). */
+  readonly interpreterDepth?: number;
 }
 
 /** What determines a scan besides the image: every version that shapes its result. */
@@ -201,6 +204,9 @@ class ScanPlanner {
   private readonly seenInvocations = new Set<string>();
   private readonly search: { -readonly [K in keyof SearchContext]: SearchContext[K] };
   private unsure = false;
+  private programBudgetSpent = false;
+  /** Shell source → what it runs (or why it could not be parsed): each text is parsed once. */
+  private readonly parsedScripts = new Map<string, ScriptCommands | Error>();
   private fresh = 0;
   private failed = 0;
   private fallbackEverything = false;
@@ -234,8 +240,21 @@ class ScanPlanner {
   }
 
   async run(): Promise<void> {
+    const limits = this.runtime.limits;
+    if (this.search.libraryPath.length > limits.maxSearchPathEntries) {
+      this.overBudget(`LD_LIBRARY_PATH has ${this.search.libraryPath.length} entries (maxSearchPathEntries ${limits.maxSearchPathEntries}); libraries are looked up in the first ${limits.maxSearchPathEntries} only`);
+      this.search.libraryPath = this.search.libraryPath.slice(0, limits.maxSearchPathEntries);
+    }
+    const pathEntries = (envValue(this.config.env, 'PATH') ?? '').split(':').length;
+    if (pathEntries > limits.maxSearchPathEntries) {
+      this.overBudget(`PATH has ${pathEntries} entries (maxSearchPathEntries ${limits.maxSearchPathEntries}); programs are looked up in the first ${limits.maxSearchPathEntries} only`);
+    }
     const cache = await this.imageFile('/etc/ld.so.cache');
-    if (cache) this.search.cache = parseLdSoCache(cache);
+    if (cache) {
+      const parsed = parseLdSoCache(cache, limits.maxLdCacheEntries);
+      this.search.cache = parsed.entries;
+      if (parsed.truncated) this.overBudget(`/etc/ld.so.cache declares more than ${limits.maxLdCacheEntries} entries (maxLdCacheEntries); the rest are not read`, '/etc/ld.so.cache');
+    }
     const arch = this.config.platform.architecture === 'amd64' ? 'x86_64' : this.config.platform.architecture;
     const muslPath = await this.imageFile(`/etc/ld-musl-${arch}.path`);
     if (muslPath) this.search.muslPath = muslPath.toString('utf8').split(/[\n:]/).map((d) => d.trim()).filter((d) => d.startsWith('/'));
@@ -259,14 +278,34 @@ class ScanPlanner {
 
   private enqueue(invocation: Invocation): void {
     const key = invocation.argv.join('\0');
-    if (this.seenInvocations.has(key) || this.seenInvocations.size > 2_000) return;
+    if (this.seenInvocations.has(key)) return;
+    if (this.seenInvocations.size >= this.runtime.limits.maxProgramsPerScan) {
+      if (!this.programBudgetSpent) this.overBudget(`more than ${this.runtime.limits.maxProgramsPerScan} program invocations (maxProgramsPerScan); the others are not followed`);
+      this.programBudgetSpent = true;
+      return;
+    }
     this.seenInvocations.add(key);
     this.queue.push(invocation);
   }
 
-  private async invoke({ argv, via }: Invocation): Promise<void> {
+  /** A search path of an object, its first `maxSearchPathEntries` entries (more: over budget). */
+  private capped(entries: readonly string[], what: string, path: string): readonly string[] {
+    const max = this.runtime.limits.maxSearchPathEntries;
+    if (entries.length <= max) return entries;
+    this.overBudget(`${what} has ${entries.length} entries (maxSearchPathEntries ${max}); the first ${max} are searched`, path);
+    return entries.slice(0, max);
+  }
+
+  /** A budget of `infra/limits.ts` reached: reported, and the scan falls back to Docker's default. */
+  private overBudget(detail: string, path?: string): void {
+    this.decide('limit', `${detail}: Docker's default profile is allowed instead`, path);
+    this.fallbackEverything = true;
+    this.unsure = true;
+  }
+
+  private async invoke({ argv, via, interpreterDepth = 0 }: Invocation): Promise<void> {
     const name = argv[0]!;
-    const found = findExecutable(name, this.config, this.tree);
+    const found = findExecutable(name, this.config, this.tree, this.runtime.limits.maxSearchPathEntries);
     if (!('file' in found)) {
       this.decide('missing', `${name} (run by ${via.join(' → ')}) is not an executable in the image`);
       return;
@@ -275,7 +314,7 @@ class ScanPlanner {
     const caller = via[via.length - 1]!;
     this.edge(caller, path, 'runs');
     if (file.kind === 'script') {
-      await this.runScript(path, file, argv, via);
+      await this.runScript(path, file, argv, via, interpreterDepth);
       return;
     }
     if (file.kind !== 'elf' || !file.sha256) {
@@ -292,12 +331,17 @@ class ScanPlanner {
     await this.runElf(path, file, [...via, path]);
   }
 
-  private async runScript(path: string, file: TreeFile, argv: readonly string[], via: readonly string[]): Promise<void> {
+  private async runScript(path: string, file: TreeFile, argv: readonly string[], via: readonly string[], interpreterDepth: number): Promise<void> {
+    if (interpreterDepth >= this.runtime.limits.maxInterpreterDepth) {
+      // Linux's exec follows #! at most BINPRM_MAX_RECURSION (4) times, then fails with ELOOP.
+      this.decide('missing', `${path} (run by ${via.join(' → ')}) is a #! script ${interpreterDepth} interpreters deep (limit ${this.runtime.limits.maxInterpreterDepth}, as Linux's): exec fails with ELOOP, it cannot run`, path);
+      return;
+    }
     this.programs.set(path, { path, kind: 'script', ...(file.sha256 ? { sha256: file.sha256 } : {}), via });
     const [interpreter, ...interpreterArgs] = (file.interpreter ?? '/bin/sh').split(/\s+/);
     const chain = [...via, path];
     this.decide('script', `${path} runs with ${file.interpreter ?? '/bin/sh (no #! line)'}`, path);
-    this.enqueue({ argv: [interpreter!, ...interpreterArgs, path, ...argv.slice(1)], via: chain });
+    this.enqueue({ argv: [interpreter!, ...interpreterArgs, path, ...argv.slice(1)], via: chain, interpreterDepth: interpreterDepth + 1 });
     const interpreterName = (interpreterArgs[0] && interpreter!.endsWith('/env') ? interpreterArgs[0] : interpreter!).split('/').pop()!;
     if (!SHELLS.has(interpreterName) || !file.sha256) return;
     const source = await this.runtime.cas.get(file.sha256);
@@ -305,11 +349,22 @@ class ScanPlanner {
   }
 
   private runShellSource(source: string, name: string, args: readonly string[], via: readonly string[]): void {
-    let commands;
-    try {
-      commands = scriptCommands(source, name);
-    } catch (err) {
-      this.decide('unresolved', `${name}: ${(err as Error).message}; the commands it runs are unknown`);
+    const bytes = Buffer.byteLength(source);
+    if (bytes > this.runtime.limits.maxShellScriptBytes) {
+      this.overBudget(`${name} is ${bytes} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`);
+      return;
+    }
+    let commands = this.parsedScripts.get(source);
+    if (!commands) {
+      try {
+        commands = scriptCommands(source, name);
+      } catch (err) {
+        commands = err instanceof Error ? err : new Error(String(err));
+      }
+      this.parsedScripts.set(source, commands);
+    }
+    if (commands instanceof Error) {
+      this.decide('unresolved', `${name}: ${commands.message}; the commands it runs are unknown`);
       this.fallbackEverything = true;
       this.unsure = true;
       return;
@@ -369,8 +424,15 @@ class ScanPlanner {
     const seen = new Set([file.sha256!]);
     for (let i = 0; i < scope.length; i++) {
       const object = scope[i]!;
-      const requester: Requester = { path: object.path, rpath: object.facts.rpath, runpath: object.facts.runpath, loader };
-      const wanted = object.facts.needed
+      const requester: Requester = {
+        path: object.path,
+        rpath: this.capped(object.facts.rpath, `DT_RPATH of ${object.path}`, object.path),
+        runpath: this.capped(object.facts.runpath, `DT_RUNPATH of ${object.path}`, object.path),
+        loader,
+      };
+      const needed = object.facts.needed.length > this.runtime.limits.maxNeededPerObject ? object.facts.needed.slice(0, this.runtime.limits.maxNeededPerObject) : object.facts.needed;
+      if (needed !== object.facts.needed) this.overBudget(`${object.path} has ${object.facts.needed.length} DT_NEEDED entries (maxNeededPerObject ${this.runtime.limits.maxNeededPerObject}); the first ${needed.length} are loaded`, object.path);
+      const wanted = needed
         .map((name) => ({ name, found: findLibrary(name, requester, this.search) }))
         .filter(({ name, found }) => {
           if (!found) this.decide('missing', `${name} needed by ${object.path} is not in the image`, object.path);
@@ -402,6 +464,7 @@ class ScanPlanner {
     for (let round = 0; round < 6; round++) {
       const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () => linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime }));
       const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via);
+      if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {
         for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
         for (const [object, count] of linked.unresolvedBy) {
