@@ -13,14 +13,17 @@ const totals: Record<ServiceName, { seconds: number; calls: number }> = {
   nats: { seconds: 0, calls: 0 },
 };
 
-/** Runs `call` and adds its duration (failed or not) to `service`'s total. */
-export async function roundTrip<T>(service: ServiceName, call: () => T | Promise<T>): Promise<T> {
+/**
+ * Runs `call` and adds its duration (failed or not) to `service`'s total; it counts as a call
+ * unless it is the rest of one already counted (`continued`: reading a response body).
+ */
+export async function roundTrip<T>(service: ServiceName, call: () => T | Promise<T>, continued = false): Promise<T> {
   const started = performance.now();
   try {
     return await call();
   } finally {
     totals[service].seconds += (performance.now() - started) / 1000;
-    totals[service].calls++;
+    if (!continued) totals[service].calls++;
   }
 }
 

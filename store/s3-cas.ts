@@ -119,7 +119,7 @@ export class S3Cas implements Cas {
     let bytes: Buffer;
     try {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: casKey(sha256) }));
-      bytes = Buffer.from(await roundTrip('s3', () => answer.Body!.transformToByteArray()));
+      bytes = Buffer.from(await roundTrip('s3', () => answer.Body!.transformToByteArray(), true));
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(`blob sha256:${sha256} is not in ${this.where}`, { cause: err });
       throw this.unavailable(err);

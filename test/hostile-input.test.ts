@@ -14,6 +14,7 @@ import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { SymlinkLoopError } from '../coordinator/plan/image-tree.js';
 import { type InspectResult, inspectImage } from '../coordinator/plan/inspect.js';
 import { type ScanResult, scanImage } from '../coordinator/plan/scan.js';
+import { analyzeFiles } from '../coordinator/plan/analyze.js';
 import {
   DigestMismatchError,
   DockergateError,
@@ -497,6 +498,36 @@ async function runScanCase(testCase: HostileScanCase): Promise<void> {
     await fs.rm(sandbox, { recursive: true, force: true });
   }
 }
+
+describe('analyze of hostile files', () => {
+  it('refuses devices, FIFOs, directories and oversized sparse files before reading them', { timeout: 60_000 }, async () => {
+    const sandbox = await tempDir('dockergate-hostile-analyze-');
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(sandbox, 'cache'));
+    try {
+      const fifo = path.join(sandbox, 'fifo');
+      await run('mkfifo', [fifo]);
+      const sparse = path.join(sandbox, 'sparse');
+      await fs.writeFile(sparse, '\x7fELF');
+      await fs.truncate(sparse, 1900 * MiB);
+      const cases: [string, ErrorClass][] = [
+        ['/dev/zero', InvalidInputError],
+        [fifo, InvalidInputError],
+        [sandbox, InvalidInputError],
+        [sparse, LimitExceededError],
+        [path.join(sandbox, 'missing'), NotFoundError],
+      ];
+      for (const [file, expected] of cases) {
+        const started = performance.now();
+        await assert.rejects(analyzeFiles(runtime, [file]), (err: unknown) => err instanceof expected, file);
+        assert.ok(performance.now() - started < 2_000, `${file} refused at once`);
+      }
+      assert.ok(process.memoryUsage().rss < 1024 * MiB, 'the sparse file was not read');
+    } finally {
+      await runtime.close();
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('hostile images for the planner', () => {
   for (const testCase of SCAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));

@@ -4,8 +4,9 @@
  * per (sha256, analyser, version) however often it is asked for.
  */
 import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
-import { AbortedError, DockergateError, InvalidInputError, NotFoundError, PoisonedUnitError } from '../../infra/errors.js';
+import { AbortedError, DockergateError, InvalidInputError, LimitExceededError, NotFoundError, PoisonedUnitError } from '../../infra/errors.js';
 import type { AnalysisFailure, FactsKey } from '../../store/kb/index.js';
 import type { ObjectFacts } from '../../store/facts.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../../worker/contracts.js';
@@ -19,13 +20,43 @@ export interface AnalyzedFile {
   readonly failure?: AnalysisFailure;
 }
 
+/**
+ * A file named on the command line, read only when it is a regular file no larger than `maxBytes`
+ * (checked before reading: `/dev/zero`, a FIFO or a sparse 2 GiB file are refused, not read), and
+ * never more than that many bytes even if it grows meanwhile.
+ */
+async function readInput(file: string, maxBytes: number): Promise<Buffer> {
+  let handle: fs.FileHandle;
+  try {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+    handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`${file}: no such file`, { cause: err });
+    throw new InvalidInputError(`${file}: cannot open (${code ?? (err as Error).message})`, { cause: err });
+  }
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw new InvalidInputError(`${file} is a directory, not an ELF file`);
+    if (!stat.isFile()) throw new InvalidInputError(`${file} is not a regular file (a device, FIFO or socket); only files are analysed`);
+    if (stat.size > maxBytes) throw new LimitExceededError('maxElfBytes', maxBytes, file);
+    const bytes = Buffer.alloc(stat.size);
+    let read = 0;
+    while (read < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, read, bytes.length - read, read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function analyzeFiles(runtime: Runtime, paths: readonly string[]): Promise<AnalyzedFile[]> {
   const inputs = await Promise.all(
     paths.map(async (file) => {
-      const bytes = await fs.readFile(file).catch((err: unknown) => {
-        throw new NotFoundError(`${file}: cannot read (${(err as Error).message})`, { cause: err });
-      });
-      if (bytes.length > runtime.limits.maxElfBytes) throw new InvalidInputError(`${file}: larger than maxElfBytes`);
+      const bytes = await readInput(file, runtime.limits.maxElfBytes);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       await runtime.cas.put(sha256, bytes);
       return { path: file, sha256 };
