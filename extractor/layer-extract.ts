@@ -154,6 +154,9 @@ const TAR_TYPES: Readonly<Record<string, FileType>> = {
   fifo: 'fifo',
 };
 
+/** JSON bytes of one `LayerFile` besides its path and link target (keys, numbers, a sha256). */
+const RECORD_BYTES_PER_ENTRY = 160;
+
 /** Turns tar entries into `LayerFile`s, whiteouts and CAS blobs. */
 class LayerCollector {
   readonly files: LayerFile[] = [];
@@ -162,6 +165,8 @@ class LayerCollector {
   /** Regular files of this layer by path: hard links (which point backwards in a tar) copy from it. */
   private readonly regularFiles = new Map<string, LayerFile>();
   private readonly spoolFiles = new Set<string>();
+  /** Bytes of paths and link targets recorded so far: what the layer record's JSON will hold. */
+  private recordBytes = 0;
 
   constructor(private readonly options: ExtractOptions) {}
 
@@ -170,6 +175,11 @@ class LayerCollector {
     const entries = this.files.length + this.whiteouts.length + this.opaqueDirs.length;
     if (entries >= limits.maxEntriesPerLayer) {
       throw new LimitExceededError('maxEntriesPerLayer', limits.maxEntriesPerLayer, 'layer entry count');
+    }
+    // Each record (a JSON document in the embedded store) stays far below V8's string limit.
+    this.recordBytes += RECORD_BYTES_PER_ENTRY + Buffer.byteLength(header.name) + Buffer.byteLength(header.linkname ?? '');
+    if (this.recordBytes > limits.maxLayerRecordBytes) {
+      throw new LimitExceededError('maxLayerRecordBytes', limits.maxLayerRecordBytes, 'paths and link targets of one layer');
     }
     const type = TAR_TYPES[header.type ?? 'file'];
     if (!type) throw new UnsupportedError(`tar entry ${JSON.stringify(header.name)} has unsupported type ${header.type}`);

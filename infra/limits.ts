@@ -27,6 +27,11 @@ export interface Limits {
   /** Tar entries in one layer, and files in the merged image tree. */
   readonly maxEntriesPerLayer: number;
   readonly maxFilesPerImage: number;
+  /**
+   * Bytes one layer's record may hold: its paths and link targets plus ~160 bytes per entry (the
+   * record is one JSON document; V8 strings stop at 2^29 characters).
+   */
+  readonly maxLayerRecordBytes: number;
   /** Bytes of one path and of one symlink target, and components of one path. */
   readonly maxPathBytes: number;
   readonly maxPathDepth: number;
@@ -85,6 +90,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   bombRatioGraceBytes: 64 * MiB,
   maxEntriesPerLayer: 2_000_000,
   maxFilesPerImage: 4_000_000,
+  maxLayerRecordBytes: 256 * MiB,
   maxPathBytes: 4 * KiB,
   maxPathDepth: 256,
   maxSymlinkHops: 40,

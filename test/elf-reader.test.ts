@@ -820,6 +820,12 @@ describe('malformed input', () => {
     }
   });
 
+  it('rejects a dynamic string (DT_SONAME) longer than PATH_MAX, naming it', { skip: hasGcc ? false : 'gcc not found' }, () => {
+    const library = path.join(tmp, 'long-soname.so');
+    run('gcc', ['-shared', '-fPIC', '-o', library, path.join(tmp, 'hello.c'), `-Wl,-soname,lib${'x'.repeat(100_000)}.so`]);
+    assert.throws(() => load(library).dynamic, (err: unknown) => err instanceof ElfFormatError && /longer than PATH_MAX/.test(err.message));
+  });
+
   it('rejects garbage after a valid ELF identification', () => {
     let seed = 7;
     const rand = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) & 0xff;

@@ -294,6 +294,12 @@ const CASES: HostileCase[] = [
     expect: DigestMismatchError,
   },
   {
+    name: 'a layer of long symlinks past maxLayerRecordBytes (the record would not fit a string)',
+    image: () => layers(Array.from({ length: 1000 }, (_, i) => ({ name: `l/${i}`, type: 'symlink' as const, linkname: `/${'t'.repeat(2000)}` }))),
+    limits: { maxLayerRecordBytes: MiB },
+    expect: LimitExceededError,
+  },
+  {
     name: 'OCI layout tarball followed by a 64 GiB sparse tail of zeros: the tail is never read',
     image: () => layers([{ name: 'bin/x', content: 'x' }]),
     input: (layout, sandbox) => layoutTarball(layout, sandbox, 64 * 1024 * MiB),

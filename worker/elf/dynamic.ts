@@ -69,6 +69,9 @@ export function linkedStrings(ctx: ElfContext, section: ElfSection, what: string
   return new StringTable(ctx.sectionData(target), what);
 }
 
+/** PATH_MAX of Linux (include/uapi/linux/limits.h), the longest path a loader can open. */
+const MAX_DYNAMIC_PATH = 4096;
+
 const splitPath = (value: string): string[] => value.split(':').filter((p) => p.length > 0);
 
 export function parseDynamic(ctx: ElfContext): ElfDynamic {
@@ -78,7 +81,11 @@ export function parseDynamic(ctx: ElfContext): ElfDynamic {
   const strings = ctx.dynamicStrings();
   const str = (e: ElfDynamicEntry): string => {
     if (!strings) throw new ElfFormatError('dynamic entry names a string but there is no dynamic string table', e.offset);
-    return strings.get(e.value, e.offset);
+    const value = strings.get(e.value, e.offset);
+    // Library names and search paths are paths: beyond PATH_MAX the loader cannot use them
+    // (open fails with ENAMETOOLONG), and facts must not carry megabyte strings per entry.
+    if (value.length > MAX_DYNAMIC_PATH) throw new ElfFormatError(`dynamic entry (tag ${e.tag}) names a string of ${value.length} bytes, longer than PATH_MAX (${MAX_DYNAMIC_PATH})`, e.offset);
+    return value;
   };
   const needed: string[] = [];
   const rpath: string[] = [];
