@@ -43,8 +43,13 @@ export interface Limits {
   readonly maxArchiveMetadataBytes: number;
   /** Bytes sniffed from the head of a file to classify it (ELF magic, `#!` line). */
   readonly classifyHeadBytes: number;
-  /** HTTP: one request's time, and redirects followed. */
+  /**
+   * HTTP: one request's time (a layer blob's: until its headers), redirects followed, and the
+   * slowest transfer of a layer body accepted: a blob of S bytes must arrive within
+   * `httpTimeoutMs + S / minBlobBytesPerSecond`, whatever the server trickles.
+   */
   readonly httpTimeoutMs: number;
+  readonly minBlobBytesPerSecond: number;
   readonly maxRedirects: number;
   /** ELF analysis: one object's size, and counts of what its headers claim. */
   readonly maxElfBytes: number;
@@ -98,6 +103,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxArchiveMetadataBytes: 16 * MiB,
   classifyHeadBytes: 256,
   httpTimeoutMs: 5 * 60_000,
+  minBlobBytesPerSecond: 64 * KiB,
   maxRedirects: 5,
   maxElfBytes: 512 * MiB,
   maxElfSections: 4_096,

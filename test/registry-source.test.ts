@@ -553,6 +553,32 @@ describe('registry source', () => {
     );
   });
 
+  test('a layer blob trickled one byte at a time is cut at its overall deadline', async () => {
+    const size = 64 * 1024;
+    const layer: LayerSpec = { digest: sha256(Buffer.alloc(size)), size, mediaType: GZIP_LAYER, diffId: sha256(Buffer.from('x')) };
+    const image = await buildImage({ layers: [layer] });
+    const registry = await startRegistry(storeOf('1', image), (req, res) => {
+      if (req.url === `/v2/x/y/blobs/${layer.digest}`) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+        // One byte every 50 ms: never idle long enough for an idle timeout.
+        const timer = setInterval(() => res.write(Buffer.alloc(1)), 50);
+        res.on('close', () => clearInterval(timer));
+        return new Promise<void>((resolve) => res.on('close', () => resolve()));
+      }
+    });
+    // 64 KiB at 64 KiB/s after a 500 ms allowance for the headers: cut after 1.5 s.
+    const limits = limitsWith({ httpTimeoutMs: 500, minBlobBytesPerSecond: 64 * 1024 });
+    const opened = await registrySource.open(ref(registry), options({ limits }));
+    const started = Date.now();
+    await assert.rejects(openLayer0(opened), (err: unknown) => {
+      assert.ok(err instanceof UnavailableError, String(err));
+      assert.match(err.message, /not received within/);
+      return true;
+    });
+    const took = Date.now() - started;
+    assert.ok(took >= 1_000 && took < 5_000, `cut after ${took} ms`);
+  });
+
   test('aborting stops requests and layer streams with AbortedError', async () => {
     const image = await buildImage({});
     const layerDigest = image.layers[0]!.digest;

@@ -654,7 +654,15 @@ class RegistryClient {
     source.once('error', (err) => {
       verifier.destroy(exchange.fail(err));
     });
+    // An overall deadline for the body: a registry that trickles bytes (one every few seconds
+    // never trips an idle timeout) is cut once the blob is slower than minBlobBytesPerSecond.
+    const bodyMs = this.limits.httpTimeoutMs + Math.ceil((layer.size / this.limits.minBlobBytesPerSecond) * 1000);
+    const overdue = setTimeout(() => {
+      verifier.destroy(new UnavailableError(`${context} ${digest}: not received within ${Math.round(bodyMs / 1000)} s (${layer.size} bytes at minBlobBytesPerSecond ${this.limits.minBlobBytesPerSecond}, after httpTimeoutMs)`));
+    }, bodyMs);
+    overdue.unref();
     verifier.once('close', () => {
+      clearTimeout(overdue);
       exchange.finish();
       // Stops the download when the consumer is done or the verifier failed (e.g. too many bytes).
       if (!source.destroyed) source.destroy();
