@@ -15,6 +15,8 @@ import { SymlinkLoopError } from '../coordinator/plan/image-tree.js';
 import { type InspectResult, inspectImage } from '../coordinator/plan/inspect.js';
 import { type ScanResult, scanImage } from '../coordinator/plan/scan.js';
 import { analyzeFiles } from '../coordinator/plan/analyze.js';
+import { inspectJson, writeInspectJson } from '../coordinator/cli/cli.js';
+import { PassThrough } from 'node:stream';
 import {
   DigestMismatchError,
   DockergateError,
@@ -294,6 +296,18 @@ const CASES: HostileCase[] = [
     expect: DigestMismatchError,
   },
   {
+    name: 'directories nested 300 deep through symlinked parents (each path only 2 deep)',
+    image: () =>
+      layers([
+        { name: 'a/', type: 'directory' },
+        ...Array.from({ length: 300 }, (_, i): EntrySpec[] => [
+          { name: `s${i}`, type: 'symlink', linkname: `/a${'/n'.repeat(i)}` },
+          { name: `s${i}/n/`, type: 'directory' },
+        ]).flat(),
+      ]),
+    expect: LimitExceededError,
+  },
+  {
     name: 'a layer of long symlinks past maxLayerRecordBytes (the record would not fit a string)',
     image: () => layers(Array.from({ length: 1000 }, (_, i) => ({ name: `l/${i}`, type: 'symlink' as const, linkname: `/${'t'.repeat(2000)}` }))),
     limits: { maxLayerRecordBytes: MiB },
@@ -504,6 +518,26 @@ async function runScanCase(testCase: HostileScanCase): Promise<void> {
     await fs.rm(sandbox, { recursive: true, force: true });
   }
 }
+
+describe('inspect --json of a large tree', () => {
+  it('is streamed, and is the same text as the whole document at once', { timeout: 120_000 }, async () => {
+    const sandbox = await tempDir('dockergate-hostile-json-');
+    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(sandbox, 'cache'));
+    try {
+      const layout = path.join(sandbox, 'layout');
+      await writeOciLayout(layout, await layers([{ name: 'bin/sh', content: '#!x\n', mode: 0o755 }, { name: 'l', type: 'symlink', linkname: '/bin' }], [{ name: 'e/', type: 'directory' }]));
+      const result = await inspectImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+      const chunks: Buffer[] = [];
+      const sink = new PassThrough({ highWaterMark: 16 });
+      sink.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await writeInspectJson(result, sink);
+      assert.equal(Buffer.concat(chunks).toString('utf8'), `${JSON.stringify(inspectJson(result), null, 2)}\n`);
+    } finally {
+      await runtime.close();
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('analyze of hostile files', () => {
   it('refuses devices, FIFOs, directories and oversized sparse files before reading them', { timeout: 60_000 }, async () => {

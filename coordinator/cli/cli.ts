@@ -15,6 +15,7 @@ import { fileJson, type InspectOptions, type InspectResult, inspectImage } from 
 import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { once } from 'node:events';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from '../output/policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
 import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
@@ -90,7 +91,8 @@ function buildProgram(telemetry: Telemetry): Command {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
       try {
         const result = await inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress() });
-        process.stdout.write(flags.json ? `${JSON.stringify(inspectJson(result), null, 2)}\n` : inspectText(result, Boolean(flags.files)));
+        if (flags.json) await writeInspectJson(result, process.stdout);
+        else process.stdout.write(inspectText(result, Boolean(flags.files)));
       } finally {
         await runtime.close();
       }
@@ -405,7 +407,32 @@ function dirConfigOf(flags: ImageFlags): DirImageConfig {
   };
 }
 
-export function inspectJson(result: InspectResult): Record<string, unknown> {
+/**
+ * `inspect --json`, streamed: the same text as `JSON.stringify(inspectJson(result), null, 2)`, but
+ * written a file at a time with backpressure, so a tree of millions of long paths never becomes
+ * one string (V8 stops at 2^29 characters).
+ */
+export async function writeInspectJson(result: InspectResult, out: NodeJS.WritableStream): Promise<void> {
+  const write = async (text: string): Promise<void> => {
+    if (!out.write(text)) await once(out, 'drain');
+  };
+  const { files: _files, ...head } = inspectJson(result, false);
+  const headText = JSON.stringify(head, null, 2);
+  await write(`${headText.slice(0, -2)},\n  "files": [`);
+  let first = true;
+  let batch = '';
+  for (const file of result.tree.files()) {
+    batch += `${first ? '' : ','}\n    ${JSON.stringify(fileJson(file), null, 2).replaceAll('\n', '\n    ')}`;
+    first = false;
+    if (batch.length > 1 << 20) {
+      await write(batch);
+      batch = '';
+    }
+  }
+  await write(`${batch}${first ? ']' : '\n  ]'}\n}\n`);
+}
+
+export function inspectJson(result: InspectResult, withFiles = true): Record<string, unknown> {
   return {
     reference: result.reference,
     manifestDigest: result.manifestDigest,
@@ -420,7 +447,7 @@ export function inspectJson(result: InspectResult): Record<string, unknown> {
       ...(result.entrypoint.file ? { file: fileJson(result.entrypoint.file) } : {}),
       ...(result.entrypoint.problem ? { problem: result.entrypoint.problem } : {}),
     },
-    files: [...result.tree.files()].map(fileJson),
+    ...(withFiles ? { files: [...result.tree.files()].map(fileJson) } : {}),
   };
 }
 

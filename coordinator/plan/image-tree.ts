@@ -33,6 +33,12 @@ interface DirNode {
   readonly kind: 'dir';
   meta: TreeFile;
   readonly children: Map<string, Node>;
+  /**
+   * Directories from the root to this one in the tree (not in its path: a parent reached through
+   * a symlink puts a child deeper than its path says). Bounded by `maxPathDepth`, so that no walk
+   * of the tree, and no path it builds, grows without bound.
+   */
+  readonly depth: number;
 }
 
 interface LeafNode {
@@ -47,7 +53,7 @@ export class SymlinkLoopError extends InvalidInputError {}
 const IMPLICIT_DIR = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 } as const;
 
 export class ImageTree {
-  private readonly root: DirNode = { kind: 'dir', meta: { ...IMPLICIT_DIR, path: '/', layer: -1 }, children: new Map() };
+  private readonly root: DirNode = { kind: 'dir', meta: { ...IMPLICIT_DIR, path: '/', layer: -1 }, children: new Map(), depth: 0 };
   private fileCount = 0;
 
   constructor(private readonly limits: Limits) {}
@@ -96,7 +102,7 @@ export class ImageTree {
     if (this.fileCount >= this.limits.maxFilesPerImage) {
       throw new LimitExceededError('maxFilesPerImage', this.limits.maxFilesPerImage, 'merged image tree');
     }
-    parent.children.set(name, meta.type === 'dir' ? { kind: 'dir', meta, children: new Map() } : { kind: 'leaf', meta });
+    parent.children.set(name, meta.type === 'dir' ? { kind: 'dir', meta, children: new Map(), depth: this.childDepth(parent, file.path) } : { kind: 'leaf', meta });
     this.fileCount++;
   }
 
@@ -132,7 +138,7 @@ export class ImageTree {
         if (this.fileCount >= this.limits.maxFilesPerImage) {
           throw new LimitExceededError('maxFilesPerImage', this.limits.maxFilesPerImage, 'merged image tree');
         }
-        child = { kind: 'dir', meta: { ...IMPLICIT_DIR, path: walked, layer }, children: new Map() };
+        child = { kind: 'dir', meta: { ...IMPLICIT_DIR, path: walked, layer }, children: new Map(), depth: this.childDepth(dir, path) };
         dir.children.set(part, child);
         this.fileCount++;
       }
@@ -140,6 +146,13 @@ export class ImageTree {
       dir = child;
     }
     return dir;
+  }
+
+  private childDepth(parent: DirNode, path: string): number {
+    if (parent.depth >= this.limits.maxPathDepth) {
+      throw new LimitExceededError('maxPathDepth', this.limits.maxPathDepth, `${path}: directories nested through symlinked parents`);
+    }
+    return parent.depth + 1;
   }
 
   private lookupParent(path: string): DirNode | undefined {
@@ -222,22 +235,35 @@ export class ImageTree {
   }
 
   /** Every path except the root, depth-first in byte order of names: stable across runs. */
+  /** Every file, depth first in sorted order; iterative (an explicit stack), whatever the depth. */
   *files(): Generator<TreeFile> {
-    function* walk(dir: DirNode, prefix: string): Generator<TreeFile> {
-      for (const name of [...dir.children.keys()].sort()) {
-        const node = dir.children.get(name)!;
-        const path = `${prefix}/${name}`;
-        yield { ...node.meta, path };
-        if (node.kind === 'dir') yield* walk(node, path);
+    const stack: { readonly dir: DirNode; readonly prefix: string; readonly names: string[]; next: number }[] = [
+      { dir: this.root, prefix: '', names: [...this.root.children.keys()].sort(), next: 0 },
+    ];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.next >= top.names.length) {
+        stack.pop();
+        continue;
       }
+      const name = top.names[top.next++]!;
+      const node = top.dir.children.get(name)!;
+      const path = `${top.prefix}/${name}`;
+      yield { ...node.meta, path };
+      if (node.kind === 'dir') stack.push({ dir: node, prefix: path, names: [...node.children.keys()].sort(), next: 0 });
     }
-    yield* walk(this.root, '');
   }
 }
 
 function countBelow(dir: DirNode): number {
   let count = 0;
-  for (const child of dir.children.values()) count += 1 + (child.kind === 'dir' ? countBelow(child) : 0);
+  const pending: DirNode[] = [dir];
+  while (pending.length > 0) {
+    for (const child of pending.pop()!.children.values()) {
+      count++;
+      if (child.kind === 'dir') pending.push(child);
+    }
+  }
   return count;
 }
 
