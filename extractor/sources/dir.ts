@@ -56,12 +56,15 @@ export const dirSource: ImageSource<DirReference> = {
       user: given.user ?? '',
       healthcheck: null,
       labels: {},
-      diffIds: [layer.digest],
+      // No diff_id: the tar is made here from the tree, so there is nothing independent to check
+      // it against (the listing digest names the layer, not its bytes).
+      diffIds: [],
     };
     const configDigest = sha256Digest(Buffer.from(JSON.stringify(config)));
     return {
       reference: `dir:${root}`,
-      manifestDigest: configDigest,
+      // What the scan cache keys on: the config and the listing together.
+      manifestDigest: sha256Digest(Buffer.from(JSON.stringify({ config: configDigest, layers: [layer.digest] }))),
       configDigest,
       config,
       layers: [layer],
@@ -71,24 +74,56 @@ export const dirSource: ImageSource<DirReference> = {
   },
 };
 
-/** Lists the tree depth-first in sorted order, without following symlinks or leaving the device. */
+/**
+ * Lists the tree, each directory's entries in sorted order and every directory before what it
+ * holds (iteratively: depth comes from the input), without
+ * following symlinks or leaving the device. Names are read as bytes: one that is not valid UTF-8
+ * (tar and the image tree hold text) is an `InvalidInputError`, and a path past `maxPathBytes` or
+ * `maxPathDepth` a `LimitExceededError`, before the file is touched.
+ */
 async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
   const entries: TreeEntry[] = [];
   const rootDevice = (await fs.lstat(root)).dev;
-  const visit = async (relative: string): Promise<void> => {
-    const names = (await fs.readdir(path.join(root, relative))).sort();
-    for (const name of names) {
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  // Directories still to list; each is listed when popped, its children pushed in reverse order.
+  const pending: { relative: string; depth: number }[] = [{ relative: '', depth: 0 }];
+  const where = (relative: string): string => `dir:${root}${relative ? `/${relative}` : ''}`;
+  while (pending.length > 0) {
+    const { relative, depth } = pending.pop()!;
+    let raw: Buffer[];
+    try {
+      raw = await fs.readdir(path.join(root, relative), { encoding: 'buffer' });
+    } catch (err) {
+      throw new InvalidInputError(`${where(relative)}: cannot list (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+    }
+    const names = raw.map((bytes) => {
+      try {
+        return utf8.decode(bytes);
+      } catch {
+        throw new InvalidInputError(`${where(relative)}: the name ${JSON.stringify(bytes.toString('latin1'))} is not valid UTF-8; image file names must be`);
+      }
+    });
+    const children: { relative: string; depth: number }[] = [];
+    for (const name of names.sort()) {
       const child = relative ? `${relative}/${name}` : name;
-      const stat = await fs.lstat(path.join(root, child));
-      if (entries.length >= limits.maxEntriesPerLayer) {
-        throw new LimitExceededError('maxEntriesPerLayer', limits.maxEntriesPerLayer, `dir:${root}`);
+      if (Buffer.byteLength(child) + 1 > limits.maxPathBytes) throw new LimitExceededError('maxPathBytes', limits.maxPathBytes, where(child));
+      if (depth + 1 > limits.maxPathDepth) throw new LimitExceededError('maxPathDepth', limits.maxPathDepth, where(child));
+      if (entries.length >= limits.maxEntriesPerLayer) throw new LimitExceededError('maxEntriesPerLayer', limits.maxEntriesPerLayer, `dir:${root}`);
+      let stat: import('node:fs').Stats;
+      try {
+        stat = await fs.lstat(path.join(root, child));
+      } catch (err) {
+        // Removed while listed, or unreadable: the tree is not what it was a moment ago.
+        throw new InvalidInputError(`${where(child)}: cannot stat (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
       }
       const linkTarget = stat.isSymbolicLink() ? await fs.readlink(path.join(root, child)) : undefined;
+      if (linkTarget !== undefined && Buffer.byteLength(linkTarget) > limits.maxPathBytes) throw new LimitExceededError('maxPathBytes', limits.maxPathBytes, `link target of ${where(child)}`);
       entries.push({ relative: child, stat, ...(linkTarget !== undefined ? { linkTarget } : {}) });
-      if (stat.isDirectory() && stat.dev === rootDevice) await visit(child);
+      if (stat.isDirectory() && stat.dev === rootDevice) children.push({ relative: child, depth: depth + 1 });
     }
-  };
-  await visit('');
+    // The first child directory is listed next.
+    for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]!);
+  }
   return entries;
 }
 
