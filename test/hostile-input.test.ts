@@ -577,3 +577,11 @@ describe('hostile input', () => {
   it('has at least 30 crafted cases', () => assert.ok(CASES.length >= 30, `${CASES.length} cases`));
   for (const testCase of CASES) it(testCase.name, { timeout: 120_000 }, () => runCase(testCase));
 });
+
+describe('README limits table', () => {
+  it('lists every limit of infra/limits.ts', async () => {
+    const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const missing = Object.keys(DEFAULT_LIMITS).filter((name) => !readme.includes(`\`${name}\``));
+    assert.deepEqual(missing, [], 'limits missing from the README table');
+  });
+});
