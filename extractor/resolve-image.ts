@@ -72,6 +72,10 @@ export async function resolveManifest(
         `${where}: manifest ${current.digest} is not a container image (config media type ${JSON.stringify(parsed.config.mediaType)})`,
       );
     }
+    // Counts the manifest declares are checked before the work they imply.
+    if (parsed.layers.length > limits.maxLayersPerImage) {
+      throw new LimitExceededError('maxLayersPerImage', limits.maxLayersPerImage, `${where}: manifest ${current.digest} lists ${parsed.layers.length} layers`);
+    }
     const configBytes = await reader.config(parsed.config);
     const config = inContext(() => parseImageConfig(configBytes.bytes, limits), `${where}, config ${configBytes.digest}`);
     if (config.diffIds.length !== parsed.layers.length) {

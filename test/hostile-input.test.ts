@@ -296,6 +296,14 @@ const CASES: HostileCase[] = [
     expect: DigestMismatchError,
   },
   {
+    name: 'a manifest listing 5,000 layers is refused before any is read',
+    image: async () => {
+      const layer = await gzipLayer([{ name: 'f', content: 'x' }]);
+      return { layers: Array.from({ length: 5_000 }, () => layer) };
+    },
+    expect: LimitExceededError,
+  },
+  {
     name: 'directories nested 300 deep through symlinked parents (each path only 2 deep)',
     image: () =>
       layers([

@@ -4,7 +4,7 @@
  * "combined image JSON + filesystem changeset format"; Docker 25+ writes an OCI layout beside it,
  * with members under `blobs/sha256/`). Layers are uncompressed tars unless their bytes say otherwise.
  */
-import { InvalidInputError, NotFoundError } from '../../infra/errors.js';
+import { InvalidInputError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
 import { type ArchiveFs, openArchive } from '../archive-fs.js';
 import { parseDigest, parseImageConfig, parseJson } from '../manifest.js';
 import type { SourceReference } from '../reference.js';
@@ -46,6 +46,9 @@ export async function openSavedImage(
     where,
   );
   const image = chooseImage(images, name, where);
+  if (image.layers.length > limits.maxLayersPerImage) {
+    throw new LimitExceededError('maxLayersPerImage', limits.maxLayersPerImage, `${where}: manifest.json lists ${image.layers.length} layers`);
+  }
   const configBytes = await archive.readSmall(image.config, limits.maxConfigBytes, 'maxConfigBytes');
   const configDigest = sha256Digest(configBytes);
   // Members named by digest (`<hex>.json`, `blobs/sha256/<hex>`) must hash to that digest.
