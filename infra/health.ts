@@ -47,7 +47,8 @@ export async function startHealthServer(port: number, address: string, source: H
   };
 }
 
-const UNIT_METRICS: readonly [Exclude<keyof UnitStats, 'running'>, string, string][] = [
+/** Per-kind unit counters: field of `UnitStats`, metric name, help (also the OpenTelemetry instruments'). */
+export const UNIT_METRICS: readonly [Exclude<keyof UnitStats, 'running'>, string, string][] = [
   ['done', 'dockergate_units_done_total', 'Units answered with a result.'],
   ['failed', 'dockergate_units_failed_total', 'Units that failed for good (dead letters).'],
   ['redelivered', 'dockergate_units_redelivered_total', 'Deliveries that were not the unit\'s first.'],
@@ -56,6 +57,8 @@ const UNIT_METRICS: readonly [Exclude<keyof UnitStats, 'running'>, string, strin
   ['runSeconds', 'dockergate_unit_run_seconds_total', 'Seconds units ran.'],
 ];
 
+export const UNITS_RUNNING = 'dockergate_units_running';
+
 function metricsText(source: HealthSource): string {
   const lines: string[] = [];
   const units = source.units();
@@ -63,8 +66,8 @@ function metricsText(source: HealthSource): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
     for (const [kind, stats] of units) lines.push(`${name}{kind="${kind}"} ${stats[field]}`);
   }
-  lines.push('# HELP dockergate_units_running Units running now.', '# TYPE dockergate_units_running gauge');
-  for (const [kind, stats] of units) lines.push(`dockergate_units_running{kind="${kind}"} ${stats.running}`);
+  lines.push(`# HELP ${UNITS_RUNNING} Units running now.`, `# TYPE ${UNITS_RUNNING} gauge`);
+  for (const [kind, stats] of units) lines.push(`${UNITS_RUNNING}{kind="${kind}"} ${stats.running}`);
   for (const [name, value] of Object.entries(source.counters())) lines.push(`# TYPE ${name} counter`, `${name} ${value}`);
   for (const [name, value] of Object.entries(source.gauges?.() ?? {})) lines.push(`# TYPE ${name} gauge`, `${name} ${value}`);
   return `${lines.join('\n')}\n`;

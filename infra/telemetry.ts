@@ -13,7 +13,7 @@
  * coordinator and every worker share one trace id and form one tree.
  */
 import { context, metrics, propagation, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { HealthSource } from './health.js';
+import { type HealthSource, UNIT_METRICS, UNITS_RUNNING } from './health.js';
 import { PACKAGE_VERSION } from './versions.js';
 
 const TRACER_NAME = 'dockergate';
@@ -81,23 +81,15 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   };
 }
 
-/** Observable instruments over a `HealthSource`: the numbers of `/metrics`, pulled at each export. */
+/** Observable instruments over a `HealthSource`: the numbers and names of `/metrics`, pulled at each export. */
 function observe(source: HealthSource): void {
   const meter = metrics.getMeter(TRACER_NAME);
-  const unitFields = [
-    ['done', 'dockergate.units.done', 'Units answered with a result.'],
-    ['failed', 'dockergate.units.failed', 'Units that failed for good (dead letters).'],
-    ['redelivered', 'dockergate.units.redelivered', 'Deliveries that were not the unit\'s first.'],
-    ['retried', 'dockergate.units.retried', 'Retryable errors handed back with backoff.'],
-    ['queueSeconds', 'dockergate.unit.queue.seconds', 'Seconds units waited in the queue before they were taken.'],
-    ['runSeconds', 'dockergate.unit.run.seconds', 'Seconds units ran.'],
-  ] as const;
-  for (const [field, name, description] of unitFields) {
+  for (const [field, name, description] of UNIT_METRICS) {
     meter.createObservableCounter(name, { description }).addCallback((result) => {
       for (const [kind, stats] of source.units()) result.observe(stats[field], { kind });
     });
   }
-  meter.createObservableGauge('dockergate.units.running', { description: 'Units running now.' }).addCallback((result) => {
+  meter.createObservableGauge(UNITS_RUNNING, { description: 'Units running now.' }).addCallback((result) => {
     for (const [kind, stats] of source.units()) result.observe(stats.running, { kind });
   });
   const counters = Object.keys(source.counters());

@@ -17,40 +17,37 @@ import {
   analysesOf,
   assertSameOutputs,
   cli,
-  createDeployment,
   type Deployment,
+  type MachineDeployment,
   logsOf,
   metric,
   outputFlags,
   type Service,
   startCoordinator,
+  startMachineDeployment,
   startWorker,
   stopService,
 } from './helpers/cluster.js';
 import { tempDir } from './helpers/layers.js';
-import { startTestS3, type TestS3 } from './helpers/s3.js';
 
-const PG_ADMIN_URL = process.env.DOCKERGATE_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.DOCKERGATE_TEST_NATS_URL ?? '127.0.0.1:4222';
 const REGISTRY = 'docker://127.0.0.1:5000/dockergate-test';
 const IMAGES = [`${REGISTRY}/app:1`, `${REGISTRY}/whiteout:1`];
 const BASE = `${REGISTRY}/base:bookworm`;
 
 let work: string;
-let s3: TestS3;
+let machine: MachineDeployment;
 let deployment: Deployment;
 const services: Service[] = [];
 
 before(async () => {
   work = await tempDir('dockergate-dedup-');
-  s3 = await startTestS3();
-  deployment = await createDeployment({ natsUrl: NATS_URL, pgAdminUrl: PG_ADMIN_URL, s3Endpoint: s3.endpoint });
+  machine = await startMachineDeployment();
+  deployment = machine.deployment;
 });
 
 after(async () => {
   for (const service of services) await stopService(service);
-  await deployment?.close();
-  await s3?.close();
+  await machine?.close();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
@@ -111,7 +108,7 @@ it('two images sharing a base layer: the layer is fetched and extracted once, ea
   assert.deepEqual(first, { fetched: layers.length, extracted: layers.length, analysed: embeddedAnalyses }, `fleet counts\n${logsOf(services)}`);
   assert.equal(await deployment.analysesRows(), embeddedAnalyses, 'one analyses row per object, as in embedded mode');
   // Fetched by the workers from the registry: no layer blob was staged in S3.
-  const cas = new S3Cas(s3.config(deployment.env.S3_BUCKET!));
+  const cas = new S3Cas(machine.s3.config(deployment.env.S3_BUCKET!));
   try {
     for (const { digest } of layers) assert.equal(await cas.has(digest.slice('sha256:'.length)), false, `layer ${digest} staged in S3`);
   } finally {

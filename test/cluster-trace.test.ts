@@ -12,18 +12,15 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { baseImageId, buildImage } from '../bench/corpus/build.js';
 import { selectImages } from '../bench/corpus/images.js';
-import { cli, createDeployment, type Deployment, logOf, logsOf, outputFlags, type Service, startCoordinator, startWorker, stopService } from './helpers/cluster.js';
+import { cli, type Deployment, type MachineDeployment, logOf, logsOf, outputFlags, type Service, startCoordinator, startMachineDeployment, startWorker, stopService } from './helpers/cluster.js';
 import { tempDir } from './helpers/layers.js';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './helpers/otlp.js';
-import { startTestS3, type TestS3 } from './helpers/s3.js';
 
-const PG_ADMIN_URL = process.env.DOCKERGATE_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.DOCKERGATE_TEST_NATS_URL ?? '127.0.0.1:4222';
 const CORPUS = selectImages(['musl-http']);
 const REFERENCE = `docker-daemon:${CORPUS[0]!.tag}`;
 
 let work: string;
-let s3: TestS3;
+let machine: MachineDeployment;
 let receiver: OtlpReceiver;
 let deployment: Deployment;
 const services: Service[] = [];
@@ -32,14 +29,14 @@ before(async () => {
   work = await tempDir('dockergate-trace-');
   const baseId = await baseImageId();
   for (const image of CORPUS) await buildImage(image, baseId);
-  [s3, receiver] = await Promise.all([startTestS3(), startOtlpReceiver()]);
-  deployment = await createDeployment({ natsUrl: NATS_URL, pgAdminUrl: PG_ADMIN_URL, s3Endpoint: s3.endpoint }, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
+  receiver = await startOtlpReceiver();
+  machine = await startMachineDeployment({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
+  deployment = machine.deployment;
 });
 
 after(async () => {
   for (const service of services) await stopService(service);
-  await deployment?.close();
-  await s3?.close();
+  await machine?.close();
   await receiver?.close();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
@@ -120,7 +117,7 @@ it('a cluster scan is one span tree across the CLI, the coordinator and the work
 
   // The same counters as /metrics reach the OTLP endpoint.
   const workerMetrics = receiver.metricNames.get('dockergate-worker') ?? new Set<string>();
-  for (const name of ['dockergate.units.done', 'dockergate_objects_analysed_total', 'dockergate_db_seconds_total', 'dockergate_s3_seconds_total', 'dockergate_nats_seconds_total']) {
+  for (const name of ['dockergate_units_done_total', 'dockergate_units_running', 'dockergate_objects_analysed_total', 'dockergate_db_seconds_total', 'dockergate_s3_seconds_total', 'dockergate_nats_seconds_total']) {
     assert.ok(workerMetrics.has(name), `worker metric ${name} exported: ${[...workerMetrics].join(', ')}`);
   }
 });

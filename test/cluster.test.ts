@@ -16,8 +16,8 @@ import {
   analysesOf,
   assertSameOutputs,
   cli,
-  createDeployment,
   type Deployment,
+  type MachineDeployment,
   logOf,
   logsOf,
   metric,
@@ -25,20 +25,18 @@ import {
   said,
   type Service,
   startCoordinator,
+  startMachineDeployment,
   startWorker,
   stopService,
 } from './helpers/cluster.js';
 import { tempDir } from './helpers/layers.js';
-import { startTestS3, type TestS3 } from './helpers/s3.js';
 
-const PG_ADMIN_URL = process.env.DOCKERGATE_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.DOCKERGATE_TEST_NATS_URL ?? '127.0.0.1:4222';
 const CORPUS = selectImages(['static-c', 'musl-http', 'trixie-shell', 'trixie-forking', 'trixie-musl-http']);
 /** The corpus images from the daemon, and one test image from the loopback registry. */
 const REFERENCES = [...CORPUS.map((image) => `docker-daemon:${image.tag}`), 'docker://127.0.0.1:5000/dockergate-test/app:1'];
 
 let work: string;
-let s3: TestS3;
+let machine: MachineDeployment;
 let deployment: Deployment;
 const workers: Service[] = [];
 const coordinators: Service[] = [];
@@ -47,15 +45,14 @@ before(async () => {
   work = await tempDir('dockergate-cluster-');
   const baseId = await baseImageId();
   for (const image of CORPUS) await buildImage(image, baseId);
-  s3 = await startTestS3();
-  deployment = await createDeployment({ natsUrl: NATS_URL, pgAdminUrl: PG_ADMIN_URL, s3Endpoint: s3.endpoint });
+  machine = await startMachineDeployment();
+  deployment = machine.deployment;
 });
 
 after(async () => {
   for (const service of [...coordinators, ...workers]) await stopService(service);
   if (process.env.DOCKERGATE_TEST_SERVICE_LOGS) console.error(logsOf([...coordinators, ...workers]));
-  await deployment?.close();
-  await s3?.close();
+  await machine?.close();
   await fs.rm(work, { recursive: true, force: true });
 });
 

@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { startTestS3, type TestS3 } from './s3.js';
 
 const run = promisify(execFile);
 
@@ -196,4 +197,29 @@ export async function assertSameOutputs(expectedDir: string, actualDir: string, 
     const [a, b] = await Promise.all([fs.readFile(path.join(expectedDir, name)), fs.readFile(path.join(actualDir, name))]);
     assert.ok(a.equals(b), `${what}: ${name} differs from embedded mode`);
   }
+}
+
+/** The machine's NATS JetStream and PostgreSQL, as the test environment provides them. */
+export const MACHINE_NATS_URL = process.env.DOCKERGATE_TEST_NATS_URL ?? '127.0.0.1:4222';
+export const MACHINE_PG_ADMIN_URL = process.env.DOCKERGATE_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface MachineDeployment {
+  readonly s3: TestS3;
+  readonly deployment: Deployment;
+  /** Removes the deployment, then stops its S3 server. */
+  close(): Promise<void>;
+}
+
+/** A deployment on the machine's NATS and PostgreSQL with an s3rver of its own. */
+export async function startMachineDeployment(extraEnv: NodeJS.ProcessEnv = {}): Promise<MachineDeployment> {
+  const s3 = await startTestS3();
+  const deployment = await createDeployment({ natsUrl: MACHINE_NATS_URL, pgAdminUrl: MACHINE_PG_ADMIN_URL, s3Endpoint: s3.endpoint }, extraEnv);
+  return {
+    s3,
+    deployment,
+    async close() {
+      await deployment.close();
+      await s3.close();
+    },
+  };
 }
