@@ -577,6 +577,40 @@ describe('analyze of hostile files', () => {
   });
 });
 
+describe('a sequence of scans with one hostile image', () => {
+  it('finishes every other image and reports the hostile one as failed with its reason', { timeout: 300_000 }, async () => {
+    const sandbox = await tempDir('dockergate-hostile-sequence-');
+    const runtime = embeddedRuntime(limitsWith({ bombRatioGraceBytes: 16 * MiB }), path.join(sandbox, 'cache'));
+    try {
+      const script = (text: string) => layers([{ name: 'bin/run', content: `#!/bin/sh\n${text}\n`, mode: 0o755 }]);
+      const bomb = CASES.find((testCase) => testCase.name.startsWith('gzip decompression bomb'))!;
+      const images: [string, () => Promise<OciImageSpec>][] = [
+        ['first', async () => ({ ...(await script('echo one')), config: { Entrypoint: ['/bin/run'] } })],
+        ['hostile', async () => ({ ...(await bomb.image()), config: { Entrypoint: ['/bin/run'] } })],
+        ['third', async () => ({ ...(await script('echo three')), config: { Entrypoint: ['/bin/run'] } })],
+      ];
+      const outcomes: string[] = [];
+      for (const [name, image] of images) {
+        const layout = path.join(sandbox, name);
+        await writeOciLayout(layout, await image());
+        try {
+          const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+          outcomes.push(`${name}: ok ${result.programs.length} programs`);
+        } catch (err) {
+          assert.ok(err instanceof DockergateError, `a typed error: ${String(err)}`);
+          outcomes.push(`${name}: ${err.code}: ${err.message}`);
+        }
+      }
+      assert.match(outcomes[0]!, /^first: ok/);
+      assert.match(outcomes[1]!, /^hostile: limit-exceeded: .*maxCompressionRatio/);
+      assert.match(outcomes[2]!, /^third: ok/);
+    } finally {
+      await runtime.close();
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('hostile images for the planner', () => {
   for (const testCase of SCAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));
 });
