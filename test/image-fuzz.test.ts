@@ -18,7 +18,7 @@ import { scanImage } from '../coordinator/plan/scan.js';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { DockergateError } from '../infra/errors.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
-import { type EntrySpec, tarOf, tempDir } from './helpers/layers.js';
+import { type EntrySpec, ldSoCache, tarOf, tempDir } from './helpers/layers.js';
 import { prng } from './helpers/mutate.js';
 
 const ITERATIONS = Number(process.env.DOCKERGATE_IMAGE_FUZZ_ITERATIONS ?? 10_000);
@@ -33,28 +33,6 @@ type Target = 'index' | 'manifest' | 'config' | 'tar' | 'script' | 'ldcache';
 const TARGETS: readonly Target[] = ['index', 'manifest', 'config', 'tar', 'tar', 'script', 'script', 'ldcache'];
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
-/** A small valid ld.so.cache naming two libraries. */
-function ldCache(): Buffer {
-  const names = ['libc.so.6', '/lib/x86_64-linux-gnu/libc.so.6', 'libm.so.6', '/lib/x86_64-linux-gnu/libm.so.6'];
-  const header = Buffer.alloc(48);
-  header.write('glibc-ld.so.cache1.1', 0, 'latin1');
-  header.writeUInt32LE(2, 20);
-  const entries = Buffer.alloc(48);
-  const strings = Buffer.from(names.map((n) => `${n}\0`).join(''), 'latin1');
-  const at = 48 + entries.length;
-  let offset = at;
-  const offsets = names.map((name) => {
-    const here = offset;
-    offset += name.length + 1;
-    return here;
-  });
-  for (let i = 0; i < 2; i++) {
-    entries.writeUInt32LE(offsets[i * 2]!, i * 24 + 4);
-    entries.writeUInt32LE(offsets[i * 2 + 1]!, i * 24 + 8);
-  }
-  return Buffer.concat([header, entries, strings]);
-}
 
 const SCRIPT = `#!/bin/sh
 set -e
@@ -195,7 +173,10 @@ let layer1: Buffer;
 before(async () => {
   work = await tempDir('dockergate-image-fuzz-');
   const script = Buffer.from(SCRIPT);
-  const ldcache = ldCache();
+  const ldcache = ldSoCache([
+    ['libc.so.6', '/lib/x86_64-linux-gnu/libc.so.6'],
+    ['libm.so.6', '/lib/x86_64-linux-gnu/libm.so.6'],
+  ]);
   base = {
     script,
     ldcache,

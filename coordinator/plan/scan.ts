@@ -209,7 +209,6 @@ class ScanPlanner {
   private readonly parsedScripts = new Map<string, ScriptCommands | Error>();
   private fresh = 0;
   private failed = 0;
-  private fallbackEverything = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -296,11 +295,15 @@ class ScanPlanner {
     return entries.slice(0, max);
   }
 
-  /** A budget of `infra/limits.ts` reached: reported, and the scan falls back to Docker's default. */
-  private overBudget(detail: string, path?: string): void {
-    this.decide('limit', `${detail}: Docker's default profile is allowed instead`, path);
-    this.fallbackEverything = true;
+  /** Something the analysis cannot follow: reported, and the scan falls back to Docker's default (or fails with --strict). */
+  private fallBack(kind: DecisionKind, detail: string, path?: string): void {
+    this.decide(kind, detail, path);
     this.unsure = true;
+  }
+
+  /** A budget of `infra/limits.ts` reached. */
+  private overBudget(detail: string, path?: string): void {
+    this.fallBack('limit', `${detail}: Docker's default profile is allowed instead`, path);
   }
 
   private async invoke({ argv, via, interpreterDepth = 0 }: Invocation): Promise<void> {
@@ -364,9 +367,7 @@ class ScanPlanner {
       this.parsedScripts.set(source, commands);
     }
     if (commands instanceof Error) {
-      this.decide('unresolved', `${name}: ${commands.message}; the commands it runs are unknown`);
-      this.fallbackEverything = true;
-      this.unsure = true;
+      this.fallBack('unresolved', `${name}: ${commands.message}; the commands it runs are unknown`);
       return;
     }
     for (const program of commands.programs) this.enqueue({ argv: [program], via });
@@ -375,9 +376,7 @@ class ScanPlanner {
       this.enqueue({ argv: args, via });
     }
     for (const computed of commands.computed) {
-      this.decide('unresolved', `${name}: ${computed} cannot be known statically`);
-      this.unsure = true;
-      this.fallbackEverything = true;
+      this.fallBack('unresolved', `${name}: ${computed} cannot be known statically`);
     }
   }
 
@@ -395,9 +394,7 @@ class ScanPlanner {
       if (!found) {
         this.failed++;
         const failure = failures.get(item.sha256);
-        this.decide('analysis-failed', `${item.path}: ${failure ? `${failure.code}: ${failure.message}` : 'no facts'}`, item.path);
-        this.unsure = true;
-        this.fallbackEverything = true;
+        this.fallBack('analysis-failed', `${item.path}: ${failure ? `${failure.code}: ${failure.message}` : 'no facts'}`, item.path);
       }
     }
   }
@@ -469,13 +466,11 @@ class ScanPlanner {
         for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
         for (const [object, count] of linked.unresolvedBy) {
           const witness = [...via, ...(linked.unresolvedWitnesses.get(object) ?? [])].join(' → ');
-          this.decide(
+          this.fallBack(
             'unresolved',
             `${count} syscall site(s) of ${object} reachable from ${path} (${witness}) have numbers the ${this.runtime.analyser.name} analyser could not bound${this.siteExamples(object, scope, loadedAtRunTime, interpreter)}: any syscall may be made there`,
             object,
           );
-          this.fallbackEverything = true;
-          this.unsure = true;
         }
         return;
       }
@@ -585,16 +580,16 @@ class ScanPlanner {
   /**
    * The documented safe fallback (ARCHITECTURE.md, "When the analysis is unsure"): a reachable
    * syscall site whose number the analysis could not bound, a reachable object that failed
-   * analysis, a computed command or an unparsable script add Docker's default profile (we know
-   * nothing better about that code). With `--strict` the scan fails instead.
+   * analysis, a computed command, an unparsable script or a budget reached add Docker's default
+   * profile (we know nothing better about that code). With `--strict` the scan fails instead.
    */
   private applyFallbacks(): void {
     if (!this.unsure) return;
     if (this.options.strict) {
-      const reasons = this.decisions.filter((d) => d.kind === 'unresolved' || d.kind === 'analysis-failed').map((d) => d.detail);
+      const reasons = this.decisions.filter((d) => d.kind === 'unresolved' || d.kind === 'analysis-failed' || d.kind === 'limit').map((d) => d.detail);
       throw new UnsureScanError(`the analysis is unsure (--strict): ${reasons.join('; ')}`);
     }
-    if (this.fallbackEverything) this.fallbackToDockerDefault();
+    this.fallbackToDockerDefault();
   }
 
   private fallbackToDockerDefault(): void {

@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DrizzleQueryError } from 'drizzle-orm';
-import type { FileKind, FileType, LayerFile } from '../../extractor/types.js';
+import type { Digest, FileKind, FileType, LayerFile, LayerRecord } from '../../extractor/types.js';
 import { DockergateError, NotFoundError, UnavailableError } from '../../infra/errors.js';
 import { roundTrip } from '../../infra/round-trips.js';
 import type { ObjectFacts } from '../facts.js';
@@ -209,6 +209,33 @@ export class LocalLocks {
       if (this.tails.get(name) === tail) this.tails.delete(name);
     }
   }
+}
+
+/** A `layers` row as both schemas type it (arrays: `text[]` in PostgreSQL, JSON text in SQLite). */
+interface LayerRow {
+  digest: string;
+  diffId: string;
+  mediaType: string;
+  compressedBytes: number;
+  uncompressedBytes: number;
+  extractorVersion: number;
+  whiteouts: string[];
+  opaqueDirs: string[];
+}
+
+/** The `LayerRecord` of a `layers` row and its files. */
+export function layerRecordOf(layer: LayerRow, files: LayerFile[]): LayerRecord {
+  return {
+    digest: layer.digest as Digest,
+    diffId: layer.diffId as Digest,
+    mediaType: layer.mediaType,
+    compressedBytes: layer.compressedBytes,
+    uncompressedBytes: layer.uncompressedBytes,
+    extractorVersion: layer.extractorVersion,
+    files,
+    whiteouts: layer.whiteouts,
+    opaqueDirs: layer.opaqueDirs,
+  };
 }
 
 /** Orders `exportsNamed` results the same way in both stores (code points, not a collation). */

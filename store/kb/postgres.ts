@@ -18,6 +18,7 @@ import {
   keysNotIn,
   LAYER_FILES_BATCH,
   layerFileOf,
+  layerRecordOf,
   lockKeyOf,
   migrationsFolder,
   symbolName,
@@ -220,17 +221,7 @@ class PostgresKnowledgeBase implements KnowledgeBase {
       );
       const fileRows = typeof row?.files === 'string' ? (JSON.parse(row.files) as FileRow[]) : (row?.files ?? []);
       const files = fileRows.map(layerFileOf);
-      return {
-        digest: layer.digest as Digest,
-        diffId: layer.diffId as Digest,
-        mediaType: layer.mediaType,
-        compressedBytes: layer.compressedBytes,
-        uncompressedBytes: layer.uncompressedBytes,
-        extractorVersion: layer.extractorVersion,
-        files,
-        whiteouts: layer.whiteouts,
-        opaqueDirs: layer.opaqueDirs,
-      };
+      return layerRecordOf(layer, files);
     });
   }
 

@@ -28,6 +28,7 @@ import {
   keysNotIn,
   LAYER_FILES_BATCH,
   layerFileOf,
+  layerRecordOf,
   LocalLocks,
   migrationsFolder,
   symbolName,
@@ -231,17 +232,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
                 order by ordinal`,
           )
           .map(layerFileOf);
-        return {
-          digest: layer.digest as Digest,
-          diffId: layer.diffId as Digest,
-          mediaType: layer.mediaType,
-          compressedBytes: layer.compressedBytes,
-          uncompressedBytes: layer.uncompressedBytes,
-          extractorVersion: layer.extractorVersion,
-          files,
-          whiteouts: layer.whiteouts,
-          opaqueDirs: layer.opaqueDirs,
-        };
+        return layerRecordOf(layer, files);
       }),
     );
   }

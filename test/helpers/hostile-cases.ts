@@ -30,6 +30,7 @@ import {
   type EntrySpec,
   gzip,
   gzipLayer,
+  ldSoCache,
   listFiles,
   type OciImageSpec,
   type OciLayer,
@@ -437,21 +438,6 @@ export interface HostileScanCase {
 const EXECUTABLE = 0o755;
 const SHELL_STUB = { name: 'bin/sh', content: Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(60)]), mode: EXECUTABLE };
 
-/** An ld.so.cache (glibc-ld.so.cache1.1) declaring `count` entries, all naming one library. */
-function ldCacheOf(count: number): Buffer {
-  const header = Buffer.alloc(48);
-  header.write('glibc-ld.so.cache1.1', 0, 'latin1');
-  header.writeUInt32LE(count, 20);
-  const strings = Buffer.from('libx.so\0/lib/libx.so\0', 'latin1');
-  const entries = Buffer.alloc(24 * count);
-  const stringsAt = 48 + entries.length;
-  for (let i = 0; i < count; i++) {
-    entries.writeUInt32LE(stringsAt, i * 24 + 4);
-    entries.writeUInt32LE(stringsAt + 8, i * 24 + 8);
-  }
-  return Buffer.concat([header, entries, strings]);
-}
-
 export const SCAN_CASES: HostileScanCase[] = [
   {
     name: 'a #! interpreter chain that loops back on itself',
@@ -504,7 +490,7 @@ export const SCAN_CASES: HostileScanCase[] = [
   {
     name: 'an /etc/ld.so.cache declaring 100k entries',
     image: async () => ({
-      ...(await layers([SHELL_STUB, { name: 'etc/ld.so.cache', content: ldCacheOf(100_000) }])),
+      ...(await layers([SHELL_STUB, { name: 'etc/ld.so.cache', content: ldSoCache([['libx.so', '/lib/libx.so']], 100_000) }])),
       config: { Entrypoint: ['/bin/sh'] },
     }),
     decision: { kind: 'limit', detail: /maxLdCacheEntries/ },

@@ -168,3 +168,35 @@ export function ustarHeader(name: string, size: number): Buffer {
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
   return header;
 }
+
+/**
+ * An /etc/ld.so.cache in glibc's "glibc-ld.so.cache1.1" format (glibc `elf/cache.c`): a 48-byte
+ * header with the entry count, 24-byte entries whose key and value are string offsets, then the
+ * strings (each written once, however many entries name it). `declared` entries of `entries`,
+ * repeated in turn when there are more of them than given (a hostile count).
+ */
+export function ldSoCache(entries: readonly (readonly [name: string, path: string])[], declared = entries.length): Buffer {
+  const header = Buffer.alloc(48);
+  header.write('glibc-ld.so.cache1.1', 0, 'latin1');
+  header.writeUInt32LE(declared, 20);
+  const table = Buffer.alloc(24 * declared);
+  const offsets = new Map<string, number>();
+  const strings: string[] = [];
+  let next = 48 + table.length;
+  const offsetOf = (text: string): number => {
+    let at = offsets.get(text);
+    if (at === undefined) {
+      at = next;
+      offsets.set(text, at);
+      strings.push(text);
+      next += Buffer.byteLength(text, 'latin1') + 1;
+    }
+    return at;
+  };
+  for (let i = 0; i < declared; i++) {
+    const [name, file] = entries[i % entries.length]!;
+    table.writeUInt32LE(offsetOf(name), i * 24 + 4);
+    table.writeUInt32LE(offsetOf(file), i * 24 + 8);
+  }
+  return Buffer.concat([header, table, Buffer.from(strings.map((text) => `${text}\0`).join(''), 'latin1')]);
+}
