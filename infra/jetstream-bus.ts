@@ -174,7 +174,7 @@ export class JetStreamBus implements Bus {
 
   private async setUp(): Promise<void> {
     await this.ensureStreams();
-    this.results = await new Kvm(this.nc).create(`${this.options.prefix}-results`, { history: 1, ttl: this.options.resultTtlMs });
+    this.results = await createTogether(() => new Kvm(this.nc).create(`${this.options.prefix}-results`, { history: 1, ttl: this.options.resultTtlMs }));
     await this.watchResults();
     this.advisories = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.stream}.*`, {
       callback: (err, msg) => {
@@ -188,14 +188,18 @@ export class JetStreamBus implements Bus {
 
   private async ensureStreams(): Promise<void> {
     // `streams.add` with an identical config is idempotent, so processes may start together.
-    await this.jsm.streams.add({
-      name: this.stream,
-      subjects: [`${this.options.prefix}.unit.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      duplicate_window: nanos(120_000),
-    });
-    await this.jsm.streams.add({ name: this.deadStream, subjects: [`${this.options.prefix}.dead.>`], storage: StorageType.File, duplicate_window: nanos(120_000) });
+    await createTogether(() =>
+      this.jsm.streams.add({
+        name: this.stream,
+        subjects: [`${this.options.prefix}.unit.>`],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        duplicate_window: nanos(120_000),
+      }),
+    );
+    await createTogether(() =>
+      this.jsm.streams.add({ name: this.deadStream, subjects: [`${this.options.prefix}.dead.>`], storage: StorageType.File, duplicate_window: nanos(120_000) }),
+    );
   }
 
   /**
@@ -486,6 +490,24 @@ export class JetStreamBus implements Bus {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Creates a stream (or a KV bucket's stream) that other processes may be creating at the same
+ * moment. nats-server (2.9, standalone) checks a new stream's name and then its subjects without
+ * holding one lock throughout, so the loser of a race can be told "subjects overlap with an
+ * existing stream" about the very stream the winner just made; once it exists, the same `add`
+ * with the same config succeeds. So a failed creation is tried again a few times before it counts.
+ */
+async function createTogether<T>(create: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (err) {
+      if (attempt >= 4) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
 
 /** A heartbeat is best effort: while NATS is away it is buffered, on a closed connection dropped. */
 function working(msg: JsMsg): void {

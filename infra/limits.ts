@@ -82,6 +82,16 @@ export interface Limits {
   readonly maxSearchPathEntries: number;
   readonly maxNeededPerObject: number;
   readonly maxLdCacheEntries: number;
+  /**
+   * Wall-clock deadlines. One image's whole scan or inspection (a typed error past it: the image
+   * fails, the crawl goes on); one layer's extraction unit, fetch included (the unit fails with its
+   * reason, never retried); the planner's following and linking of one image, and the walk of one
+   * script's syntax tree (past either: a decision, and Docker's default profile instead).
+   */
+  readonly scanTimeoutMs: number;
+  readonly extractTimeoutMs: number;
+  readonly planTimeoutMs: number;
+  readonly shellParseTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -121,6 +131,10 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxSearchPathEntries: 256,
   maxNeededPerObject: 1_024,
   maxLdCacheEntries: 65_536,
+  scanTimeoutMs: 60 * 60_000,
+  extractTimeoutMs: 30 * 60_000,
+  planTimeoutMs: 10 * 60_000,
+  shellParseTimeoutMs: 10_000,
 });
 
 /** Limits with some values overridden (tests use small ones to exercise each bound quickly). */

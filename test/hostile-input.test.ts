@@ -18,7 +18,8 @@ import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { DockergateError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
 import { DEFAULT_LIMITS, limitsWith, MiB } from '../infra/limits.js';
 import { type OciImageSpec, tempDir, writeOciLayout } from './helpers/layers.js';
-import { CASES, type ErrorClass, layers, run, runCase, runScanCase, SCAN_CASES } from './helpers/hostile-cases.js';
+import { CASES, type ErrorClass, layers, run, runCase, runScanCase } from './helpers/hostile-cases.js';
+import { INSPECT_CASES, PLAN_CASES } from './helpers/hostile-suite.js';
 
 describe('inspect --json of a large tree', () => {
   it('is streamed, and is the same text as the whole document at once', { timeout: 120_000 }, async () => {
@@ -105,12 +106,12 @@ describe('a sequence of scans with one hostile image', () => {
 });
 
 describe('hostile images for the planner', () => {
-  for (const testCase of SCAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));
+  for (const testCase of PLAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));
 });
 
 describe('hostile input', () => {
-  it('has at least 30 crafted cases', () => assert.ok(CASES.length >= 30, `${CASES.length} cases`));
-  for (const testCase of CASES) it(testCase.name, { timeout: 120_000 }, () => runCase(testCase));
+  it('has at least 30 crafted cases', () => assert.ok(INSPECT_CASES.length >= 30, `${INSPECT_CASES.length} cases`));
+  for (const testCase of INSPECT_CASES) it(testCase.name, { timeout: 120_000 }, () => runCase(testCase));
 });
 
 describe('README limits table', () => {

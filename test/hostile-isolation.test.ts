@@ -11,7 +11,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { CASES, END_MARKER, SCAN_CASES, START_MARKER } from './helpers/hostile-cases.js';
+import { END_MARKER, START_MARKER } from './helpers/hostile-cases.js';
+import { INSPECT_CASES, PLAN_CASES } from './helpers/hostile-suite.js';
 import { tempDir } from './helpers/layers.js';
 
 const TIME_BOUND_MS = 20_000;
@@ -84,10 +85,10 @@ function allowedWrite(call: TracedCall, sandbox: string): boolean {
   return call.path.startsWith(`${sandbox}/`) || call.path === sandbox || call.path.startsWith(path.join(os.tmpdir(), 'tsx-')) || call.path.startsWith('/dev/');
 }
 
-const ALL = [...CASES.map((testCase, index) => ({ kind: 'inspect' as const, index, name: testCase.name })), ...SCAN_CASES.map((testCase, index) => ({ kind: 'scan' as const, index, name: testCase.name }))];
+const ALL = [...INSPECT_CASES.map((testCase, index) => ({ kind: 'inspect' as const, index, name: testCase.name })), ...PLAN_CASES.map((testCase, index) => ({ kind: 'scan' as const, index, name: testCase.name }))];
 
 describe('hostile input, each case in its own process under strace', () => {
-  it('has at least 50 cases', () => assert.ok(ALL.length >= 50, `${ALL.length} cases`));
+  it('has at least 100 cases', () => assert.ok(ALL.length >= 100, `${ALL.length} cases`));
   for (const { kind, index, name } of ALL) {
     it(`${kind}: ${name}`, { timeout: 4 * TIME_BOUND_MS }, async (t) => {
       const { outcome, ms, calls, sandbox } = await runIsolated(kind, index);

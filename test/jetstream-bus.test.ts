@@ -148,3 +148,12 @@ test('a unit that hangs every worker is recorded as poisoned after its last deli
 test('an unreachable NATS server is a one-line error naming it', async () => {
   await assert.rejects(JetStreamBus.connect('127.0.0.1:1', { prefix: 'never' }), (err: unknown) => err instanceof UnavailableError && /NATS at 127\.0\.0\.1:1 is unreachable/.test(err.message));
 });
+
+test('processes that start together all connect: creating the same streams and bucket at once is not an error', async () => {
+  // nats-server can answer the loser of a creation race with "subjects overlap"; ten rounds of four.
+  for (let round = 0; round < 10; round++) {
+    const prefix = freshPrefix();
+    const buses = await Promise.all(Array.from({ length: 4 }, () => bus(prefix)));
+    assert.equal(buses.length, 4);
+  }
+});

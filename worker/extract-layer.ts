@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { EXTRACTOR_VERSION, extractLayer } from '../extractor/layer-extract.js';
 import type { Bus } from '../infra/bus.js';
+import { withDeadline } from '../infra/deadline.js';
 import type { Limits } from '../infra/limits.js';
 import { retryUnavailable } from '../infra/retry.js';
 import { withSpan } from '../infra/telemetry.js';
@@ -30,10 +31,13 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
   bus.handle<ExtractLayerUnit, ExtractLayerDone>(UNIT_EXTRACT_LAYER, async (unit, context) => {
     const known = await deps.records.get(unit.layer.digest, EXTRACTOR_VERSION);
     if (known) return { digest: known.digest, extractorVersion: EXTRACTOR_VERSION, cached: true, files: known.files.length };
-    const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, async () => {
-      const blob = await deps.blobs.open(unit, context.signal);
-      return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal: context.signal });
-    });
+    const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, () =>
+      // Past extractTimeoutMs the fetch and the extraction stop and the unit fails with that limit (never retried).
+      withDeadline(deps.limits, 'extractTimeoutMs', `the extraction of layer ${unit.layer.digest}`, context.signal, async (signal) => {
+        const blob = await deps.blobs.open(unit, signal);
+        return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal });
+      }),
+    );
     await retryUnavailable(() => deps.records.put(record), context);
     if (deps.counters) deps.counters.extracted++;
     return { digest: record.digest, extractorVersion: EXTRACTOR_VERSION, cached: false, files: record.files.length };

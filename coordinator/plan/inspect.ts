@@ -9,6 +9,7 @@ import { parseReference } from '../../extractor/reference.js';
 import type { SourceOptions } from '../../extractor/source.js';
 import { openImage } from '../../extractor/sources/index.js';
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
+import { withDeadline } from '../../infra/deadline.js';
 import { DigestMismatchError, InvalidInputError } from '../../infra/errors.js';
 import { type Progress, silentProgress } from '../../infra/progress.js';
 import { type ExtractLayerDone, type ExtractLayerUnit, extractLayerUnitId, UNIT_EXTRACT_LAYER } from '../../worker/contracts.js';
@@ -118,7 +119,12 @@ export async function extractImage(
   }
 }
 
-export async function inspectImage(runtime: Runtime, referenceText: string, options: InspectOptions): Promise<InspectResult> {
+/** Inspects one image within `scanTimeoutMs` (past it: that limit's error, every unit cancelled). */
+export function inspectImage(runtime: Runtime, referenceText: string, options: InspectOptions): Promise<InspectResult> {
+  return withDeadline(runtime.limits, 'scanTimeoutMs', `the inspection of ${referenceText}`, options.signal, (signal) => inspectWithin(runtime, referenceText, { ...options, signal }));
+}
+
+async function inspectWithin(runtime: Runtime, referenceText: string, options: InspectOptions): Promise<InspectResult> {
   const { image, records, cached } = await loadImage(runtime, referenceText, options);
   try {
     const tree = ImageTree.fromLayers(records, runtime.limits);

@@ -11,7 +11,8 @@
  *   modules. Every decision, and everything the analysis is unsure of, goes into the result.
  */
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
-import { DockergateError } from '../../infra/errors.js';
+import { withDeadline } from '../../infra/deadline.js';
+import { DockergateError, LimitExceededError } from '../../infra/errors.js';
 import type { ObjectFacts } from '../../store/facts.js';
 import type { AnalyserIdentity } from '../../worker/analysers.js';
 import { analyseObjects } from './analyze.js';
@@ -125,10 +126,15 @@ export async function storedScan(runtime: Runtime, key: string, reference: strin
   return stored ? fromStored(stored, reference) : undefined;
 }
 
-/** Scans one image (one trace span `scan`, with `extract layers`, `plan` and `link` inside). */
+/**
+ * Scans one image (one trace span `scan`, with `extract layers`, `plan` and `link` inside), within
+ * `scanTimeoutMs`: past it every unit of the scan is cancelled and it fails with that limit.
+ */
 export function scanImage(runtime: Runtime, referenceText: string, options: ScanOptions): Promise<ScanResult> {
   return withSpan('scan', { 'dockergate.reference': referenceText }, async (span) => {
-    const result = await scanUntraced(runtime, referenceText, options);
+    const result = await withDeadline(runtime.limits, 'scanTimeoutMs', `the scan of ${referenceText}`, options.signal, (signal) =>
+      scanUntraced(runtime, referenceText, { ...options, signal }),
+    );
     span.setAttributes({ 'dockergate.manifest_digest': result.manifestDigest, 'dockergate.syscalls': result.syscalls.size, 'dockergate.objects_analysed': result.analysed.fresh });
     return result;
   });
@@ -205,6 +211,8 @@ class ScanPlanner {
   private readonly search: { -readonly [K in keyof SearchContext]: SearchContext[K] };
   private unsure = false;
   private programBudgetSpent = false;
+  private readonly planStarted = performance.now();
+  private planExpired = false;
   /** Shell source → what it runs (or why it could not be parsed): each text is parsed once. */
   private readonly parsedScripts = new Map<string, ScriptCommands | Error>();
   private fresh = 0;
@@ -264,7 +272,7 @@ class ScanPlanner {
     if (health && health[0] === 'CMD' && health.length > 1) this.enqueue({ argv: health.slice(1), via: ['healthcheck'] });
     if (health && health[0] === 'CMD-SHELL' && health[1]) this.enqueue({ argv: ['/bin/sh', '-c', health[1]], via: ['healthcheck'] });
 
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.outOfTime()) {
       const invocation = this.queue.shift()!;
       await this.invoke(invocation);
     }
@@ -285,6 +293,20 @@ class ScanPlanner {
     }
     this.seenInvocations.add(key);
     this.queue.push(invocation);
+  }
+
+  /**
+   * Whether planning has run past `planTimeoutMs` (reported once, with the fallback; the loops
+   * stop following). The scan's own deadline (`scanTimeoutMs`, the options' signal) ends it with
+   * its error instead.
+   */
+  private outOfTime(): boolean {
+    this.options.signal?.throwIfAborted();
+    if (this.planExpired) return true;
+    if (performance.now() - this.planStarted <= this.runtime.limits.planTimeoutMs) return false;
+    this.planExpired = true;
+    this.overBudget(`planning ran past planTimeoutMs (${this.runtime.limits.planTimeoutMs} ms); what was not followed by then is unknown`);
+    return true;
   }
 
   /** A search path of an object, its first `maxSearchPathEntries` entries (more: over budget). */
@@ -360,11 +382,15 @@ class ScanPlanner {
     let commands = this.parsedScripts.get(source);
     if (!commands) {
       try {
-        commands = scriptCommands(source, name);
+        commands = scriptCommands(source, name, this.runtime.limits.shellParseTimeoutMs);
       } catch (err) {
         commands = err instanceof Error ? err : new Error(String(err));
       }
       this.parsedScripts.set(source, commands);
+    }
+    if (commands instanceof LimitExceededError) {
+      this.overBudget(`${name}: ${commands.message}; the commands it runs are unknown`);
+      return;
     }
     if (commands instanceof Error) {
       this.fallBack('unresolved', `${name}: ${commands.message}; the commands it runs are unknown`);
@@ -419,7 +445,7 @@ class ScanPlanner {
       }
     }
     const seen = new Set([file.sha256!]);
-    for (let i = 0; i < scope.length; i++) {
+    for (let i = 0; i < scope.length && !this.outOfTime(); i++) {
       const object = scope[i]!;
       const requester: Requester = {
         path: object.path,
@@ -458,7 +484,7 @@ class ScanPlanner {
     const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
     const considered = new Set<string>();
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
-    for (let round = 0; round < 6; round++) {
+    for (let round = 0; round < 6 && !this.outOfTime(); round++) {
       const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () => linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime }));
       const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);

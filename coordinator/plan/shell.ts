@@ -6,7 +6,7 @@
  * Commands inside functions, `case` branches, `if`, loops and `$(...)` all count: any may run.
  */
 import type { ShNode } from 'mvdan-sh';
-import { InvalidInputError } from '../../infra/errors.js';
+import { InvalidInputError, LimitExceededError } from '../../infra/errors.js';
 
 type Syntax = (typeof import('mvdan-sh'))['syntax'];
 let syntax: Syntax;
@@ -78,18 +78,33 @@ function wordOf(node: ShNode): Word {
   return { ...(computed ? {} : { literal }), isArguments };
 }
 
-export function scriptCommands(source: string, name: string): ScriptCommands {
+/** Nodes visited between two looks at the clock while walking a syntax tree. */
+const NODES_PER_CLOCK_CHECK = 512;
+
+/**
+ * What `source` runs. Parsing is bounded by the source's size (the caller's `maxShellScriptBytes`);
+ * walking the tree by `timeoutMs` (`shellParseTimeoutMs`): past it, a `LimitExceededError`.
+ */
+export function scriptCommands(source: string, name: string, timeoutMs: number): ScriptCommands {
   if (!syntax) throw new Error('scriptCommands before loadShellParser()');
+  const deadlineAt = performance.now() + timeoutMs;
   let file: ShNode;
   try {
     file = syntax.NewParser().Parse(source, name);
   } catch (err) {
     throw new InvalidInputError(`${name}: shell syntax error: ${String((err as { Error?: () => string }).Error?.() ?? err)}`);
   }
-  const programs: string[] = [];
+  const programs = new Set<string>();
   const computed: string[] = [];
   let runsArguments = false;
+  let visited = 0;
+  let overdue = false;
   syntax.Walk(file, (node) => {
+    if (overdue) return false;
+    if (++visited % NODES_PER_CLOCK_CHECK === 0 && performance.now() > deadlineAt) {
+      overdue = true;
+      return false;
+    }
     if (!node || syntax.NodeType(node) !== 'CallExpr') return true;
     const words = ((node.Args as ShNode[] | undefined) ?? []).map(wordOf);
     let rest = words;
@@ -104,17 +119,19 @@ export function scriptCommands(source: string, name: string): ScriptCommands {
     }
     const head = rest[0];
     if (!head) return true;
-    // `trap 'commands' EXIT`: the string is shell source that runs later.
+    // `trap 'commands' EXIT`: the string is shell source that runs later (its own time budget is what remains).
     if (head.literal === 'trap' && rest[1]?.literal) {
-      const inner = scriptCommands(rest[1].literal, `${name} (trap)`);
-      for (const program of inner.programs) if (!programs.includes(program)) programs.push(program);
+      const inner = scriptCommands(rest[1].literal, `${name} (trap)`, Math.max(0, deadlineAt - performance.now()));
+      for (const program of inner.programs) programs.add(program);
       computed.push(...inner.computed);
       return true;
     }
     if (head.isArguments) runsArguments = true;
     else if (head.literal === undefined) computed.push(`a computed command at line ${String((node.Pos as { Line?: () => number } | undefined)?.Line?.() ?? '?')}`);
-    else if (head.literal !== '' && !BUILTINS.has(head.literal) && !programs.includes(head.literal)) programs.push(head.literal);
+    else if (head.literal !== '' && !BUILTINS.has(head.literal)) programs.add(head.literal);
     return true;
   });
-  return { programs, runsArguments, computed };
+  // Stopping the walk is how the deadline ends it: an exception thrown inside the callback would cross GopherJS.
+  if (overdue) throw new LimitExceededError('shellParseTimeoutMs', timeoutMs, `walking the syntax tree of ${name}`);
+  return { programs: [...programs], runsArguments, computed };
 }

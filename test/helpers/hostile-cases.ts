@@ -59,8 +59,19 @@ export interface HostileCase {
   readonly limits?: Partial<Limits>;
   /** The typed error expected, or a check of the bounded result. */
   readonly expect: ErrorClass | ((result: InspectResult) => void | Promise<void>);
-  /** Turns the written layout (in `sandbox`) into the input to read; returns its reference (default `oci:<layout>`). */
-  readonly input?: (layout: string, sandbox: string) => Promise<string>;
+  /**
+   * Turns the written layout (in `sandbox`) into the input to read: its reference (default
+   * `oci:<layout>`), or a reference with a server to close afterwards (a hostile registry on loopback).
+   */
+  readonly input?: (layout: string, sandbox: string) => Promise<string | CaseInput>;
+}
+
+export interface CaseInput {
+  readonly reference: string;
+  /** Plain HTTP to a loopback registry. */
+  readonly insecure?: boolean;
+  /** Stops what the input started (called once dockergate is done, whatever the outcome). */
+  readonly close?: () => Promise<void>;
 }
 
 export const run = promisify(execFile);
@@ -394,18 +405,20 @@ export async function runCase(testCase: HostileCase, given?: string, mark: CaseM
     const cache = path.join(sandbox, 'cache');
     const spec = await testCase.image();
     await writeOciLayout(layout, spec);
-    const reference = testCase.input ? await testCase.input(layout, sandbox) : `oci:${layout}`;
+    const given = testCase.input ? await testCase.input(layout, sandbox) : `oci:${layout}`;
+    const input: CaseInput = typeof given === 'string' ? { reference: given } : given;
     const before = await listFiles(layout);
     await mark('start');
     const runtime = embeddedRuntime(limitsWith(testCase.limits ?? {}), cache);
     let outcome: InspectResult | unknown;
     try {
-      outcome = await inspectImage(runtime, reference, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+      outcome = await inspectImage(runtime, input.reference, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: Boolean(input.insecure) } });
     } catch (err) {
       outcome = err;
     } finally {
       await runtime.close();
       await mark('end');
+      await input.close?.();
     }
     if (typeof testCase.expect === 'function' && testCase.expect.prototype instanceof DockergateError) {
       assert.ok(outcome instanceof (testCase.expect as ErrorClass), `expected ${testCase.expect.name}, got ${outcome instanceof Error ? `${outcome.name}: ${outcome.message}` : 'a result'}`);
@@ -433,6 +446,8 @@ export interface HostileScanCase {
   readonly decision: { readonly kind: string; readonly detail: RegExp };
   /** The scan must fall back to Docker's default (a budget reached) or not (a program that cannot run). */
   readonly fallback: boolean;
+  /** Limits other than the defaults (small deadlines, to reach them quickly). */
+  readonly limits?: Partial<Limits>;
 }
 
 const EXECUTABLE = 0o755;
@@ -504,7 +519,7 @@ export async function runScanCase(testCase: HostileScanCase, given?: string, mar
     const layout = path.join(sandbox, 'layout');
     await writeOciLayout(layout, await testCase.image());
     await mark('start');
-    const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(sandbox, 'cache'));
+    const runtime = embeddedRuntime(limitsWith(testCase.limits ?? {}), path.join(sandbox, 'cache'));
     const started = performance.now();
     let result: ScanResult;
     try {

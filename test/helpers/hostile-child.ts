@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CASES, type CaseMark, END_MARKER, runCase, runScanCase, SCAN_CASES, START_MARKER } from './hostile-cases.js';
+import { type CaseMark, END_MARKER, runCase, runScanCase, START_MARKER } from './hostile-cases.js';
+import { INSPECT_CASES, PLAN_CASES } from './hostile-suite.js';
 
 const [kind, index, sandbox] = process.argv.slice(2);
 const number = Number(index);
@@ -15,8 +16,8 @@ const mark: CaseMark = async (phase) => {
   await fs.writeFile(path.join(sandbox!, phase === 'start' ? START_MARKER : END_MARKER), '');
 };
 try {
-  if (kind === 'inspect') await runCase(CASES[number]!, sandbox, mark);
-  else if (kind === 'scan') await runScanCase(SCAN_CASES[number]!, sandbox, mark);
+  if (kind === 'inspect') await runCase(INSPECT_CASES[number]!, sandbox, mark);
+  else if (kind === 'scan') await runScanCase(PLAN_CASES[number]!, sandbox, mark);
   else throw new Error(`unknown kind ${kind}`);
   report({ ok: true });
 } catch (err) {
