@@ -82,6 +82,8 @@ export interface Limits {
   readonly maxSearchPathEntries: number;
   readonly maxNeededPerObject: number;
   readonly maxLdCacheEntries: number;
+  /** An image's configuration file the planner reads (ld.so.cache, nsswitch.conf, musl's path file). */
+  readonly maxImageConfigFileBytes: number;
   /**
    * Wall-clock deadlines. One image's whole scan or inspection (a typed error past it: the image
    * fails, the crawl goes on); one layer's extraction unit, fetch included (the unit fails with its
@@ -131,6 +133,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxSearchPathEntries: 256,
   maxNeededPerObject: 1_024,
   maxLdCacheEntries: 65_536,
+  maxImageConfigFileBytes: 16 * MiB,
   scanTimeoutMs: 60 * 60_000,
   extractTimeoutMs: 30 * 60_000,
   planTimeoutMs: 10 * 60_000,

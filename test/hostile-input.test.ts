@@ -18,7 +18,7 @@ import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { DockergateError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
 import { DEFAULT_LIMITS, limitsWith, MiB } from '../infra/limits.js';
 import { type OciImageSpec, tempDir, writeOciLayout } from './helpers/layers.js';
-import { CASES, type ErrorClass, layers, run, runCase, runScanCase } from './helpers/hostile-cases.js';
+import { CASES, type ErrorClass, layers, manyFilesTar, run, runCase, runScanCase } from './helpers/hostile-cases.js';
 import { INSPECT_CASES, PLAN_CASES } from './helpers/hostile-suite.js';
 
 describe('inspect --json of a large tree', () => {
@@ -97,6 +97,46 @@ describe('a sequence of scans with one hostile image', () => {
       }
       assert.match(outcomes[0]!, /^first: ok/);
       assert.match(outcomes[1]!, /^hostile: limit-exceeded: .*maxCompressionRatio/);
+      assert.match(outcomes[2]!, /^third: ok/);
+    } finally {
+      await runtime.close();
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a sequence of scans with one image past its deadline', () => {
+  it('stops that scan at scanTimeoutMs, reports it with the limit, and scans the others', { timeout: 300_000 }, async () => {
+    const sandbox = await tempDir('dockergate-hostile-deadline-');
+    const runtime = embeddedRuntime(limitsWith({ scanTimeoutMs: 4_000 }), path.join(sandbox, 'cache'));
+    try {
+      const script = (text: string) => layers([{ name: 'bin/run', content: `#!/bin/sh\n${text}\n`, mode: 0o755 }]);
+      // 150,000 entries take longer than 4 s to extract and record.
+      const slow = async (): Promise<OciImageSpec> => {
+        const tar = manyFilesTar(150_000);
+        return { layers: [{ blob: tar, mediaType: 'application/vnd.oci.image.layer.v1.tar', tar }], config: { Entrypoint: ['/bin/run'] } };
+      };
+      const images: [string, () => Promise<OciImageSpec>][] = [
+        ['first', async () => ({ ...(await script('echo one')), config: { Entrypoint: ['/bin/run'] } })],
+        ['slow', slow],
+        ['third', async () => ({ ...(await script('echo three')), config: { Entrypoint: ['/bin/run'] } })],
+      ];
+      const outcomes: string[] = [];
+      for (const [name, image] of images) {
+        const layout = path.join(sandbox, name);
+        await writeOciLayout(layout, await image());
+        const started = performance.now();
+        try {
+          const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+          outcomes.push(`${name}: ok ${result.programs.length} programs`);
+        } catch (err) {
+          assert.ok(err instanceof DockergateError, `a typed error: ${String(err)}`);
+          outcomes.push(`${name}: ${err.code}: ${err.message}`);
+        }
+        if (name === 'slow') assert.ok(performance.now() - started < 10_000, `stopped ${Math.round(performance.now() - started)} ms after it began`);
+      }
+      assert.match(outcomes[0]!, /^first: ok/);
+      assert.match(outcomes[1]!, /^slow: limit-exceeded: .*exceeds limit scanTimeoutMs \(4000\)/);
       assert.match(outcomes[2]!, /^third: ok/);
     } finally {
       await runtime.close();

@@ -232,10 +232,19 @@ class ScanPlanner {
     };
   }
 
-  /** A configuration file the extractor kept in the CAS (extractor/layer-extract.ts KEPT_FILES). */
+  /**
+   * A configuration file the extractor kept in the CAS (extractor/layer-extract.ts KEPT_FILES), if
+   * it is at most `maxImageConfigFileBytes` (checked before reading; larger: a decision and the fallback).
+   */
   private async imageFile(path: string): Promise<Buffer | undefined> {
     const file = safeResolve(this.tree, path);
-    return file?.sha256 ? this.runtime.cas.get(file.sha256).catch(() => undefined) : undefined;
+    if (!file?.sha256) return undefined;
+    const max = this.runtime.limits.maxImageConfigFileBytes;
+    if (file.size > max) {
+      this.overBudget(`${path} is ${file.size} bytes (maxImageConfigFileBytes ${max}); it is not read`, path);
+      return undefined;
+    }
+    return this.runtime.cas.get(file.sha256).catch(() => undefined);
   }
 
   private decide(kind: DecisionKind, detail: string, path?: string): void {
@@ -264,7 +273,11 @@ class ScanPlanner {
     }
     const arch = this.config.platform.architecture === 'amd64' ? 'x86_64' : this.config.platform.architecture;
     const muslPath = await this.imageFile(`/etc/ld-musl-${arch}.path`);
-    if (muslPath) this.search.muslPath = muslPath.toString('utf8').split(/[\n:]/).map((d) => d.trim()).filter((d) => d.startsWith('/'));
+    if (muslPath) {
+      const file = `/etc/ld-musl-${arch}.path`;
+      const dirs = muslPath.toString('utf8').split(/[\n:]/).map((d) => d.trim()).filter((d) => d.startsWith('/'));
+      this.search.muslPath = this.capped(dirs, file, file);
+    }
     const argv = commandLine(this.config);
     if (argv.length === 0) this.decide('missing', 'the image has neither Entrypoint nor Cmd');
     else this.enqueue({ argv, via: ['entrypoint'] });
@@ -369,6 +382,11 @@ class ScanPlanner {
     this.enqueue({ argv: [interpreter!, ...interpreterArgs, path, ...argv.slice(1)], via: chain, interpreterDepth: interpreterDepth + 1 });
     const interpreterName = (interpreterArgs[0] && interpreter!.endsWith('/env') ? interpreterArgs[0] : interpreter!).split('/').pop()!;
     if (!SHELLS.has(interpreterName) || !file.sha256) return;
+    if (file.size > this.runtime.limits.maxShellScriptBytes) {
+      // Checked before the source is read (a script may be as large as maxBlobBytes).
+      this.overBudget(`${path} is ${file.size} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`, path);
+      return;
+    }
     const source = await this.runtime.cas.get(file.sha256);
     this.runShellSource(source.toString('utf8'), path, argv.slice(1), chain);
   }

@@ -59,6 +59,8 @@ export interface HostileCase {
   readonly limits?: Partial<Limits>;
   /** The typed error expected, or a check of the bounded result. */
   readonly expect: ErrorClass | ((result: InspectResult) => void | Promise<void>);
+  /** For `LimitExceededError`: the limit it must name. */
+  readonly limit?: keyof Limits;
   /**
    * Turns the written layout (in `sandbox`) into the input to read: its reference (default
    * `oci:<layout>`), or a reference with a server to close afterwards (a hostile registry on loopback).
@@ -94,7 +96,7 @@ const TGZ = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const TZST = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
 /** A tar with `count` empty files, built without tar-stream's per-entry overhead. */
-function manyFilesTar(count: number): Buffer {
+export function manyFilesTar(count: number): Buffer {
   const blocks: Buffer[] = [];
   for (let i = 0; i < count; i++) blocks.push(ustarHeader(`f/${i}`, 0));
   blocks.push(Buffer.alloc(1024));
@@ -391,6 +393,21 @@ export const CASES: HostileCase[] = [
     expect: InvalidInputError,
   },
   {
+    // 30,000 entries take far longer than 50 ms to extract: the unit stops and fails with the limit.
+    name: 'a layer whose extraction runs past extractTimeoutMs',
+    image: async () => ({ layers: [rawLayer(manyFilesTar(30_000), TAR)] }),
+    limits: { extractTimeoutMs: 50 },
+    expect: LimitExceededError,
+    limit: 'extractTimeoutMs',
+  },
+  {
+    name: 'an image whose inspection runs past scanTimeoutMs',
+    image: async () => ({ layers: [rawLayer(manyFilesTar(30_000), TAR)] }),
+    limits: { scanTimeoutMs: 50 },
+    expect: LimitExceededError,
+    limit: 'scanTimeoutMs',
+  },
+  {
     name: 'unsupported layer media type',
     image: async () => ({ layers: [{ ...(await gzipLayer([{ name: 'f', content: 'x' }])), mediaType: 'application/x-evil' }] }),
     expect: UnsupportedError,
@@ -422,6 +439,7 @@ export async function runCase(testCase: HostileCase, given?: string, mark: CaseM
     }
     if (typeof testCase.expect === 'function' && testCase.expect.prototype instanceof DockergateError) {
       assert.ok(outcome instanceof (testCase.expect as ErrorClass), `expected ${testCase.expect.name}, got ${outcome instanceof Error ? `${outcome.name}: ${outcome.message}` : 'a result'}`);
+      if (testCase.limit) assert.equal((outcome as LimitExceededError).limit, testCase.limit, (outcome as Error).message);
     } else {
       if (outcome instanceof Error) throw outcome;
       await (testCase.expect as (r: InspectResult) => void)(outcome as InspectResult);
@@ -509,6 +527,36 @@ export const SCAN_CASES: HostileScanCase[] = [
       config: { Entrypoint: ['/bin/sh'] },
     }),
     decision: { kind: 'limit', detail: /maxLdCacheEntries/ },
+    fallback: true,
+  },
+  {
+    name: 'a script whose syntax walk runs past shellParseTimeoutMs',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'entry.sh', content: `#!/bin/sh\n${'if [ -n "$x" ]; then /bin/true "$x"; fi\n'.repeat(2_000)}`, mode: EXECUTABLE }])),
+      config: { Entrypoint: ['/entry.sh'] },
+    }),
+    limits: { shellParseTimeoutMs: 1 },
+    decision: { kind: 'limit', detail: /entry\.sh: walking the syntax tree .* exceeds limit shellParseTimeoutMs/ },
+    fallback: true,
+  },
+  {
+    // 1,500 programs to look up: planning passes 1 ms, stops following, and says so.
+    name: 'planning that runs past planTimeoutMs',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'entry.sh', content: `#!/bin/sh\n${Array.from({ length: 1_500 }, (_, i) => `prog${i}\n`).join('')}`, mode: EXECUTABLE }])),
+      config: { Entrypoint: ['/entry.sh'] },
+    }),
+    limits: { planTimeoutMs: 1 },
+    decision: { kind: 'limit', detail: /planning ran past planTimeoutMs \(1 ms\)/ },
+    fallback: true,
+  },
+  {
+    name: 'an /etc/ld.so.cache larger than maxImageConfigFileBytes is not read',
+    image: async () => ({
+      ...(await layers([SHELL_STUB, { name: 'etc/ld.so.cache', content: Buffer.alloc(17 * MiB) }])),
+      config: { Entrypoint: ['/bin/sh'] },
+    }),
+    decision: { kind: 'limit', detail: /\/etc\/ld\.so\.cache is 17825792 bytes \(maxImageConfigFileBytes/ },
     fallback: true,
   },
 ];
