@@ -550,6 +550,39 @@ for (const driver of [embeddedDriver(), postgresDriver()]) {
     it('handles two opens of a new store at the same time', async (t) => {
       await driver.concurrentOpens(t);
     });
+
+    it('keeps registry tags as last checked, and their history of changes in order', async () => {
+      const kb = driver.kb();
+      const registry = `127.0.0.1:${5000 + Math.floor(Math.random() * 1000)}`;
+      const scans = [{ platform: 'linux/amd64', manifestDigest: `sha256:${randomSha256()}`, syscalls: ['read', 'write'] }];
+      assert.equal(await kb.getTag(registry, 'app', 'v1'), undefined);
+      await kb.putTag({ registry, repository: 'app', tag: 'v1', digest: 'sha256:a', state: 's1', scans }, { toDigest: 'sha256:a', added: ['read', 'write'], removed: [] });
+      await kb.putTag({ registry, repository: 'app', tag: 'latest', digest: 'sha256:a', state: 's1', scans: [], error: 'limit-exceeded: too big' });
+      await kb.putTag({ registry, repository: 'base', tag: 'v1', digest: 'sha256:b', state: 's1', scans });
+      const first = (await kb.getTag(registry, 'app', 'v1'))!;
+      assert.deepEqual({ ...first, checkedAt: undefined, changedAt: undefined }, { registry, repository: 'app', tag: 'v1', digest: 'sha256:a', state: 's1', scans, checkedAt: undefined, changedAt: undefined });
+      assert.equal((await kb.getTag(registry, 'app', 'latest'))!.error, 'limit-exceeded: too big');
+      // Checked again unchanged: checkedAt moves, changedAt stays.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await kb.putTag({ registry, repository: 'app', tag: 'v1', digest: 'sha256:a', state: 's1', scans });
+      const again = (await kb.getTag(registry, 'app', 'v1'))!;
+      assert.ok(again.checkedAt! > first.checkedAt!, `${again.checkedAt} after ${first.checkedAt}`);
+      assert.equal(again.changedAt, first.changedAt);
+      // Moved to another digest: changedAt moves, and the change is in the history after the first.
+      const moved = [{ ...scans[0]!, syscalls: ['read', 'ptrace'] }];
+      await kb.putTag({ registry, repository: 'app', tag: 'v1', digest: 'sha256:c', state: 's1', scans: moved }, { fromDigest: 'sha256:a', toDigest: 'sha256:c', added: ['ptrace'], removed: ['write'] });
+      const now = (await kb.getTag(registry, 'app', 'v1'))!;
+      assert.ok(now.changedAt! > first.changedAt!);
+      assert.deepEqual(now.scans, moved);
+      const history = (await kb.tagHistory(registry, 'app', 'v1')).map(({ at, ...change }) => (assert.ok(at), change));
+      assert.deepEqual(history, [
+        { toDigest: 'sha256:a', added: ['read', 'write'], removed: [] },
+        { fromDigest: 'sha256:a', toDigest: 'sha256:c', added: ['ptrace'], removed: ['write'] },
+      ]);
+      assert.deepEqual((await kb.tagsOf(registry)).map((t) => `${t.repository}:${t.tag}`), ['app:latest', 'app:v1', 'base:v1']);
+      assert.deepEqual((await kb.tagsOf(registry, 'base')).map((t) => `${t.repository}:${t.tag}`), ['base:v1']);
+      assert.deepEqual(await kb.tagsOf('elsewhere'), []);
+    });
   });
 }
 

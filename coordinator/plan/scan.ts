@@ -14,11 +14,10 @@ import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/type
 import { withDeadline } from '../../infra/deadline.js';
 import { DockergateError, LimitExceededError } from '../../infra/errors.js';
 import type { ObjectFacts } from '../../store/facts.js';
-import type { AnalyserIdentity } from '../../worker/analysers.js';
+import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { commandLine, envValue, findExecutable } from './entrypoint.js';
-import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
 import { parseReference } from '../../extractor/reference.js';
@@ -30,8 +29,7 @@ import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { loadShellParser, type ScriptCommands, scriptCommands } from './shell.js';
 
-/** Bumped whenever a scan of the same image with the same facts would differ. */
-export const SCAN_GENERATOR_VERSION = 2;
+export { SCAN_GENERATOR_VERSION, scanCacheKey } from './analysis-state.js';
 
 export type DecisionKind =
   | 'program'
@@ -107,11 +105,6 @@ interface Invocation {
   readonly via: readonly string[];
   /** `#!` interpreters between the root and this program (a script's interpreter is one deeper). */
   readonly interpreterDepth?: number;
-}
-
-/** What determines a scan besides the image: every version that shapes its result. */
-export function scanCacheKey(manifestDigest: string, analyser: AnalyserIdentity, strict: boolean): string {
-  return `${manifestDigest}@e${EXTRACTOR_VERSION}@${analyser.name}${analyser.version}@g${SCAN_GENERATOR_VERSION}${strict ? '@strict' : ''}`;
 }
 
 type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };

@@ -54,6 +54,44 @@ export interface ExportSyscalls {
   analyserVersion: number;
 }
 
+/** One platform's scan of a registry tag. */
+export interface TagScan {
+  /** `os/architecture[/variant]`. */
+  readonly platform: string;
+  readonly manifestDigest: string;
+  /** Syscalls the profile allows, sorted. */
+  readonly syscalls: readonly string[];
+}
+
+/** A registry tag as last checked by a crawl or rescan (`registry_tags`). */
+export interface TagRecord {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  /** What the tag resolved to: an image manifest or an index. */
+  readonly digest: string;
+  /** The analysis state its scans were made in (`coordinator/crawl/state.ts`). */
+  readonly state: string;
+  readonly scans: readonly TagScan[];
+  /** Why the last attempt failed (then `scans` is empty). */
+  readonly error?: string;
+  /** ISO-8601 times, set by the store. */
+  readonly checkedAt?: string;
+  readonly changedAt?: string;
+}
+
+/** One change of a tag (`tag_history`). */
+export interface TagChange {
+  /** Absent when the tag was first seen. */
+  readonly fromDigest?: string;
+  readonly toDigest: string;
+  /** Syscalls allowed now and not before, and the reverse (all platforms together), sorted. */
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** ISO-8601, set by the store. */
+  readonly at?: string;
+}
+
 export interface KnowledgeBase extends LayerRecordStore {
   /** One query for all keys; returns facts for those stored with status ok, by sha256. */
   getFacts(keys: readonly FactsKey[]): Promise<Map<string, ObjectFacts>>;
@@ -71,6 +109,17 @@ export interface KnowledgeBase extends LayerRecordStore {
    * and analyser, only the newest analyser version's row. Sorted by sha256, symbol, analyser.
    */
   exportsNamed(symbol: string): Promise<ExportSyscalls[]>;
+  /** The tag as last checked, if ever. */
+  getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined>;
+  /** Every tag known of `registry` (of one repository if given), sorted by repository and tag. */
+  tagsOf(registry: string, repository?: string): Promise<TagRecord[]>;
+  /**
+   * Stores the tag as checked now (`changedAt` moves only when its digest or state does) and, with
+   * `change`, appends it to the tag's history, in one transaction.
+   */
+  putTag(record: TagRecord, change?: TagChange): Promise<void>;
+  /** The tag's changes, oldest first. */
+  tagHistory(registry: string, repository: string, tag: string): Promise<TagChange[]>;
   /** Finished scans, shared by every coordinator of a cluster (the embedded mode keeps them in files). */
   readonly scans: ScanCache;
   /**
@@ -246,4 +295,52 @@ export function byExportOrder(a: ExportSyscalls, b: ExportSyscalls): number {
     if (keyA[i]! !== keyB[i]!) return keyA[i]! < keyB[i]! ? -1 : 1;
   }
   return 0;
+}
+
+/** A `registry_tags` row as both stores return it through drizzle (scans: jsonb / JSON text, parsed). */
+export interface TagRow {
+  registry: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  state: string;
+  scans: unknown;
+  error: string | null;
+  checkedAt: string | Date;
+  changedAt: string | Date;
+}
+
+const isoOf = (time: string | Date): string => (time instanceof Date ? time.toISOString() : new Date(time).toISOString());
+
+export function tagRecordOf(row: TagRow): TagRecord {
+  return {
+    registry: row.registry,
+    repository: row.repository,
+    tag: row.tag,
+    digest: row.digest,
+    state: row.state,
+    scans: row.scans as TagScan[],
+    ...(row.error !== null ? { error: row.error } : {}),
+    checkedAt: isoOf(row.checkedAt),
+    changedAt: isoOf(row.changedAt),
+  };
+}
+
+/** A `tag_history` row as both stores return it. */
+export interface TagChangeRow {
+  fromDigest: string | null;
+  toDigest: string;
+  added: string[];
+  removed: string[];
+  at: string | Date;
+}
+
+export function tagChangeOf(row: TagChangeRow): TagChange {
+  return { ...(row.fromDigest !== null ? { fromDigest: row.fromDigest } : {}), toDigest: row.toDigest, added: row.added, removed: row.removed, at: isoOf(row.at) };
+}
+
+/** Orders tags the same way in both stores (code points, not a collation). */
+export function byTagOrder(a: TagRecord, b: TagRecord): number {
+  if (a.repository !== b.repository) return a.repository < b.repository ? -1 : 1;
+  return a.tag === b.tag ? 0 : a.tag < b.tag ? -1 : 1;
 }

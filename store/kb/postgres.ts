@@ -28,9 +28,14 @@ import {
   type FactsKey,
   type FileRow,
   type KnowledgeBase,
+  byTagOrder,
+  type TagChange,
+  tagChangeOf,
+  type TagRecord,
+  tagRecordOf,
 } from './index.js';
 import * as schema from './schema.js';
-import { analyses, layers, objects, scanResults } from './schema.js';
+import { analyses, layers, objects, registryTags, scanResults, tagHistory } from './schema.js';
 
 /** `pg_advisory_lock` key that serialises migrations of one database ("dockgate" in ASCII). */
 const MIGRATION_LOCK_KEY = '7237112439154766949'; // 0x646f636b67617465
@@ -262,6 +267,57 @@ class PostgresKnowledgeBase implements KnowledgeBase {
         }
       }),
     );
+  }
+
+  async getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined> {
+    const rows = await guarded('getTag', () =>
+      this.db.select().from(registryTags).where(and(eq(registryTags.registry, registry), eq(registryTags.repository, repository), eq(registryTags.tag, tag))),
+    );
+    return rows[0] ? tagRecordOf(rows[0]) : undefined;
+  }
+
+  async tagsOf(registry: string, repository?: string): Promise<TagRecord[]> {
+    const where = repository === undefined ? eq(registryTags.registry, registry) : and(eq(registryTags.registry, registry), eq(registryTags.repository, repository));
+    const rows = await guarded('tagsOf', () => this.db.select().from(registryTags).where(where));
+    return rows.map(tagRecordOf).sort(byTagOrder);
+  }
+
+  async putTag(record: TagRecord, change?: TagChange): Promise<void> {
+    const values = { registry: record.registry, repository: record.repository, tag: record.tag, digest: record.digest, state: record.state, scans: record.scans, error: record.error ?? null };
+    await guarded('putTag', () =>
+      this.db.transaction(async (tx) => {
+        await tx
+          .insert(registryTags)
+          .values(values)
+          .onConflictDoUpdate({
+            target: [registryTags.registry, registryTags.repository, registryTags.tag],
+            set: {
+              digest: values.digest,
+              state: values.state,
+              scans: values.scans,
+              error: values.error,
+              checkedAt: sql`now()`,
+              changedAt: sql`case when ${registryTags.digest} = ${values.digest} and ${registryTags.state} = ${values.state} then ${registryTags.changedAt} else now() end`,
+            },
+          });
+        if (change) {
+          await tx
+            .insert(tagHistory)
+            .values({ registry: record.registry, repository: record.repository, tag: record.tag, fromDigest: change.fromDigest ?? null, toDigest: change.toDigest, added: [...change.added], removed: [...change.removed] });
+        }
+      }),
+    );
+  }
+
+  async tagHistory(registry: string, repository: string, tag: string): Promise<TagChange[]> {
+    const rows = await guarded('tagHistory', () =>
+      this.db
+        .select()
+        .from(tagHistory)
+        .where(and(eq(tagHistory.registry, registry), eq(tagHistory.repository, repository), eq(tagHistory.tag, tag)))
+        .orderBy(tagHistory.id),
+    );
+    return rows.map(tagChangeOf);
   }
 
   readonly scans: ScanCache = {

@@ -201,3 +201,35 @@ export const scanResults = sqliteTable('scan_results', {
   result: text('result').notNull(),
   createdAt: text('created_at').notNull().default(now),
 });
+
+export const registryTags = sqliteTable(
+  'registry_tags',
+  {
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    digest: text('digest').notNull(),
+    state: text('state').notNull(),
+    scans: text('scans', { mode: 'json' }).notNull(),
+    error: text('error'),
+    checkedAt: text('checked_at').notNull().default(now),
+    changedAt: text('changed_at').notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.registry, t.repository, t.tag] })],
+);
+
+export const tagHistory = sqliteTable(
+  'tag_history',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    fromDigest: text('from_digest'),
+    toDigest: text('to_digest').notNull(),
+    added: text('added', { mode: 'json' }).$type<string[]>().notNull(),
+    removed: text('removed', { mode: 'json' }).$type<string[]>().notNull(),
+    at: text('at').notNull().default(now),
+  },
+  (t) => [index('tag_history_tag_idx').on(t.registry, t.repository, t.tag)],
+);

@@ -242,3 +242,46 @@ export const scanResults = pgTable('scan_results', {
   result: text('result').notNull(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * Registry tags that a crawl or rescan resolved, and what each pointed at when last checked
+ * (`coordinator/crawl/`). A tag is current when its `digest` is what the registry answers and its
+ * `state` the analysis state of this version (`coordinator/crawl/state.ts`): then nothing is scanned.
+ */
+export const registryTags = pgTable(
+  'registry_tags',
+  {
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    /** What the tag resolved to: an image manifest or an index. */
+    digest: text('digest').notNull(),
+    /** The analysis state its scans were made in. */
+    state: text('state').notNull(),
+    /** `TagScan[]`: one per platform scanned (platform, manifest digest, allowed syscalls). */
+    scans: jsonb('scans').notNull(),
+    /** The reason of the last attempt's failure (then `scans` is empty and the tag is tried again). */
+    error: text('error'),
+    checkedAt: timestamp('checked_at', { withTimezone: true }).notNull().defaultNow(),
+    changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.registry, t.repository, t.tag] })],
+);
+
+/** Each change of a tag: the digest it moved from (NULL when first seen) and the syscalls that changed. */
+export const tagHistory = pgTable(
+  'tag_history',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    fromDigest: text('from_digest'),
+    toDigest: text('to_digest').notNull(),
+    /** Syscalls allowed now and not before, and the reverse, over all platforms, sorted. */
+    added: text('added').array().notNull(),
+    removed: text('removed').array().notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('tag_history_tag_idx').on(t.registry, t.repository, t.tag)],
+);
