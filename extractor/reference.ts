@@ -119,3 +119,8 @@ export function isLoopbackRegistry(registry: string): boolean {
   const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.split(':')[0]!;
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** A repository name of the distribution grammar (names from a catalog are checked before use). */
+export const isRepositoryName = (name: string): boolean => REPOSITORY.test(name);
+/** A tag of the distribution grammar. */
+export const isTagName = (tag: string): boolean => TAG.test(tag);

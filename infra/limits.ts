@@ -51,6 +51,13 @@ export interface Limits {
   readonly httpTimeoutMs: number;
   readonly minBlobBytesPerSecond: number;
   readonly maxRedirects: number;
+  /**
+   * Registry listings (catalog, tags) of a crawl: bytes of one page (a larger page is asked for
+   * again with fewer entries), pages of one listing, and names of one listing.
+   */
+  readonly maxRegistryPageBytes: number;
+  readonly maxRegistryPages: number;
+  readonly maxRegistryEntries: number;
   /** ELF analysis: one object's size, and counts of what its headers claim. */
   readonly maxElfBytes: number;
   readonly maxElfSections: number;
@@ -117,6 +124,9 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   httpTimeoutMs: 5 * 60_000,
   minBlobBytesPerSecond: 64 * KiB,
   maxRedirects: 5,
+  maxRegistryPageBytes: 4 * MiB,
+  maxRegistryPages: 10_000,
+  maxRegistryEntries: 1_000_000,
   maxElfBytes: 512 * MiB,
   maxElfSections: 4_096,
   maxElfSymbols: 2_000_000,

@@ -56,3 +56,29 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
+
+/** Progress of counted work (tags of a crawl): one bar, a line of counts, an ETA. */
+export interface CountProgress {
+  start(total: number): void;
+  advance(detail: string): void;
+  stop(): void;
+}
+
+export const silentCountProgress: CountProgress = { start: () => {}, advance: () => {}, stop: () => {} };
+
+/** One bar on stderr when it is a terminal (a no-op otherwise, as `terminalProgress`). */
+export function terminalCountProgress(label: string, stream: NodeJS.WriteStream = process.stderr): CountProgress {
+  if (!stream.isTTY) return silentCountProgress;
+  const bar = new cliProgress.SingleBar(
+    { stream, hideCursor: true, format: ` {bar} {value}/{total} ${label} | {detail} | ETA {eta_formatted}` },
+    cliProgress.Presets.shades_classic,
+  );
+  let done = 0;
+  return {
+    start: (total) => bar.start(Math.max(total, 1), 0, { detail: '' }),
+    advance(detail) {
+      bar.update(++done, { detail });
+    },
+    stop: () => bar.stop(),
+  };
+}

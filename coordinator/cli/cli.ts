@@ -9,8 +9,13 @@ import { defaultCacheDir } from '../../infra/config.js';
 import { type ClusterFlags, clusterConfig } from '../../infra/cluster-config.js';
 import { DockergateError, InvalidInputError, NotFoundError } from '../../infra/errors.js';
 import { DEFAULT_LIMITS } from '../../infra/limits.js';
-import { formatBytes, terminalProgress } from '../../infra/progress.js';
+import { formatBytes, terminalCountProgress, terminalProgress } from '../../infra/progress.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { crawlRegistry, type Scanner } from '../crawl/crawl.js';
+import { crawlSummaryText } from '../crawl/summary-text.js';
+import { analysisState } from '../plan/analysis-state.js';
+import type { Platform } from '../../extractor/types.js';
 import { fileJson, type InspectOptions, type InspectResult, inspectImage } from '../plan/inspect.js';
 import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
@@ -149,6 +154,26 @@ function buildProgram(telemetry: Telemetry): Command {
       });
     });
 
+  clusterOptions(
+    analyserOption(
+      program
+        .command('crawl')
+        .description('profile every tag of a registry; tags already profiled in the current analysis state are only checked (one HEAD each)')
+        .argument('<registry>', 'registry host[:port], e.g. 127.0.0.1:5000')
+        .option('--repo <glob>', 'only repositories matching this glob (e.g. "team/*")')
+        .option('--tag <glob>', 'only tags matching this glob (e.g. "v1.*")')
+        .option('--platform <os/arch[/variant]>', 'platform to scan from multi-platform images', 'linux/amd64')
+        .option('--all-platforms', 'scan every platform of a multi-platform image, each its own scan')
+        .option('--concurrency <n>', 'tags resolved and scanned at once', '4')
+        .option('--json', 'print the summary as JSON (counts, registry requests, changes, failures)')
+        .option('--strict', 'fail scans that are unsure instead of applying the documented fallback')
+        .option('--cluster', 'run the scans on the cluster\'s coordinators (NATS, S3, PostgreSQL)')
+        .option('--insecure', 'allow http and unverified TLS for a non-loopback registry')
+        .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
+        .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)'),
+    ),
+  ).action(runCrawl);
+
   processOptions(
     program
       .command('worker')
@@ -282,24 +307,89 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
 
 /** Submits the scan to the cluster's coordinators, waits for it, and reads the stored result. */
 async function clusterScan(ref: string, flags: ScanFlags, analyser: ReturnType<typeof analyserNamed>): Promise<ScanResult> {
-  const config = clusterConfig(flags);
+  const runtime = await openClusterRuntime(flags, analyser);
+  try {
+    return await clusterScanOn(runtime, clusterConfig(flags).prefix, ref, sourceOptionsOf(flags), Boolean(flags.strict));
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function openClusterRuntime(flags: ClusterFlags, analyser: ReturnType<typeof analyserNamed>): Promise<Runtime> {
   // Cluster code (NATS, the AWS SDK) loads only when asked for: embedded commands start faster.
   const [{ connectCluster }, { clusterRuntime }] = await Promise.all([import('../../store/cluster-services.js'), import('../runtime/cluster.js')]);
-  const runtime = clusterRuntime(DEFAULT_LIMITS, await connectCluster(config), { analyser });
+  return clusterRuntime(DEFAULT_LIMITS, await connectCluster(clusterConfig(flags)), { analyser });
+}
+
+/** One scan unit for the cluster's coordinators on an open cluster runtime; the stored result. */
+async function clusterScanOn(runtime: Runtime, prefix: string, ref: string, source: InspectOptions['source'], strict: boolean): Promise<ScanResult> {
+  const analyser = runtime.analyser;
+  const unit = { reference: ref, source, strict, analyser: analyser.name, analyserVersion: analyser.version };
+  const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${prefix} (dockergate coordinator)\n`), 10_000);
+  let done: ScanImageDone;
   try {
-    const unit = { reference: ref, source: sourceOptionsOf(flags), strict: Boolean(flags.strict), analyser: analyser.name, analyserVersion: analyser.version };
-    const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${config.prefix} (dockergate coordinator)\n`), 10_000);
-    let done: ScanImageDone;
-    try {
-      done = await withSpan('scan request', { 'dockergate.reference': ref }, () =>
-        runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit),
-      );
-    } finally {
-      clearTimeout(waiting);
-    }
-    const result = await storedScan(runtime, done.key, done.reference);
-    if (!result) throw new NotFoundError(`the coordinator finished scan ${done.key}, but the knowledge base has no such scan`);
-    return { ...result, analysed: { ...result.analysed, fresh: done.fresh } };
+    done = await withSpan('scan request', { 'dockergate.reference': ref }, () =>
+      runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit),
+    );
+  } finally {
+    clearTimeout(waiting);
+  }
+  const result = await storedScan(runtime, done.key, done.reference);
+  if (!result) throw new NotFoundError(`the coordinator finished scan ${done.key}, but the knowledge base has no such scan`);
+  return { ...result, analysed: { ...result.analysed, fresh: done.fresh } };
+}
+
+interface CrawlFlags extends ClusterFlags {
+  repo?: string;
+  tag?: string;
+  platform: string;
+  allPlatforms?: boolean;
+  concurrency: string;
+  json?: boolean;
+  strict?: boolean;
+  analyser: string;
+  cluster?: boolean;
+  insecure?: boolean;
+  cacheDir: string;
+  dockerConfig?: string;
+}
+
+/** `crawl`: every tag of a registry, scanned embedded or on the cluster, only what is not current. */
+async function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
+  const concurrency = Number(flags.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`--concurrency must be a positive integer, not ${JSON.stringify(flags.concurrency)}`);
+  if (/[/@]|^[a-z]+:\/\//.test(registry)) throw new InvalidInputError(`crawl takes a registry host[:port] (e.g. 127.0.0.1:5000), not ${JSON.stringify(registry)}`);
+  const analyser = analyserNamed(flags.analyser);
+  const strict = Boolean(flags.strict);
+  const runtime = flags.cluster ? await openClusterRuntime(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
+  const bar = terminalCountProgress('tags');
+  try {
+    const sourceOf = (platform: Platform): InspectOptions['source'] => ({ platform, insecure: Boolean(flags.insecure), ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}) });
+    const scan: Scanner = flags.cluster
+      ? (reference, platform) => clusterScanOn(runtime, clusterConfig(flags).prefix, reference, sourceOf(platform), strict)
+      : (reference, platform) => scanImage(runtime, reference, { source: sourceOf(platform), strict });
+    const summary = await crawlRegistry({
+      registry,
+      ...(flags.repo ? { repositories: flags.repo } : {}),
+      ...(flags.tag ? { tags: flags.tag } : {}),
+      platform: parsePlatformSpec(flags.platform),
+      allPlatforms: Boolean(flags.allPlatforms),
+      concurrency,
+      insecure: Boolean(flags.insecure),
+      ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
+      limits: DEFAULT_LIMITS,
+      state: analysisState(analyser, { strict }),
+      kb: await runtime.kb(),
+      scan,
+      progress: {
+        start: (tags) => bar.start(tags),
+        tagDone: (_reference, _outcome, counts) => bar.advance(`${counts.scanned} scanned, ${counts.skipped} current, ${counts.failed} failed`),
+        stop: () => bar.stop(),
+      },
+    });
+    process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
+    // Some tags failing is the crawl's result (listed above); nothing crawled at all is an error.
+    if (summary.tags > 0 && summary.failed >= summary.tags) process.exitCode = 1;
   } finally {
     await runtime.close();
   }

@@ -26,6 +26,7 @@ import {
   UnsupportedError,
 } from '../../infra/errors.js';
 import { KiB, type Limits, MiB } from '../../infra/limits.js';
+import { roundTrip } from '../../infra/round-trips.js';
 import {
   type Descriptor,
   MANIFEST_ACCEPT,
@@ -204,7 +205,8 @@ async function httpRequest(request: HttpRequest, limits: Limits, insecure: boole
     }
     let response: Response;
     try {
-      response = await fetch(url, { method: request.method, headers, redirect: 'manual', signal });
+      // Timed and counted per request (headers only: bodies are read later); `crawl --json` reports the count.
+      response = await roundTrip('registry', () => fetch(url, { method: request.method, headers, redirect: 'manual', signal }));
     } catch (err) {
       deadline.clear();
       throw mapTransportError(err, request.what, deadline, request.signals);
@@ -306,8 +308,11 @@ interface RequestSpec {
 /** What talking to a registry needs of the source options. */
 export type RegistryOptions = Pick<SourceOptions, 'limits' | 'insecure' | 'dockerConfigPath' | 'signal'>;
 
-/** One registry repository as seen by one opened image: scheme, auth state, requests. */
-class RegistryClient {
+/**
+ * One registry repository as seen by one opened image (scheme, auth state, requests), or the
+ * registry as a whole for its catalog (`scope` `registry:catalog:*`).
+ */
+export class RegistryClient {
   private base: URL;
   private readonly fallbacks: URL[];
   private settled = false;
@@ -321,13 +326,14 @@ class RegistryClient {
   constructor(
     readonly ref: RegistryReference,
     readonly options: RegistryOptions,
+    scope = `repository:${ref.repository}:pull`,
   ) {
     const [first, ...rest] = registrySchemes(ref.registry, options.insecure).map((scheme) =>
       registryBaseUrl(ref.registry, scheme),
     );
     this.base = first!;
     this.fallbacks = rest;
-    this.scope = `repository:${ref.repository}:pull`;
+    this.scope = scope;
     this.where = `registry ${ref.registry}, repository ${ref.repository}`;
   }
 
@@ -551,6 +557,34 @@ class RegistryClient {
         exchange.finish();
       }
     }, spec.signal);
+  }
+
+  /**
+   * One page of a listing (`/v2/_catalog`, `/v2/<repo>/tags/list`), read whole within `max` bytes,
+   * with its `Link` header; statuses `passStatus` accepts come back instead of failing (the caller
+   * shrinks its page size on `400 PAGINATION_NUMBER_INVALID`).
+   */
+  async getPage(path: string, what: string, max: number, passStatus?: (status: number) => boolean): Promise<{ status: number; bytes: Buffer; link: string | null }> {
+    return this.withRetries(async () => {
+      const exchange = await this.send({ method: 'GET', path, accept: 'application/json', what, timeout: 'whole', ...(passStatus ? { passStatus } : {}) });
+      try {
+        const declared = exchange.response.headers.get('content-length');
+        if (declared && /^\d+$/.test(declared) && Number(declared) > max) {
+          await discard(exchange.response);
+          throw new LimitExceededError('maxRegistryPageBytes', max, `${what} (${this.where})`);
+        }
+        const body = await readBody(exchange, max);
+        if (body.overflow) throw new LimitExceededError('maxRegistryPageBytes', max, `${what} (${this.where})`);
+        return { status: exchange.response.status, bytes: body.bytes, link: exchange.response.headers.get('link') };
+      } finally {
+        exchange.finish();
+      }
+    });
+  }
+
+  /** The URL a `Link` header's relative reference resolves against (RFC 8288 §3.2: the request's). */
+  urlOf(path: string): URL {
+    return new URL(path, this.base);
   }
 
   /** `reference` is a checked tag or digest: no escaping needed (nor wanted for the `:` of a digest). */
