@@ -32,7 +32,7 @@ export function clusterRuntime(limits: Limits, services: ClusterServices, option
     cas,
     records: kb,
     kb: async () => kb,
-    counters: { analysed: 0, failed: 0 },
+    counters: { analysed: 0, failed: 0, extracted: 0 },
     scans: kb.scans,
     limits,
     analyser: options.analyser ?? DEFAULT_ANALYSER,

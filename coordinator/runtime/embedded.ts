@@ -34,13 +34,13 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
       return entry.wrap ? entry.wrap(layer, blob) : blob;
     },
   };
-  registerLayerExtractor(bus, { cas, records, blobs, limits });
   let kbOpening: Promise<KnowledgeBase> | undefined;
   // The store and drizzle load on first use: `inspect` and warm rescans never pay for them.
   const kb = (): Promise<KnowledgeBase> =>
     (kbOpening ??= import('../../store/kb/sqlite.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb.sqlite'))));
   const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
-  const counters = { analysed: 0, failed: 0 };
+  const counters = { analysed: 0, failed: 0, extracted: 0 };
+  registerLayerExtractor(bus, { cas, records, blobs, limits, counters });
   registerObjectAnalyser(bus, { cas, kb, analyser: analyserRegistry(limits, pool), counters });
   return {
     bus,

@@ -19,7 +19,8 @@ export interface Runtime {
   readonly records: LayerRecordStore;
   /** The knowledge base, opened on first use (commands that need none never load its driver). */
   readonly kb: () => Promise<KnowledgeBase>;
-  readonly counters: { analysed: number; failed: number };
+  /** Work this process did: objects analysed (ok or failed) and layers extracted (cached units not counted). */
+  readonly counters: { analysed: number; failed: number; extracted: number };
   readonly scans: ScanCache;
   readonly limits: Limits;
   /** The analyser whose facts `analyze` and `scan` use (`--analyser`). */

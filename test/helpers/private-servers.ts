@@ -154,3 +154,42 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     },
   };
 }
+
+export interface PrivateRegistry {
+  /** `127.0.0.1:<port>`. */
+  readonly address: string;
+  /** Copies an image (any skopeo source, e.g. `oci:<layout>`) to `<repository>:<tag>` of this registry. */
+  push(source: string, repository: string, tag: string): Promise<void>;
+  /** Stops the registry and removes its storage. */
+  close(): Promise<void>;
+  log(): string;
+}
+
+/** Debian's docker-registry (distribution 2.8) on a free loopback port, with its own storage directory. */
+export async function startPrivateRegistry(): Promise<PrivateRegistry> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockergate-registry-'));
+  const port = await freePort();
+  const config = path.join(dir, 'config.yml');
+  await fs.writeFile(
+    config,
+    ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${dir}/data`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n'),
+  );
+  let output = '';
+  const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitForPort(port, 15_000, 'docker-registry');
+  const address = `127.0.0.1:${port}`;
+  return {
+    address,
+    async push(source, repository, tag) {
+      await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', source, `docker://${address}/${repository}:${tag}`]);
+    },
+    async close() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    log: () => output,
+  };
+}

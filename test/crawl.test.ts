@@ -1,0 +1,155 @@
+/**
+ * `crawl` against a real registry on loopback (Debian's docker-registry, a private instance with
+ * its own storage), filled by the test: 20 repositories × 10 tags, 200 distinct images that share
+ * their base layer (a static program), pushed with skopeo from OCI layouts written by the test.
+ *
+ * Issue 12, acceptance 1: the first crawl profiles all; a second crawl right after makes one
+ * manifest HEAD per tag plus the listing pages and scans nothing; retagging one tag to a new image
+ * rescans exactly that one and records the change; a new analysis state (here `--strict`) makes
+ * every tag stale and the next crawl re-links them without extracting or analysing anything.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import pLimit from 'p-limit';
+import { crawlRegistry, type CrawlSummary } from '../coordinator/crawl/crawl.js';
+import { analysisState } from '../coordinator/plan/analysis-state.js';
+import { scanImage } from '../coordinator/plan/scan.js';
+import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
+import type { Runtime } from '../coordinator/runtime/runtime.js';
+import { DEFAULT_LIMITS } from '../infra/limits.js';
+import { DEFAULT_ANALYSER } from '../worker/analysers.js';
+import { cli } from './helpers/cluster.js';
+import { gzipLayer, tempDir, writeOciLayout } from './helpers/layers.js';
+import { type PrivateRegistry, startPrivateRegistry } from './helpers/private-servers.js';
+
+const run = promisify(execFile);
+const REPOSITORIES = Array.from({ length: 20 }, (_, i) => `team/r${String(i).padStart(2, '0')}`);
+const TAGS = Array.from({ length: 10 }, (_, i) => `t${i}`);
+const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
+
+let registry: PrivateRegistry;
+let work: string;
+let cacheDir: string;
+let quiet: Buffer;
+let networked: Buffer;
+
+async function staticProgram(name: string, source: string): Promise<Buffer> {
+  const file = path.join(work, `${name}.c`);
+  await fs.writeFile(file, source);
+  await run('gcc', ['-static', '-O2', '-o', path.join(work, name), file]);
+  return fs.readFile(path.join(work, name));
+}
+
+/** An image whose base layer is the program (shared by every image with it) and whose top layer names it. */
+async function pushImage(program: Buffer, repository: string, tag: string): Promise<void> {
+  const layout = path.join(work, 'layouts', `${repository.replace('/', '_')}-${tag}`);
+  const base = await gzipLayer([{ name: 'bin/app', content: program, mode: 0o755 }]);
+  const top = await gzipLayer([{ name: 'etc/image-id', content: `${repository}:${tag}\n` }]);
+  await writeOciLayout(layout, { layers: [base, top], config: { Entrypoint: ['/bin/app'] } });
+  await registry.push(`oci:${layout}`, repository, tag);
+  await fs.rm(layout, { recursive: true, force: true });
+}
+
+describe('crawl of a registry of 200 tags', { timeout: 1_200_000 }, () => {
+  let runtime: Runtime;
+  /** One crawl of the private registry on `runtime`, in the strict analysis state or not. */
+  const crawlOn = async (strict = false): Promise<CrawlSummary> =>
+    crawlRegistry({
+      registry: registry.address,
+      platform: PLATFORM,
+      allPlatforms: false,
+      concurrency: 4,
+      insecure: false,
+      limits: DEFAULT_LIMITS,
+      state: analysisState(DEFAULT_ANALYSER, { strict }),
+      kb: await runtime.kb(),
+      scan: (reference, platform) => scanImage(runtime, reference, { source: { platform, insecure: false }, strict }),
+    });
+
+  before(async () => {
+    work = await tempDir('dockergate-crawl-');
+    cacheDir = path.join(work, 'cache');
+    registry = await startPrivateRegistry();
+    quiet = await staticProgram('quiet', 'int main(void) { return 0; }\n');
+    networked = await staticProgram('networked', '#include <sys/socket.h>\nint main(void) { return socket(AF_INET, SOCK_STREAM, 0) < 0; }\n');
+    const limit = pLimit(4);
+    await Promise.all(REPOSITORIES.flatMap((repository) => TAGS.map((tag) => limit(() => pushImage(quiet, repository, tag)))));
+    runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
+  });
+
+  after(async () => {
+    await runtime?.close();
+    await registry?.close();
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('profiles every tag on the first crawl, each layer extracted once', async (t) => {
+    const summary = await crawlOn();
+    t.diagnostic(`first crawl: ${summary.tags} tags in ${summary.seconds} s, ${summary.requests} requests`);
+    assert.deepEqual(summary.failures, []);
+    assert.equal(summary.repositories, 20);
+    assert.equal(summary.tags, 200);
+    assert.equal(summary.scanned, 200);
+    assert.equal(summary.changed.length, 200, 'every tag is new');
+    // The shared base layer once, and each image's own top layer.
+    assert.equal(runtime.counters.extracted, 201);
+    assert.equal(runtime.counters.analysed, 1, 'the one program, analysed once for 200 images');
+    const tag = await (await runtime.kb()).getTag(registry.address, 'team/r03', 't5');
+    assert.ok(tag && tag.scans.length === 1 && tag.scans[0]!.syscalls.includes('exit_group'), JSON.stringify(tag));
+  });
+
+  it('checks each tag with one HEAD on the next crawl and scans nothing', async () => {
+    const extracted = runtime.counters.extracted;
+    const summary = await crawlOn();
+    assert.equal(summary.skipped, 200);
+    assert.equal(summary.scanned, 0);
+    // The catalog page, one tags page per repository, one HEAD per tag.
+    assert.equal(summary.requests, 1 + 20 + 200);
+    assert.equal(runtime.counters.extracted, extracted);
+  });
+
+  it('rescans exactly the retagged tag and records what changed', async () => {
+    await pushImage(networked, 'team/r03', 't5');
+    const analysed = runtime.counters.analysed;
+    const summary = await crawlOn();
+    assert.equal(summary.scanned, 1);
+    assert.equal(summary.skipped, 199);
+    assert.equal(summary.changed.length, 1);
+    const [move] = summary.changed;
+    assert.equal(move!.reference, `${registry.address}/team/r03:t5`);
+    assert.ok(move!.fromDigest && move!.fromDigest !== move!.toDigest);
+    assert.ok(move!.added.includes('socket'), `socket added: ${move!.added.join(' ')}`);
+    assert.equal(runtime.counters.analysed, analysed + 1, 'only the new program is analysed');
+    const history = await (await runtime.kb()).tagHistory(registry.address, 'team/r03', 't5');
+    assert.equal(history.length, 2);
+    assert.deepEqual(history[1]!.added, move!.added);
+    assert.deepEqual(history[1]!.removed, move!.removed);
+  });
+
+  it('re-links every tag in a new analysis state without extracting or analysing again', async () => {
+    const { extracted, analysed } = runtime.counters;
+    const summary = await crawlOn(true);
+    assert.equal(summary.scanned, 200);
+    assert.deepEqual(summary.failures, []);
+    assert.equal(runtime.counters.extracted, extracted);
+    assert.equal(runtime.counters.analysed, analysed);
+    // Same images, same syscalls: nothing to record in the history.
+    assert.deepEqual(summary.changed, []);
+  });
+
+  it('is the same through the command line, with globs and a JSON summary', async () => {
+    await runtime.close();
+    const { stdout } = await cli(['crawl', registry.address, '--repo', 'team/r0*', '--tag', 't1', '--json', '--cache-dir', cacheDir, '--strict']);
+    runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
+    const summary = JSON.parse(stdout) as CrawlSummary;
+    assert.equal(summary.repositories, 10);
+    assert.equal(summary.tags, 10);
+    assert.equal(summary.skipped, 10);
+    assert.equal(summary.requests, 1 + 10 + 10);
+  });
+});
+
