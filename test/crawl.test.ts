@@ -7,15 +7,18 @@
  * manifest HEAD per tag plus the listing pages and scans nothing; retagging one tag to a new image
  * rescans exactly that one and records the change; a new analysis state (here `--strict`) makes
  * every tag stale and the next crawl re-links them without extracting or analysing anything.
+ * `rescan` (the nightly job) checks the known tags without listing, and posts its summary.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pLimit from 'p-limit';
-import { crawlRegistry, type CrawlSummary } from '../coordinator/crawl/crawl.js';
+import { crawlRegistry, type CrawlSummary, type RescanSummary } from '../coordinator/crawl/crawl.js';
 import { analysisState } from '../coordinator/plan/analysis-state.js';
 import { scanImage } from '../coordinator/plan/scan.js';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
@@ -150,6 +153,41 @@ describe('crawl of a registry of 200 tags', { timeout: 1_200_000 }, () => {
     assert.equal(summary.tags, 10);
     assert.equal(summary.skipped, 10);
     assert.equal(summary.requests, 1 + 10 + 10);
+  });
+
+  it('rescan checks every known tag, scans the one that moved, and posts the summary to a webhook', async () => {
+    await pushImage(networked, 'team/r07', 't2');
+    const received: string[] = [];
+    const hook = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push(`${request.method} ${request.url} ${request.headers['content-type']}\n${body}`);
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const { port } = hook.address() as AddressInfo;
+    await runtime.close();
+    try {
+      const { stdout } = await cli(['rescan', '--json', '--strict', '--cache-dir', cacheDir, '--webhook', `http://127.0.0.1:${port}/dockergate`]);
+      const summary = JSON.parse(stdout) as RescanSummary;
+      assert.deepEqual(summary.registries, [registry.address]);
+      assert.equal(summary.tags, 200);
+      assert.equal(summary.scanned, 1);
+      assert.equal(summary.skipped, 199);
+      assert.deepEqual(summary.changed.map((move) => move.reference), [`${registry.address}/team/r07:t2`]);
+      assert.ok(summary.changed[0]!.added.includes('socket'));
+      // No listing: one HEAD per known tag, and the scan's own requests for the one that moved.
+      assert.ok(summary.requests >= 200 && summary.requests < 200 + 20, `${summary.requests} requests`);
+      assert.equal(received.length, 1);
+      const [head, body] = received[0]!.split('\n');
+      assert.equal(head, 'POST /dockergate application/json');
+      assert.deepEqual(JSON.parse(body!), summary);
+    } finally {
+      hook.close();
+      runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
+    }
   });
 });
 

@@ -12,7 +12,8 @@ import { DEFAULT_LIMITS } from '../../infra/limits.js';
 import { formatBytes, terminalCountProgress, terminalProgress } from '../../infra/progress.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { crawlRegistry, type Scanner } from '../crawl/crawl.js';
+import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
+import { postWebhook, webhookUrl } from '../crawl/webhook.js';
 import { crawlSummaryText } from '../crawl/summary-text.js';
 import { analysisState } from '../plan/analysis-state.js';
 import type { Platform } from '../../extractor/types.js';
@@ -154,25 +155,22 @@ function buildProgram(telemetry: Telemetry): Command {
       });
     });
 
-  clusterOptions(
-    analyserOption(
-      program
-        .command('crawl')
-        .description('profile every tag of a registry; tags already profiled in the current analysis state are only checked (one HEAD each)')
-        .argument('<registry>', 'registry host[:port], e.g. 127.0.0.1:5000')
-        .option('--repo <glob>', 'only repositories matching this glob (e.g. "team/*")')
-        .option('--tag <glob>', 'only tags matching this glob (e.g. "v1.*")')
-        .option('--platform <os/arch[/variant]>', 'platform to scan from multi-platform images', 'linux/amd64')
-        .option('--all-platforms', 'scan every platform of a multi-platform image, each its own scan')
-        .option('--concurrency <n>', 'tags resolved and scanned at once', '4')
-        .option('--json', 'print the summary as JSON (counts, registry requests, changes, failures)')
-        .option('--strict', 'fail scans that are unsure instead of applying the documented fallback')
-        .option('--cluster', 'run the scans on the cluster\'s coordinators (NATS, S3, PostgreSQL)')
-        .option('--insecure', 'allow http and unverified TLS for a non-loopback registry')
-        .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
-        .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)'),
-    ),
+  tagCheckOptions(
+    program
+      .command('crawl')
+      .description('profile every tag of a registry; tags already profiled in the current analysis state are only checked (one HEAD each)')
+      .argument('<registry>', 'registry host[:port], e.g. 127.0.0.1:5000')
+      .option('--repo <glob>', 'only repositories matching this glob (e.g. "team/*")')
+      .option('--tag <glob>', 'only tags matching this glob (e.g. "v1.*")'),
   ).action(runCrawl);
+
+  tagCheckOptions(
+    program
+      .command('rescan')
+      .description('the nightly job: check every tag earlier crawls found, scan only new digests, and report what changed')
+      .argument('[registry...]', 'registries to rescan (default: every registry with known tags)')
+      .option('--webhook <url>', 'also POST the JSON summary to this URL (http(s); a failed delivery is an error)'),
+  ).action(runRescan);
 
   processOptions(
     program
@@ -286,6 +284,24 @@ function clusterOptions(command: Command): Command {
     .option('--s3-bucket <name>', 'cluster: bucket of the CAS (default $S3_BUCKET)');
 }
 
+/** Options of crawl and rescan. */
+function tagCheckOptions(command: Command): Command {
+  return clusterOptions(
+    analyserOption(
+      command
+        .option('--platform <os/arch[/variant]>', 'platform to scan from multi-platform images', 'linux/amd64')
+        .option('--all-platforms', 'scan every platform of a multi-platform image, each its own scan')
+        .option('--concurrency <n>', 'tags resolved and scanned at once', '4')
+        .option('--json', 'print the summary as JSON (counts, registry requests, changes, failures)')
+        .option('--strict', 'fail scans that are unsure instead of applying the documented fallback')
+        .option('--cluster', 'run the scans on the cluster\'s coordinators (NATS, S3, PostgreSQL)')
+        .option('--insecure', 'allow http and unverified TLS for a non-loopback registry')
+        .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
+        .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)'),
+    ),
+  );
+}
+
 function analyserOption(command: Command): Command {
   return command.addOption(
     new Option('--analyser <name>', 'which analyser reads code: native, or radare2 (needs radare2 installed)').choices([...ANALYSERS.keys()]).default(DEFAULT_ANALYSER.name),
@@ -339,9 +355,7 @@ async function clusterScanOn(runtime: Runtime, prefix: string, ref: string, sour
   return { ...result, analysed: { ...result.analysed, fresh: done.fresh } };
 }
 
-interface CrawlFlags extends ClusterFlags {
-  repo?: string;
-  tag?: string;
+interface TagCheckFlags extends ClusterFlags {
   platform: string;
   allPlatforms?: boolean;
   concurrency: string;
@@ -354,11 +368,46 @@ interface CrawlFlags extends ClusterFlags {
   dockerConfig?: string;
 }
 
+interface CrawlFlags extends TagCheckFlags {
+  repo?: string;
+  tag?: string;
+}
+
+interface RescanFlags extends TagCheckFlags {
+  webhook?: string;
+}
+
+function checkRegistryArgument(registry: string): void {
+  if (/[/@]|^[a-z]+:\/\//.test(registry)) throw new InvalidInputError(`expected a registry host[:port] (e.g. 127.0.0.1:5000), not ${JSON.stringify(registry)}`);
+}
+
 /** `crawl`: every tag of a registry, scanned embedded or on the cluster, only what is not current. */
-async function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
+function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
+  checkRegistryArgument(registry);
+  return withTagChecks(flags, async (options) => {
+    const summary = await crawlRegistry({ ...options, registry, ...(flags.repo ? { repositories: flags.repo } : {}), ...(flags.tag ? { tags: flags.tag } : {}) });
+    process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
+    // Some tags failing is the crawl's result (listed above); nothing crawled at all is an error.
+    if (summary.tags > 0 && summary.failed >= summary.tags) process.exitCode = 1;
+  });
+}
+
+/** `rescan`: every known tag of the registries (all known when none is named) checked again. */
+function runRescan(registries: string[], flags: RescanFlags): Promise<void> {
+  registries.forEach(checkRegistryArgument);
+  const webhook = flags.webhook ? webhookUrl(flags.webhook) : undefined;
+  return withTagChecks(flags, async (options) => {
+    const summary = await rescanRegistries(options, registries);
+    process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
+    if (webhook) await postWebhook(webhook, summary);
+    if (summary.tags > 0 && summary.failed >= summary.tags) process.exitCode = 1;
+  });
+}
+
+/** The options of crawl and rescan, on an embedded or cluster runtime closed afterwards. */
+async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptions) => Promise<void>): Promise<void> {
   const concurrency = Number(flags.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`--concurrency must be a positive integer, not ${JSON.stringify(flags.concurrency)}`);
-  if (/[/@]|^[a-z]+:\/\//.test(registry)) throw new InvalidInputError(`crawl takes a registry host[:port] (e.g. 127.0.0.1:5000), not ${JSON.stringify(registry)}`);
   const analyser = analyserNamed(flags.analyser);
   const strict = Boolean(flags.strict);
   const runtime = flags.cluster ? await openClusterRuntime(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
@@ -368,10 +417,7 @@ async function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
     const scan: Scanner = flags.cluster
       ? (reference, platform) => clusterScanOn(runtime, clusterConfig(flags).prefix, reference, sourceOf(platform), strict)
       : (reference, platform) => scanImage(runtime, reference, { source: sourceOf(platform), strict });
-    const summary = await crawlRegistry({
-      registry,
-      ...(flags.repo ? { repositories: flags.repo } : {}),
-      ...(flags.tag ? { tags: flags.tag } : {}),
+    await work({
       platform: parsePlatformSpec(flags.platform),
       allPlatforms: Boolean(flags.allPlatforms),
       concurrency,
@@ -387,9 +433,6 @@ async function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
         stop: () => bar.stop(),
       },
     });
-    process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
-    // Some tags failing is the crawl's result (listed above); nothing crawled at all is an error.
-    if (summary.tags > 0 && summary.failed >= summary.tags) process.exitCode = 1;
   } finally {
     await runtime.close();
   }

@@ -1,5 +1,6 @@
 /**
- * `crawl`: profile every tag of a registry, touching only what changed since the last crawl.
+ * `crawl`: profile every tag of a registry, touching only what changed since the last crawl; and
+ * `rescan` (the nightly job): the same check of every tag already known, without listing.
  *
  * For each repository of the catalog and each tag (both filtered by globs), one `HEAD` resolves
  * the tag to a digest. A tag whose stored record (`registry_tags`) has that digest and the current
@@ -26,12 +27,8 @@ import type { ScanResult } from '../plan/scan.js';
 /** Scans one image reference for one platform (embedded, or through the cluster's coordinators). */
 export type Scanner = (reference: string, platform: Platform) => Promise<ScanResult>;
 
-export interface CrawlOptions {
-  /** `host[:port]` of the registry. */
-  readonly registry: string;
-  /** Globs (picomatch) of repositories and tags to crawl; all when absent. */
-  readonly repositories?: string;
-  readonly tags?: string;
+/** How tags are checked and scanned, whether found by a crawl or known from earlier ones. */
+export interface TagCheckOptions {
   /** The platform scanned, or every platform of an index (`allPlatforms`). */
   readonly platform: Platform;
   readonly allPlatforms: boolean;
@@ -46,6 +43,14 @@ export interface CrawlOptions {
   readonly scan: Scanner;
   readonly progress?: CrawlProgress;
   readonly signal?: AbortSignal;
+}
+
+export interface CrawlOptions extends TagCheckOptions {
+  /** `host[:port]` of the registry. */
+  readonly registry: string;
+  /** Globs (picomatch) of repositories and tags to crawl; all when absent. */
+  readonly repositories?: string;
+  readonly tags?: string;
 }
 
 /** Told about each tag once it is done (for a progress display). */
@@ -77,60 +82,119 @@ export interface TagMove {
   readonly removed: readonly string[];
 }
 
-export interface CrawlSummary extends CrawlCounts {
-  readonly registry: string;
+/** What a crawl or rescan did. */
+export interface TagCheckSummary extends CrawlCounts {
   readonly state: string;
-  /** HTTP requests made to the registry (listings, manifest HEADs, and the scans' own). */
+  /** HTTP requests made to registries (listings, manifest HEADs, and the scans' own). */
   readonly requests: number;
   readonly seconds: number;
   /** Tags whose digest or syscalls changed (first sightings included). */
   readonly changed: readonly TagMove[];
   readonly failures: readonly TagFailure[];
-  /** Names the registry listed that are not valid repository or tag names (skipped). */
+  /** Names a registry listed that are not valid repository or tag names (skipped). */
   readonly invalidNames: readonly string[];
+}
+
+export interface CrawlSummary extends TagCheckSummary {
+  readonly registry: string;
+}
+
+export interface RescanSummary extends TagCheckSummary {
+  readonly registries: readonly string[];
+}
+
+interface TagTarget {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
 }
 
 export async function crawlRegistry(options: CrawlOptions): Promise<CrawlSummary> {
   const started = performance.now();
   const requestsBefore = callsTo('registry');
-  const source = { limits: options.limits, insecure: options.insecure, ...(options.dockerConfigPath ? { dockerConfigPath: options.dockerConfigPath } : {}), ...(options.signal ? { signal: options.signal } : {}) };
-  const catalog = new RegistryCatalog(options.registry, source);
+  const catalog = catalogOf(options, options.registry);
   const repoMatch = options.repositories ? picomatch(options.repositories) : () => true;
   const tagMatch = options.tags ? picomatch(options.tags) : () => true;
   const invalidNames: string[] = [];
   const failures: TagFailure[] = [];
-  const changed: TagMove[] = [];
-  const counts = { repositories: 0, tags: 0, scanned: 0, skipped: 0, failed: 0 };
-
   const listing = await catalog.repositories();
   invalidNames.push(...listing.invalid);
   const repositories = listing.names.filter((name) => repoMatch(name));
-  counts.repositories = repositories.length;
   const limit = pLimit(options.concurrency);
-  const targets: { repository: string; tag: string }[] = [];
+  const targets: TagTarget[] = [];
   await Promise.all(
     repositories.map((repository) =>
       limit(async () => {
         try {
           const tags = await catalog.tags(repository);
           invalidNames.push(...tags.invalid.map((tag) => `${repository}:${tag}`));
-          for (const tag of tags.names) if (tagMatch(tag)) targets.push({ repository, tag });
+          for (const tag of tags.names) if (tagMatch(tag)) targets.push({ registry: options.registry, repository, tag });
         } catch (err) {
-          counts.failed++;
           failures.push({ reference: `${options.registry}/${repository}`, error: reasonOf(err) });
         }
       }),
     ),
   );
-  targets.sort((a, b) => (a.repository === b.repository ? compare(a.tag, b.tag) : compare(a.repository, b.repository)));
-  counts.tags = targets.length;
+  const checked = await checkTags(options, targets, new Map([[options.registry, catalog]]), failures);
+  return {
+    registry: options.registry,
+    ...checked,
+    repositories: repositories.length,
+    requests: callsTo('registry') - requestsBefore,
+    seconds: elapsed(started),
+    invalidNames,
+  };
+}
+
+/** Checks every tag known of `registries` (all known registries when empty) again. */
+export async function rescanRegistries(options: TagCheckOptions, registries: readonly string[]): Promise<RescanSummary> {
+  const started = performance.now();
+  const requestsBefore = callsTo('registry');
+  const chosen = registries.length > 0 ? [...registries] : await options.kb.registries();
+  const targets: TagTarget[] = [];
+  const catalogs = new Map<string, RegistryCatalog>();
+  for (const registry of chosen) {
+    catalogs.set(registry, catalogOf(options, registry));
+    for (const known of await options.kb.tagsOf(registry)) targets.push({ registry, repository: known.repository, tag: known.tag });
+  }
+  const checked = await checkTags(options, targets, catalogs, []);
+  return {
+    registries: chosen,
+    ...checked,
+    repositories: new Set(targets.map((target) => `${target.registry}/${target.repository}`)).size,
+    requests: callsTo('registry') - requestsBefore,
+    seconds: elapsed(started),
+    invalidNames: [],
+  };
+}
+
+function catalogOf(options: TagCheckOptions, registry: string): RegistryCatalog {
+  return new RegistryCatalog(registry, {
+    limits: options.limits,
+    insecure: options.insecure,
+    ...(options.dockerConfigPath ? { dockerConfigPath: options.dockerConfigPath } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+/** The per-tag loop of crawl and rescan; `failures` holds the failures found before it (listings), and gets the tags'. */
+async function checkTags(
+  options: TagCheckOptions,
+  unsorted: readonly TagTarget[],
+  catalogs: ReadonlyMap<string, RegistryCatalog>,
+  failures: TagFailure[],
+): Promise<Omit<TagCheckSummary, 'requests' | 'seconds' | 'invalidNames'>> {
+  const targets = [...unsorted].sort((a, b) => compare(referenceOf(a), referenceOf(b)));
+  const changed: TagMove[] = [];
+  const counts = { repositories: 0, tags: targets.length, scanned: 0, skipped: 0, failed: failures.length };
+  const limit = pLimit(options.concurrency);
   options.progress?.start(targets.length);
   try {
     await Promise.all(
-      targets.map(({ repository, tag }) =>
+      targets.map((target) =>
         limit(async () => {
-          const reference = `${options.registry}/${repository}:${tag}`;
-          const outcome = await crawlTag(options, catalog, repository, tag).catch((err: unknown) => ({ failed: reasonOf(err) }) as const);
+          const reference = referenceOf(target);
+          const outcome = await checkTag(options, catalogs.get(target.registry)!, target).catch((err: unknown) => ({ failed: reasonOf(err) }) as const);
           if ('failed' in outcome) {
             counts.failed++;
             failures.push({ reference, error: outcome.failed });
@@ -148,23 +212,18 @@ export async function crawlRegistry(options: CrawlOptions): Promise<CrawlSummary
   }
   changed.sort((a, b) => compare(a.reference, b.reference));
   failures.sort((a, b) => compare(a.reference, b.reference));
-  return {
-    registry: options.registry,
-    state: options.state,
-    ...counts,
-    requests: callsTo('registry') - requestsBefore,
-    seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
-    changed,
-    failures,
-    invalidNames,
-  };
+  return { ...counts, state: options.state, changed, failures };
 }
+
+const referenceOf = (target: TagTarget): string => `${target.registry}/${target.repository}:${target.tag}`;
+
+const elapsed = (started: number): number => Number(((performance.now() - started) / 1000).toFixed(3));
 
 type TagOutcome = { readonly skipped: true } | { readonly skipped: false; readonly change?: TagChange } | { readonly failed: string };
 
 /** Resolves one tag and, unless it is current, scans and stores it (a failure is stored too). */
-async function crawlTag(options: CrawlOptions, catalog: RegistryCatalog, repository: string, tag: string): Promise<TagOutcome> {
-  const { kb, registry, state } = options;
+async function checkTag(options: TagCheckOptions, catalog: RegistryCatalog, { registry, repository, tag }: TagTarget): Promise<TagOutcome> {
+  const { kb, state } = options;
   const digest = await catalog.digestOf(repository, tag);
   const known = await kb.getTag(registry, repository, tag);
   if (known && known.digest === digest && known.state === state && known.error === undefined) {
@@ -175,7 +234,7 @@ async function crawlTag(options: CrawlOptions, catalog: RegistryCatalog, reposit
   let scans: TagScan[];
   try {
     scans = [];
-    for (const target of await scanTargets(options, repository, digest)) {
+    for (const target of await scanTargets(options, registry, repository, digest)) {
       const result = await options.scan(target.reference, target.platform);
       scans.push({ platform: formatPlatform(result.platform), manifestDigest: result.manifestDigest, syscalls: [...result.syscalls.keys()].sort() });
     }
@@ -190,10 +249,10 @@ async function crawlTag(options: CrawlOptions, catalog: RegistryCatalog, reposit
 }
 
 /** What to scan for a digest: itself for one platform, or each platform manifest of its index. */
-async function scanTargets(options: CrawlOptions, repository: string, digest: string): Promise<{ reference: string; platform: Platform }[]> {
-  const at = (manifest: string) => `docker://${options.registry}/${repository}@${manifest}`;
+async function scanTargets(options: TagCheckOptions, registry: string, repository: string, digest: string): Promise<{ reference: string; platform: Platform }[]> {
+  const at = (manifest: string) => `docker://${registry}/${repository}@${manifest}`;
   if (!options.allPlatforms) return [{ reference: at(digest), platform: options.platform }];
-  const client = new RegistryClient({ transport: 'docker', registry: options.registry, repository }, { limits: options.limits, insecure: options.insecure });
+  const client = new RegistryClient({ transport: 'docker', registry, repository }, { limits: options.limits, insecure: options.insecure });
   const top = await client.getManifest(digest, `manifest ${repository}@${digest}`, digest as `sha256:${string}`);
   const parsed = parseManifestOrIndex(top.bytes, options.limits, top.contentType);
   if (parsed.kind === 'manifest') return [{ reference: at(digest), platform: options.platform }];

@@ -3,7 +3,13 @@
  * glibc (ld.so(8)): DT_RPATH (when there is no DT_RUNPATH), LD_LIBRARY_PATH, DT_RUNPATH, the image's
  * /etc/ld.so.cache, then the default directories. musl (ldso/dynlink.c): LD_LIBRARY_PATH, RPATH and
  * RUNPATH, the loader's path file /etc/ld-musl-<arch>.path, then /lib:/usr/local/lib:/usr/lib.
- * `$ORIGIN` expands to the directory of the object that needs the library.
+ * `$ORIGIN` expands to the directory of the object that needs the library. A name with `/` is a
+ * path, opened as is: relative to the process's working directory (both loaders).
+ *
+ * The cost of one lookup is bounded by the number of search directories, not by what they spell:
+ * each directory is resolved in the tree once per image (memoised), a directory that resolves
+ * where one already tried did is not tried again, and a candidate the kernel could not open
+ * (longer than PATH_MAX) is neither built nor looked up.
  */
 import { parentOf } from '../../extractor/paths.js';
 import type { ImageTree, TreeFile } from './image-tree.js';
@@ -11,6 +17,12 @@ import type { ImageTree, TreeFile } from './image-tree.js';
 /** glibc's trusted directories on Debian multiarch (x86_64), searched after the cache. */
 const GLIBC_DEFAULT_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
 const MUSL_DEFAULT_DIRS = ['/lib', '/usr/local/lib', '/usr/lib'];
+/**
+ * PATH_MAX of Linux (include/uapi/linux/limits.h), the terminating NUL included: a longer path
+ * fails with ENAMETOOLONG before any lookup, so no loader can find a library there.
+ */
+const PATH_MAX = 4096;
+const ORIGIN = /\$(ORIGIN|\{ORIGIN\})/g;
 
 export interface SearchContext {
   readonly tree: ImageTree;
@@ -20,6 +32,8 @@ export interface SearchContext {
   readonly cache: ReadonlyMap<string, string>;
   /** Directories from /etc/ld-musl-*.path (musl). */
   readonly muslPath: readonly string[] | undefined;
+  /** The process's working directory (the image's WorkingDir; `/` when absent, as runc does). */
+  readonly workingDir?: string;
 }
 
 export interface Requester {
@@ -30,17 +44,50 @@ export interface Requester {
   readonly loader: 'glibc' | 'musl';
 }
 
-function expandOrigin(dir: string, origin: string): string {
-  return dir.replace(/\$(ORIGIN|\{ORIGIN\})/g, origin);
+/**
+ * `dir` with `$ORIGIN` expanded, or undefined when the result would be longer than `max`.
+ * Invariant: nothing longer than `max` is built — 585 `$ORIGIN`s in one 4 KiB DT_RPATH entry,
+ * expanded from a 4 KiB-deep directory, would otherwise be a 2.4 MB string per entry and lookup.
+ */
+function expandOrigin(dir: string, origin: string, max: number): string | undefined {
+  if (dir.length > max) return undefined;
+  if (!dir.includes('$')) return dir;
+  let length = dir.length;
+  for (const token of dir.match(ORIGIN) ?? []) length += origin.length - token.length;
+  return length > max ? undefined : dir.replace(ORIGIN, origin);
+}
+
+/** Bound of the memo below (entries); past it the memo starts again (only speed is lost). */
+const MAX_REMEMBERED_DIRS = 1 << 18;
+/** Per image tree (trees do not change once built): search directory → its resolved path, or null when it is not a directory. */
+const resolvedDirs = new WeakMap<ImageTree, Map<string, string | null>>();
+
+/** Where search directory `dir` is in the image after following its symlinks, or undefined if it is not a directory there. */
+function searchDirectory(tree: ImageTree, dir: string): string | undefined {
+  let memo = resolvedDirs.get(tree);
+  if (!memo) resolvedDirs.set(tree, (memo = new Map()));
+  let resolved = memo.get(dir);
+  if (resolved === undefined) {
+    const file = safeResolve(tree, dir);
+    resolved = file?.type === 'dir' ? file.path : null;
+    if (memo.size >= MAX_REMEMBERED_DIRS) memo.clear();
+    memo.set(dir, resolved);
+  }
+  return resolved ?? undefined;
 }
 
 /** The file a DT_NEEDED name (or a dlopen name) resolves to, or undefined. */
 export function findLibrary(name: string, requester: Requester, context: SearchContext): { path: string; file: TreeFile } | undefined {
-  const tryPath = (candidate: string): { path: string; file: TreeFile } | undefined => {
-    const file = safeResolve(context.tree, candidate);
+  /** `candidate` is the path as the loader spells it (reported); `lookup` the same file, resolved. */
+  const tryPath = (candidate: string, lookup = candidate): { path: string; file: TreeFile } | undefined => {
+    if (candidate.length >= PATH_MAX) return undefined;
+    const file = safeResolve(context.tree, lookup);
     return file?.type === 'file' && file.kind === 'elf' ? { path: candidate, file } : undefined;
   };
-  if (name.includes('/')) return tryPath(name.startsWith('/') ? name : `${parentOf(requester.path)}/${name}`);
+  if (name.includes('/')) {
+    const cwd = context.workingDir || '/';
+    return tryPath(name.startsWith('/') ? name : `${cwd === '/' ? '' : cwd}/${name}`);
+  }
   const origin = parentOf(requester.path);
   const dirs: string[] = [];
   if (requester.loader === 'glibc') {
@@ -49,8 +96,21 @@ export function findLibrary(name: string, requester: Requester, context: SearchC
   } else {
     dirs.push(...context.libraryPath, ...requester.rpath, ...requester.runpath);
   }
+  // Canonical directories already tried for this name: trying one again finds nothing new.
+  const tried = new Set<string>();
+  const inDirectory = (dir: string): { path: string; file: TreeFile } | undefined => {
+    // `<dir>/<name>` and its NUL must fit PATH_MAX.
+    const expanded = expandOrigin(dir, origin, PATH_MAX - 2 - name.length);
+    if (expanded === undefined) return undefined;
+    const at = searchDirectory(context.tree, expanded);
+    if (at === undefined || tried.has(at)) return undefined;
+    tried.add(at);
+    // Looked up from the resolved directory: a 4 KiB entry of `/..` is resolved once per image,
+    // not once per name. (Symlink hops of the directory and of the name are counted apart.)
+    return tryPath(`${expanded}/${name}`, `${at === '/' ? '' : at}/${name}`);
+  };
   for (const dir of dirs) {
-    const found = tryPath(`${expandOrigin(dir, origin)}/${name}`);
+    const found = inDirectory(dir);
     if (found) return found;
   }
   if (requester.loader === 'glibc') {
@@ -61,7 +121,7 @@ export function findLibrary(name: string, requester: Requester, context: SearchC
     }
   }
   for (const dir of requester.loader === 'glibc' ? GLIBC_DEFAULT_DIRS : (context.muslPath ?? MUSL_DEFAULT_DIRS)) {
-    const found = tryPath(`${dir}/${name}`);
+    const found = inDirectory(dir);
     if (found) return found;
   }
   return undefined;

@@ -111,6 +111,8 @@ export interface KnowledgeBase extends LayerRecordStore {
   exportsNamed(symbol: string): Promise<ExportSyscalls[]>;
   /** The tag as last checked, if ever. */
   getTag(registry: string, repository: string, tag: string): Promise<TagRecord | undefined>;
+  /** Registries with known tags, sorted. */
+  registries(): Promise<string[]>;
   /** Every tag known of `registry` (of one repository if given), sorted by repository and tag. */
   tagsOf(registry: string, repository?: string): Promise<TagRecord[]>;
   /**

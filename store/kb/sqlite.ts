@@ -289,6 +289,11 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     return rows[0] ? tagRecordOf(rows[0]) : undefined;
   }
 
+  async registries(): Promise<string[]> {
+    const rows = await guarded('registries', () => this.db.selectDistinct({ registry: registryTags.registry }).from(registryTags).all());
+    return rows.map((row) => row.registry).sort((a, b) => (a === b ? 0 : a < b ? -1 : 1));
+  }
+
   async tagsOf(registry: string, repository?: string): Promise<TagRecord[]> {
     const where = repository === undefined ? eq(registryTags.registry, registry) : and(eq(registryTags.registry, registry), eq(registryTags.repository, repository));
     const rows = await guarded('tagsOf', () => this.db.select().from(registryTags).where(where).all());
