@@ -583,6 +583,69 @@ for (const driver of [embeddedDriver(), postgresDriver()]) {
       assert.deepEqual((await kb.tagsOf(registry, 'base')).map((t) => `${t.repository}:${t.tag}`), ['base:v1']);
       assert.deepEqual(await kb.tagsOf('elsewhere'), []);
     });
+
+    it('answers fleet queries from the reverse index: tags allowing a syscall (paged), profiles, objects, statistics', async () => {
+      const kb = driver.kb();
+      const registry = `10.0.0.${Math.floor(Math.random() * 250)}:5000`;
+      const digest = () => `sha256:${randomSha256()}`;
+      const [plain, tracer, unsure] = [digest(), digest(), digest()];
+      const witness = (name: string) => ['entrypoint', '/bin/app', `${name}@libc.so.6`];
+      const profile = (manifestDigest: string, names: string[], reasons: { kind: string; detail: string }[] = []) => ({
+        manifestDigest,
+        state: 's1',
+        platform: 'linux/amd64',
+        fallback: reasons.length > 0,
+        reasons,
+        syscalls: new Map(names.map((name) => [name, witness(name)])),
+      });
+      await kb.putProfile(profile(plain, ['read', 'write']));
+      await kb.putProfile(profile(tracer, ['ptrace', 'read', 'wait4', 'write']));
+      await kb.putProfile(profile(unsure, ['ptrace', 'read'], [{ kind: 'unresolved', detail: '3 syscall sites of /bin/x' }]));
+      // Idempotent: the same manifest and state again adds nothing.
+      await kb.putProfile(profile(plain, ['read', 'write', 'mount']));
+      const scan = (manifestDigest: string) => [{ platform: 'linux/amd64', manifestDigest, syscalls: [] }];
+      await kb.putTag({ registry, repository: 'a', tag: '1', digest: plain, state: 's1', scans: scan(plain) });
+      await kb.putTag({ registry, repository: 'b', tag: '1', digest: tracer, state: 's1', scans: scan(tracer) });
+      await kb.putTag({ registry, repository: 'b', tag: '2', digest: tracer, state: 's1', scans: scan(tracer) });
+      await kb.putTag({ registry, repository: 'c', tag: 'x', digest: unsure, state: 's1', scans: scan(unsure) });
+      // A tag that moved on no longer counts for what it pointed at.
+      await kb.putTag({ registry, repository: 'd', tag: 'old', digest: tracer, state: 's1', scans: scan(tracer) });
+      await kb.putTag({ registry, repository: 'd', tag: 'old', digest: plain, state: 's1', scans: scan(plain) });
+
+      assert.deepEqual(await kb.profileSyscalls(plain), new Map([['read', 'entrypoint → /bin/app → read@libc.so.6'], ['write', 'entrypoint → /bin/app → write@libc.so.6']]));
+      assert.equal(await kb.profileSyscalls(digest()), undefined);
+
+      const first = await kb.tagsAllowing('ptrace', { limit: 2 });
+      assert.deepEqual(first.items.map((item) => `${item.repository}:${item.tag}`), ['b:1', 'b:2']);
+      assert.ok(first.next);
+      assert.equal(first.items[0]!.witness, 'entrypoint → /bin/app → ptrace@libc.so.6');
+      const second = await kb.tagsAllowing('ptrace', { limit: 2, after: first.next });
+      assert.deepEqual(second.items.map((item) => `${item.repository}:${item.tag}:${item.manifestDigest === unsure}`), ['c:x:true']);
+      assert.equal(second.next, undefined);
+      assert.deepEqual((await kb.tagsAllowing('mount', { limit: 10 })).items, []);
+      assert.deepEqual((await kb.tagsAllowing('no_such_call', { limit: 10 })).items, []);
+      await assert.rejects(kb.tagsAllowing('ptrace', { limit: 2, after: 'not-a-cursor' }), /invalid page cursor/);
+
+      const library = libraryFacts({ soname: `libfleet-${randomSha256().slice(0, 6)}.so.1` });
+      await kb.putFacts(library, 1);
+      const [found] = await kb.objectsNamed(library.soname!);
+      assert.deepEqual(found, { sha256: library.sha256, analyser: ANALYSER, analyserVersion: 1, soname: library.soname, arch: 'x86_64', needed: ['libc.so.6', 'libm.so.6'], exports: 4 });
+      assert.deepEqual((await kb.objectsNamed(library.sha256)).map((o) => o.sha256), [library.sha256]);
+      const exports = await kb.exportsOf(keyOf(library));
+      assert.deepEqual(
+        exports.map((e) => `${e.symbol} ${e.syscalls.join(',')}`),
+        ['example_far ', 'example_open close,open,openat', 'example_read@@EXAMPLE_1.0 pread64,read', 'example_read@EXAMPLE_0.9 read'],
+      );
+
+      const stats = await kb.fleetStats(100);
+      const mine = (summaries: readonly { registry: string; repository: string; tag: string }[]) => summaries.filter((t) => t.registry === registry).map((t) => `${t.repository}:${t.tag}`);
+      assert.deepEqual(mine(stats.largest), ['b:1', 'b:2', 'a:1', 'c:x', 'd:old']);
+      assert.deepEqual(mine(stats.fallbacks), ['c:x']);
+      assert.deepEqual(stats.fallbacks.find((t) => t.registry === registry)!.reasons, [{ kind: 'unresolved', detail: '3 syscall sites of /bin/x' }]);
+      const ptrace = stats.syscalls.find((entry) => entry.name === 'ptrace');
+      assert.ok(ptrace && ptrace.profiles >= 2);
+      assert.ok(stats.tags >= 5 && stats.profiles >= 3);
+    });
   });
 }
 

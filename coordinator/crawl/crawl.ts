@@ -219,6 +219,9 @@ const referenceOf = (target: TagTarget): string => `${target.registry}/${target.
 
 const elapsed = (started: number): number => Number(((performance.now() - started) / 1000).toFixed(3));
 
+/** Decisions that make a scan unsure (`ScanPlanner.fallBack`): the reasons of a fallback. */
+const FALLBACK_KINDS: ReadonlySet<string> = new Set(['unresolved', 'analysis-failed', 'limit']);
+
 type TagOutcome = { readonly skipped: true } | { readonly skipped: false; readonly change?: TagChange } | { readonly failed: string };
 
 /** Resolves one tag and, unless it is current, scans and stores it (a failure is stored too). */
@@ -236,7 +239,16 @@ async function checkTag(options: TagCheckOptions, catalog: RegistryCatalog, { re
     scans = [];
     for (const target of await scanTargets(options, registry, repository, digest)) {
       const result = await options.scan(target.reference, target.platform);
-      scans.push({ platform: formatPlatform(result.platform), manifestDigest: result.manifestDigest, syscalls: [...result.syscalls.keys()].sort() });
+      const platform = formatPlatform(result.platform);
+      await kb.putProfile({
+        manifestDigest: result.manifestDigest,
+        state,
+        platform,
+        fallback: result.unsure,
+        reasons: result.unsure ? result.decisions.filter((decision) => FALLBACK_KINDS.has(decision.kind)) : [],
+        syscalls: result.syscalls,
+      });
+      scans.push({ platform, manifestDigest: result.manifestDigest, syscalls: [...result.syscalls.keys()].sort() });
     }
   } catch (err) {
     const reason = reasonOf(err);

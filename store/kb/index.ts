@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DrizzleQueryError } from 'drizzle-orm';
 import type { Digest, FileKind, FileType, LayerFile, LayerRecord } from '../../extractor/types.js';
-import { DockergateError, NotFoundError, UnavailableError } from '../../infra/errors.js';
+import { DockergateError, InvalidInputError, NotFoundError, UnavailableError } from '../../infra/errors.js';
 import { roundTrip } from '../../infra/round-trips.js';
 import type { ObjectFacts } from '../facts.js';
 import type { LayerRecordStore } from '../layer-records.js';
@@ -92,6 +92,83 @@ export interface TagChange {
   readonly at?: string;
 }
 
+/** One image manifest's profile in one analysis state, for the reverse index. */
+export interface ImageProfile {
+  readonly manifestDigest: string;
+  readonly state: string;
+  readonly platform: string;
+  /** Docker's default profile was added because the analysis was unsure, for `reasons`. */
+  readonly fallback: boolean;
+  readonly reasons: readonly { readonly kind: string; readonly detail: string; readonly path?: string }[];
+  /** Each allowed syscall and one witness path (entrypoint first). */
+  readonly syscalls: ReadonlyMap<string, readonly string[]>;
+}
+
+/** A page of a query's answer; `next` (absent on the last page) is the cursor of the page after. */
+export interface Page<T> {
+  readonly items: T[];
+  readonly next?: string;
+}
+
+export interface PageRequest {
+  readonly limit: number;
+  /** A `next` cursor of an earlier page. */
+  readonly after?: string;
+}
+
+/** A tag whose current profile allows a syscall, and the witness of why. */
+export interface TagWithSyscall {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly manifestDigest: string;
+  readonly platform: string;
+  readonly witness: string;
+}
+
+/** A tag's current profile, summarised. */
+export interface TagProfileSummary {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly manifestDigest: string;
+  readonly platform: string;
+  readonly syscalls: number;
+  readonly fallback: boolean;
+  readonly reasons: ImageProfile['reasons'];
+}
+
+/** An analysed object (a library by soname or sha256), newest analyser version first. */
+export interface KnownObject {
+  readonly sha256: string;
+  readonly analyser: string;
+  readonly analyserVersion: number;
+  readonly soname?: string;
+  readonly arch: string;
+  readonly needed: readonly string[];
+  readonly exports: number;
+}
+
+/** A failed analysis (`analyses` with status failed). */
+export interface FailedAnalysis {
+  readonly sha256: string;
+  readonly analyser: string;
+  readonly analyserVersion: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface FleetStats {
+  readonly tags: number;
+  readonly profiles: number;
+  /** Syscalls by the number of current profiles allowing them, most common first (all of them). */
+  readonly syscalls: readonly { readonly name: string; readonly profiles: number }[];
+  readonly largest: readonly TagProfileSummary[];
+  readonly fallbacks: readonly TagProfileSummary[];
+  readonly failedAnalyses: readonly FailedAnalysis[];
+  readonly failedAnalysesTotal: number;
+}
+
 export interface KnowledgeBase extends LayerRecordStore {
   /** One query for all keys; returns facts for those stored with status ok, by sha256. */
   getFacts(keys: readonly FactsKey[]): Promise<Map<string, ObjectFacts>>;
@@ -117,11 +194,24 @@ export interface KnowledgeBase extends LayerRecordStore {
   tagsOf(registry: string, repository?: string): Promise<TagRecord[]>;
   /**
    * Stores the tag as checked now (`changedAt` moves only when its digest or state does) and, with
-   * `change`, appends it to the tag's history, in one transaction.
+   * `change`, appends it to the tag's history, in one transaction. The tag then points at the
+   * stored profiles of its scans in its state (`putProfile` first).
    */
   putTag(record: TagRecord, change?: TagChange): Promise<void>;
   /** The tag's changes, oldest first. */
   tagHistory(registry: string, repository: string, tag: string): Promise<TagChange[]>;
+  /** Adds a profile to the reverse index; idempotent per (manifest digest, state). */
+  putProfile(profile: ImageProfile): Promise<void>;
+  /** The syscalls of a stored profile with their witnesses (the newest state when `state` is absent). */
+  profileSyscalls(manifestDigest: string, state?: string): Promise<Map<string, string> | undefined>;
+  /** Tags whose current profile allows `syscall`, ordered by registry, repository, tag, digest. */
+  tagsAllowing(syscall: string, page: PageRequest): Promise<Page<TagWithSyscall>>;
+  /** Objects whose soname or sha256 is `name` (newest analyser version of each first). */
+  objectsNamed(name: string): Promise<KnownObject[]>;
+  /** Exports of one object's facts and the syscalls each reaches, by symbol. */
+  exportsOf(key: FactsKey): Promise<ExportSyscalls[]>;
+  /** The fleet at a glance: `top` entries of each list. */
+  fleetStats(top: number): Promise<FleetStats>;
   /** Finished scans, shared by every coordinator of a cluster (the embedded mode keeps them in files). */
   readonly scans: ScanCache;
   /**
@@ -345,4 +435,94 @@ export function tagChangeOf(row: TagChangeRow): TagChange {
 export function byTagOrder(a: TagRecord, b: TagRecord): number {
   if (a.repository !== b.repository) return a.repository < b.repository ? -1 : 1;
   return a.tag === b.tag ? 0 : a.tag < b.tag ? -1 : 1;
+}
+
+/** Cursors are opaque to callers: the last item's sort key, base64url JSON. */
+export function cursorOf(key: readonly string[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+export function keyOfCursor(cursor: string | undefined, parts: number): string[] | undefined {
+  if (cursor === undefined) return undefined;
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    key = undefined;
+  }
+  if (!Array.isArray(key) || key.length !== parts || !key.every((part) => typeof part === 'string')) throw new InvalidInputError('invalid page cursor');
+  return key as string[];
+}
+
+/** The witness of a profile row: the path from the entrypoint, ` → ` joined. */
+export const witnessText = (witness: readonly string[]): string => witness.join(' → ');
+
+/** A page of at most `limit` items out of `limit + 1` fetched (one more says whether a next page exists). */
+export function pageOf<T>(rows: T[], limit: number, keyOf: (item: T) => string[]): Page<T> {
+  if (rows.length <= limit) return { items: rows };
+  const items = rows.slice(0, limit);
+  return { items, next: cursorOf(keyOf(items[items.length - 1]!)) };
+}
+
+export function tagWithSyscallOf(row: { registry: string; repository: string; tag: string; manifest_digest: string; platform: string; witness: string }): TagWithSyscall {
+  return { registry: row.registry, repository: row.repository, tag: row.tag, manifestDigest: row.manifest_digest, platform: row.platform, witness: row.witness };
+}
+
+/** An `objects` row with its export count, as both stores return it (`needed`: an array or JSON text). */
+export interface ObjectRow {
+  sha256: string;
+  analyser: string;
+  analyser_version: number | string;
+  soname: string | null;
+  arch: string;
+  needed: string[] | string;
+  exports: number | string;
+}
+
+export function knownObjectOf(row: ObjectRow): KnownObject {
+  return {
+    sha256: row.sha256,
+    analyser: row.analyser,
+    analyserVersion: Number(row.analyser_version),
+    ...(row.soname === null ? {} : { soname: row.soname }),
+    arch: row.arch,
+    needed: typeof row.needed === 'string' ? (JSON.parse(row.needed) as string[]) : row.needed,
+    exports: Number(row.exports),
+  };
+}
+
+/** By sha256, analyser, then newest analyser version first. */
+export function byObjectOrder(a: KnownObject, b: KnownObject): number {
+  if (a.sha256 !== b.sha256) return a.sha256 < b.sha256 ? -1 : 1;
+  if (a.analyser !== b.analyser) return a.analyser < b.analyser ? -1 : 1;
+  return b.analyserVersion - a.analyserVersion;
+}
+
+/** A tag-profile row of the fleet queries (`fallback`: boolean or 0/1; `reasons`: parsed or JSON text). */
+export interface SummaryRow {
+  registry: string;
+  repository: string;
+  tag: string;
+  manifest_digest: string;
+  platform: string;
+  syscall_count: number | string;
+  fallback: boolean | number;
+  reasons: unknown;
+}
+
+export function summaryOf(row: SummaryRow): TagProfileSummary {
+  return {
+    registry: row.registry,
+    repository: row.repository,
+    tag: row.tag,
+    manifestDigest: row.manifest_digest,
+    platform: row.platform,
+    syscalls: Number(row.syscall_count),
+    fallback: row.fallback === true || row.fallback === 1,
+    reasons: (typeof row.reasons === 'string' ? JSON.parse(row.reasons) : row.reasons) as ImageProfile['reasons'],
+  };
+}
+
+export function failedAnalysisOf(row: { sha256: string; analyser: string; analyser_version: number | string; error_code: string; error_message: string | null }): FailedAnalysis {
+  return { sha256: row.sha256, analyser: row.analyser, analyserVersion: Number(row.analyser_version), code: row.error_code, message: row.error_message ?? '' };
 }

@@ -12,7 +12,7 @@
  * - `bigint` is SQLite's 64-bit integer, read as a JS number (all values < 2^53).
  */
 import { sql } from 'drizzle-orm';
-import { check, foreignKey, index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { check, foreignKey, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
 
@@ -232,4 +232,54 @@ export const tagHistory = sqliteTable(
     at: text('at').notNull().default(now),
   },
   (t) => [index('tag_history_tag_idx').on(t.registry, t.repository, t.tag)],
+);
+
+export const imageProfiles = sqliteTable(
+  'image_profiles',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    manifestDigest: text('manifest_digest').notNull(),
+    state: text('state').notNull(),
+    platform: text('platform').notNull(),
+    syscallCount: integer('syscall_count').notNull(),
+    fallback: integer('fallback', { mode: 'boolean' }).notNull(),
+    reasons: text('reasons', { mode: 'json' }).notNull(),
+    createdAt: text('created_at').notNull().default(now),
+  },
+  (t) => [uniqueIndex('image_profiles_manifest_state_idx').on(t.manifestDigest, t.state), index('image_profiles_syscall_count_idx').on(t.syscallCount)],
+);
+
+export const syscallNames = sqliteTable('syscall_names', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull().unique(),
+});
+
+export const profileSyscalls = sqliteTable(
+  'profile_syscalls',
+  {
+    syscallId: integer('syscall_id').notNull(),
+    profileId: integer('profile_id').notNull(),
+    witness: text('witness').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.syscallId, t.profileId] }),
+    index('profile_syscalls_profile_idx').on(t.profileId),
+    foreignKey({ name: 'profile_syscalls_profile_fk', columns: [t.profileId], foreignColumns: [imageProfiles.id] }).onDelete('cascade'),
+    foreignKey({ name: 'profile_syscalls_syscall_fk', columns: [t.syscallId], foreignColumns: [syscallNames.id] }),
+  ],
+);
+
+export const tagProfiles = sqliteTable(
+  'tag_profiles',
+  {
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    profileId: integer('profile_id').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.registry, t.repository, t.tag, t.profileId] }),
+    index('tag_profiles_profile_idx').on(t.profileId),
+    foreignKey({ name: 'tag_profiles_profile_fk', columns: [t.profileId], foreignColumns: [imageProfiles.id] }).onDelete('cascade'),
+  ],
 );

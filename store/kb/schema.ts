@@ -25,6 +25,7 @@ import {
   text,
   timestamp,
   foreignKey,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core';
 
 /** One row per analysis attempt that reached a final outcome (retryable failures are not stored). */
@@ -284,4 +285,64 @@ export const tagHistory = pgTable(
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index('tag_history_tag_idx').on(t.registry, t.repository, t.tag)],
+);
+
+/**
+ * The reverse index of profiles, for fleet queries ("which images need ptrace?"): one row per
+ * image manifest scanned in an analysis state, the syscalls its profile allows with one witness
+ * each, and which tags point at it. Join tables hold integer ids, not digests or names.
+ */
+export const imageProfiles = pgTable(
+  'image_profiles',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    manifestDigest: text('manifest_digest').notNull(),
+    state: text('state').notNull(),
+    platform: text('platform').notNull(),
+    syscallCount: integer('syscall_count').notNull(),
+    /** Docker's default profile was added: the analysis was unsure. */
+    fallback: boolean('fallback').notNull(),
+    /** The decisions that made it unsure (`{ kind, detail, path? }[]`), empty without fallback. */
+    reasons: jsonb('reasons').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('image_profiles_manifest_state_idx').on(t.manifestDigest, t.state), index('image_profiles_syscall_count_idx').on(t.syscallCount)],
+);
+
+/** Syscall names by id, for the join table. */
+export const syscallNames = pgTable('syscall_names', {
+  id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+  name: text('name').notNull().unique(),
+});
+
+/** A syscall a profile allows, and why: the witness path from the entrypoint, ` → ` joined. */
+export const profileSyscalls = pgTable(
+  'profile_syscalls',
+  {
+    syscallId: integer('syscall_id').notNull(),
+    profileId: integer('profile_id').notNull(),
+    witness: text('witness').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.syscallId, t.profileId] }),
+    index('profile_syscalls_profile_idx').on(t.profileId),
+    foreignKey({ name: 'profile_syscalls_profile_fk', columns: [t.profileId], foreignColumns: [imageProfiles.id] }).onDelete('cascade'),
+    foreignKey({ name: 'profile_syscalls_syscall_fk', columns: [t.syscallId], foreignColumns: [syscallNames.id] }),
+  ],
+);
+
+/** The profiles a registry tag points at now (one per platform scanned), rewritten with the tag. */
+export const tagProfiles = pgTable(
+  'tag_profiles',
+  {
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag').notNull(),
+    profileId: integer('profile_id').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.registry, t.repository, t.tag, t.profileId] }),
+    index('tag_profiles_profile_idx').on(t.profileId),
+    foreignKey({ name: 'tag_profiles_profile_fk', columns: [t.profileId], foreignColumns: [imageProfiles.id] }).onDelete('cascade'),
+  ],
 );

@@ -38,6 +38,22 @@ import {
   type FactsKey,
   type FileRow,
   type KnowledgeBase,
+  byObjectOrder,
+  type FleetStats,
+  failedAnalysisOf,
+  type ImageProfile,
+  keyOfCursor,
+  type KnownObject,
+  knownObjectOf,
+  type ObjectRow,
+  type Page,
+  pageOf,
+  type PageRequest,
+  summaryOf,
+  type SummaryRow,
+  tagWithSyscallOf,
+  type TagWithSyscall,
+  witnessText,
   byTagOrder,
   type TagChange,
   tagChangeOf,
@@ -45,7 +61,7 @@ import {
   tagRecordOf,
 } from './index.js';
 import * as schema from './schema-sqlite.js';
-import { analyses, layers, objects, registryTags, scanResults, tagHistory } from './schema-sqlite.js';
+import { analyses, imageProfiles, layers, objects, registryTags, scanResults, tagHistory } from './schema-sqlite.js';
 
 type Db = BetterSQLite3Database<typeof schema>;
 
@@ -324,9 +340,133 @@ class SqliteKnowledgeBase implements KnowledgeBase {
             .insert(tagHistory)
             .values({ registry: record.registry, repository: record.repository, tag: record.tag, fromDigest: change.fromDigest ?? null, toDigest: change.toDigest, added: [...change.added], removed: [...change.removed] }).run();
         }
+        tx.run(sql`delete from tag_profiles where registry = ${record.registry} and repository = ${record.repository} and tag = ${record.tag}`);
+        tx.run(sql`insert into tag_profiles (registry, repository, tag, profile_id)
+                   select ${record.registry}, ${record.repository}, ${record.tag}, p.id from image_profiles p
+                   where p.state = ${record.state} and p.manifest_digest in (select value from json_each(${JSON.stringify(record.scans.map((scan) => scan.manifestDigest))}))
+                   on conflict do nothing`);
         },
         { behavior: 'immediate' },
       ),
+    );
+  }
+
+  async putProfile(profile: ImageProfile): Promise<void> {
+    const names = [...profile.syscalls.keys()];
+    const pairs = JSON.stringify(names.map((name) => [name, witnessText(profile.syscalls.get(name)!)]));
+    await guarded('putProfile', () =>
+      this.db.transaction(
+        (tx) => {
+          const inserted = tx
+            .insert(imageProfiles)
+            .values({ manifestDigest: profile.manifestDigest, state: profile.state, platform: profile.platform, syscallCount: names.length, fallback: profile.fallback, reasons: profile.reasons })
+            .onConflictDoNothing()
+            .returning({ id: imageProfiles.id })
+            .all();
+          const id = inserted[0]?.id;
+          // Stored before (profiles of one manifest and state are equal): nothing to add.
+          if (id === undefined) return;
+          // `where true`: SQLite's parser needs it between INSERT ... SELECT and ON CONFLICT.
+          tx.run(sql`insert into syscall_names (name) select json_extract(value, '$[0]') from json_each(${pairs}) where true on conflict do nothing`);
+          tx.run(sql`insert into profile_syscalls (syscall_id, profile_id, witness)
+                     select n.id, ${id}, json_extract(w.value, '$[1]') from json_each(${pairs}) w
+                     join syscall_names n on n.name = json_extract(w.value, '$[0]')`);
+        },
+        { behavior: 'immediate' },
+      ),
+    );
+  }
+
+  async profileSyscalls(manifestDigest: string, state?: string): Promise<Map<string, string> | undefined> {
+    const inState = state === undefined ? sql`` : sql`and state = ${state}`;
+    const rows = await guarded('profileSyscalls', () =>
+      this.db.all<{ name: string; witness: string }>(
+        sql`select n.name, s.witness from profile_syscalls s join syscall_names n on n.id = s.syscall_id
+            where s.profile_id = (select id from image_profiles where manifest_digest = ${manifestDigest} ${inState} order by id desc limit 1)
+            order by n.name`,
+      ),
+    );
+    return rows.length === 0 ? undefined : new Map(rows.map((row) => [row.name, row.witness]));
+  }
+
+  async tagsAllowing(syscall: string, page: PageRequest): Promise<Page<TagWithSyscall>> {
+    const after = keyOfCursor(page.after, 4);
+    const from = after ? sql`and (t.registry, t.repository, t.tag, p.manifest_digest) > (${after[0]}, ${after[1]}, ${after[2]}, ${after[3]})` : sql``;
+    const rows = await guarded('tagsAllowing', () =>
+      this.db.all<{ registry: string; repository: string; tag: string; manifest_digest: string; platform: string; witness: string }>(
+        sql`select t.registry, t.repository, t.tag, p.manifest_digest, p.platform, s.witness
+            from profile_syscalls s
+            join tag_profiles t on t.profile_id = s.profile_id
+            join image_profiles p on p.id = s.profile_id
+            where s.syscall_id = (select id from syscall_names where name = ${syscall}) ${from}
+            order by t.registry, t.repository, t.tag, p.manifest_digest
+            limit ${page.limit + 1}`,
+      ),
+    );
+    return pageOf(rows.map(tagWithSyscallOf), page.limit, (item) => [item.registry, item.repository, item.tag, item.manifestDigest]);
+  }
+
+  async objectsNamed(name: string): Promise<KnownObject[]> {
+    const rows = await guarded('objectsNamed', () =>
+      this.db.all<ObjectRow>(
+        sql`select o.sha256, o.analyser, o.analyser_version, o.soname, o.arch, o.needed,
+                   (select count(*) from object_exports e
+                    where e.sha256 = o.sha256 and e.analyser = o.analyser and e.analyser_version = o.analyser_version) as exports
+            from objects o where o.soname = ${name} or o.sha256 = ${name}`,
+      ),
+    );
+    return rows.map(knownObjectOf).sort(byObjectOrder);
+  }
+
+  async exportsOf(key: FactsKey): Promise<ExportSyscalls[]> {
+    const rows = await guarded('exportsOf', () =>
+      this.db.all<{ sha256: string; soname: string | null; symbol: string; syscalls: string; indirect: number; analyser: string; analyser_version: number }>(
+        sql`select e.sha256, o.soname, e.symbol, r.syscalls, r.indirect, e.analyser, e.analyser_version
+            from object_exports e
+            join objects o on o.sha256 = e.sha256 and o.analyser = e.analyser and o.analyser_version = e.analyser_version
+            join object_reaches r on r.sha256 = e.sha256 and r.analyser = e.analyser and r.analyser_version = e.analyser_version and r.reach = e.reach
+            where e.sha256 = ${key.sha256} and e.analyser = ${key.analyser} and e.analyser_version = ${key.analyserVersion}`,
+      ),
+    );
+    return rows
+      .map((row) => ({ sha256: row.sha256, ...(row.soname === null ? {} : { soname: row.soname }), symbol: row.symbol, syscalls: stringArray(row.syscalls), indirect: row.indirect !== 0, analyser: row.analyser, analyserVersion: row.analyser_version }))
+      .sort(byExportOrder);
+  }
+
+  async fleetStats(top: number): Promise<FleetStats> {
+    return guarded('fleetStats', () =>
+      // One read transaction: every list from the same snapshot.
+      this.db.transaction((tx) => {
+        const [counts] = tx.all<{ tags: number; profiles: number; failed: number }>(
+          sql`select (select count(*) from registry_tags) as tags, (select count(distinct profile_id) from tag_profiles) as profiles,
+                     (select count(*) from analyses where status = 'failed') as failed`,
+        );
+        const syscalls = tx.all<{ name: string; profiles: number }>(
+          sql`select n.name, count(*) as profiles from profile_syscalls s join syscall_names n on n.id = s.syscall_id
+              where s.profile_id in (select profile_id from tag_profiles)
+              group by n.name order by count(*) desc, n.name`,
+        );
+        const summaries = (where: SQL) =>
+          tx.all<SummaryRow>(
+            sql`select t.registry, t.repository, t.tag, p.manifest_digest, p.platform, p.syscall_count, p.fallback, p.reasons
+                from tag_profiles t join image_profiles p on p.id = t.profile_id ${where}
+                order by p.syscall_count desc, t.registry, t.repository, t.tag, p.manifest_digest
+                limit ${top}`,
+          );
+        const failed = tx.all<{ sha256: string; analyser: string; analyser_version: number; error_code: string; error_message: string | null }>(
+          sql`select sha256, analyser, analyser_version, error_code, error_message from analyses where status = 'failed'
+              order by sha256, analyser, analyser_version limit ${top}`,
+        );
+        return {
+          tags: counts!.tags,
+          profiles: counts!.profiles,
+          syscalls,
+          largest: summaries(sql``).map(summaryOf),
+          fallbacks: summaries(sql`where p.fallback = 1`).map(summaryOf),
+          failedAnalyses: failed.map(failedAnalysisOf),
+          failedAnalysesTotal: counts!.failed,
+        };
+      }),
     );
   }
 
