@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -188,6 +189,35 @@ describe('crawl of a registry of 200 tags', { timeout: 1_200_000 }, () => {
       hook.close();
       runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
     }
+  });
+
+  it('answers kb queries about what the crawls found', async () => {
+    const kb = (...args: string[]) => cli(['kb', ...args, '--json', '--cache-dir', cacheDir]);
+    const needing = JSON.parse((await kb('syscall', 'socket', '--limit', '1')).stdout) as { items: { repository: string; tag: string; witness: string }[]; next?: string };
+    assert.deepEqual(needing.items.map((item) => `${item.repository}:${item.tag}`), ['team/r03:t5']);
+    assert.match(needing.items[0]!.witness, /^entrypoint → \/bin\/app/);
+    const rest = JSON.parse((await kb('syscall', 'socket', '--after', needing.next!)).stdout) as { items: { repository: string; tag: string }[]; next?: string };
+    assert.deepEqual(rest.items.map((item) => `${item.repository}:${item.tag}`), ['team/r07:t2']);
+    assert.equal(rest.next, undefined);
+
+    const image = JSON.parse((await kb('image', `${registry.address}/team/r03:t5`)).stdout) as { digest: string; history: { added: string[] }[] };
+    assert.equal(image.history.length, 2);
+    assert.ok(image.history[1]!.added.includes('socket'));
+
+    const diff = JSON.parse((await kb('diff', `${registry.address}/team/r03:t4`, `${registry.address}/team/r03:t5`)).stdout) as { added: { name: string; witness: string }[]; removed: unknown[] };
+    assert.ok(diff.added.some((entry) => entry.name === 'socket' && entry.witness.startsWith('entrypoint → /bin/app')), JSON.stringify(diff.added));
+
+    const stats = JSON.parse((await kb('stats', '--top', '3')).stdout) as { tags: number; profiles: number; syscalls: { mostCommon: { name: string; profiles: number }[] } };
+    assert.equal(stats.tags, 200);
+    // 198 tags share the quiet image's profile; two point at the networked one.
+    assert.ok(stats.profiles >= 2);
+    assert.ok(stats.syscalls.mostCommon.every((entry) => entry.profiles >= 1));
+
+    const program = JSON.parse((await kb('library', createHash('sha256').update(networked).digest('hex'))).stdout) as { versions: { exports: number }[] };
+    assert.equal(program.versions.length, 1);
+
+    await assert.rejects(kb('syscall', 'no_such_syscall'), (err: { stderr: string }) => /not a syscall of any supported platform/.test(err.stderr));
+    await assert.rejects(kb('image', `${registry.address}/team/r99:t0`), (err: { stderr: string }) => /not-found: .*no such tag/.test(err.stderr));
   });
 });
 

@@ -14,6 +14,7 @@ import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
 import { postWebhook, webhookUrl } from '../crawl/webhook.js';
+import { registerKbCommands } from './kb-command.js';
 import { crawlSummaryText } from '../crawl/summary-text.js';
 import { analysisState } from '../plan/analysis-state.js';
 import type { Platform } from '../../extractor/types.js';
@@ -163,6 +164,8 @@ function buildProgram(telemetry: Telemetry): Command {
       .option('--repo <glob>', 'only repositories matching this glob (e.g. "team/*")')
       .option('--tag <glob>', 'only tags matching this glob (e.g. "v1.*")'),
   ).action(runCrawl);
+
+  registerKbCommands(program);
 
   tagCheckOptions(
     program
