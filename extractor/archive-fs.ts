@@ -6,7 +6,7 @@
 import { constants as fsConstants, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { asInputError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
 import { normaliseEntryPath } from './paths.js';
@@ -34,6 +34,14 @@ export async function openArchive(location: string, limits: Limits): Promise<Arc
   if (stat.isDirectory()) return new DirectoryArchive(location, limits);
   if (stat.isFile()) return TarArchive.index(location, limits);
   throw new InvalidInputError(`${location} is neither a directory nor a tar file`);
+}
+
+/**
+ * The bytes of an empty member: none, and nothing opened (a read stream cannot be bounded to zero
+ * bytes: `{ start: 1, end: 0 }` throws ERR_OUT_OF_RANGE, a raw RangeError).
+ */
+function emptyMember(): Readable {
+  return Readable.from([], { objectMode: false });
 }
 
 class DirectoryArchive implements ArchiveFs {
@@ -83,7 +91,7 @@ class DirectoryArchive implements ArchiveFs {
 
   async open(member: string): Promise<Readable> {
     const { file, size } = await this.require(member);
-    if (size === 0) return createReadStream(file, { start: 1, end: 0 });
+    if (size === 0) return emptyMember();
     return createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1024 * 1024 });
   }
 
@@ -139,7 +147,7 @@ class TarArchive implements ArchiveFs {
 
   async open(member: string): Promise<Readable> {
     const { offset, size } = this.require(member);
-    if (size === 0) return createReadStream(this.file, { start: 1, end: 0 });
+    if (size === 0) return emptyMember();
     return createReadStream(this.file, { start: offset, end: offset + size - 1, highWaterMark: 1024 * 1024 });
   }
 

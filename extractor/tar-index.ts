@@ -118,7 +118,12 @@ export async function indexTarFile(file: string, limits: Limits): Promise<Map<st
         const ustar = block.subarray(257, 262).toString('latin1') === 'ustar';
         const prefix = ustar ? text(block, 345, 155) : '';
         const name = nextPath ?? (prefix ? `${prefix}/${text(block, 0, 100)}` : text(block, 0, 100));
-        if (type === '0' || type === '\0' || type === '7') members.set(normaliseEntryPath(name, limits), { offset: dataStart, size });
+        const member = normaliseEntryPath(name, limits);
+        if (type === '0' || type === '\0' || type === '7') members.set(member, { offset: dataStart, size });
+        // A later entry of the same name replaces the member, as extracting the archive would (what
+        // `docker load` sees): a link, directory or FIFO leaves no regular member there, never the
+        // stale bytes of the earlier one.
+        else members.delete(member);
         nextPath = undefined;
         nextSize = undefined;
       }

@@ -88,6 +88,10 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
   // Directories still to list; each is listed when popped, its children pushed in reverse order.
   const pending: { relative: string; depth: number }[] = [{ relative: '', depth: 0 }];
   const where = (relative: string): string => `dir:${root}${relative ? `/${relative}` : ''}`;
+  // Bytes of the tar packTree will make, at least (a header per entry, data padded to 512): the one
+  // layer of the tree is bounded by its sizes before a file is read, so that a huge (even sparse) file is
+  // refused at once instead of streamed until a limit of the extraction trips.
+  let tarBytes = 1024;
   while (pending.length > 0) {
     const { relative, depth } = pending.pop()!;
     let raw: Buffer[];
@@ -118,6 +122,10 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
       }
       const linkTarget = stat.isSymbolicLink() ? await fs.readlink(path.join(root, child)) : undefined;
       if (linkTarget !== undefined && Buffer.byteLength(linkTarget) > limits.maxPathBytes) throw new LimitExceededError('maxPathBytes', limits.maxPathBytes, `link target of ${where(child)}`);
+      tarBytes += 512 + (stat.isFile() ? Math.ceil(stat.size / 512) * 512 : 0);
+      for (const [name, max] of [['maxLayerBlobBytes', limits.maxLayerBlobBytes], ['maxLayerTarBytes', limits.maxLayerTarBytes]] as const) {
+        if (tarBytes > max) throw new LimitExceededError(name, max, `the tree of ${where('')} (${where(child)} is ${stat.size} bytes)`);
+      }
       entries.push({ relative: child, stat, ...(linkTarget !== undefined ? { linkTarget } : {}) });
       if (stat.isDirectory() && stat.dev === rootDevice) children.push({ relative: child, depth: depth + 1 });
     }
@@ -130,16 +138,34 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
 function packTree(root: string, entries: readonly TreeEntry[]): Readable {
   const pack = tar.pack();
   const output = new PassThrough({ highWaterMark: 1024 * 1024 });
+  // The consumer may stop reading midway (a limit, a digest, an abort): the file being read is then
+  // closed and the walk ends, leaving no descriptor open and no entry waiting for ever.
+  let reading: ReturnType<typeof createReadStream> | undefined;
+  let stopped = false;
+  output.once('close', () => {
+    stopped = true;
+    reading?.destroy();
+    pack.destroy();
+  });
   (async () => {
     for (const { relative, stat, linkTarget } of entries) {
+      if (stopped) return;
       const header = { name: relative, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtime };
       if (stat.isDirectory()) pack.entry({ ...header, type: 'directory' });
       else if (stat.isSymbolicLink()) pack.entry({ ...header, type: 'symlink', linkname: linkTarget ?? '' });
+      // An empty file has no bytes to read (and a read stream cannot be bounded to none).
+      else if (stat.isFile() && stat.size === 0) pack.entry({ ...header, type: 'file', size: 0 }, Buffer.alloc(0));
       else if (stat.isFile()) {
         const sink = pack.entry({ ...header, type: 'file', size: stat.size });
         await new Promise<void>((resolve, reject) => {
-          const input = createReadStream(path.join(root, relative));
+          // No more than the size listed (and written in the tar header): bytes appended since
+          // would run past the entry and be read as the tar's next headers.
+          const input = createReadStream(path.join(root, relative), { start: 0, end: stat.size - 1 });
+          reading = input;
           input.on('error', reject);
+          input.on('close', () => {
+            if (!input.readableEnded) reject(new Error(`${relative}: closed before it was packed`));
+          });
           sink.on('error', reject);
           sink.on('finish', () => resolve());
           input.pipe(sink as unknown as NodeJS.WritableStream);

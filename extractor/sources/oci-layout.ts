@@ -1,7 +1,9 @@
 /**
  * `oci:path[:tag]`: an OCI image layout (OCI image spec `image-layout.md`), as a directory or a tar.
  * Blobs live at `blobs/<alg>/<hex>`; `index.json` names the images, tagged by the annotation
- * `org.opencontainers.image.ref.name`.
+ * `org.opencontainers.image.ref.name`. The `oci-layout` marker file is never opened: index.json
+ * and the blobs are the layout, so one without the marker, or whatever `imageLayoutVersion` it
+ * claims, is read the same way.
  */
 import type { Readable } from 'node:stream';
 import { InvalidInputError, NotFoundError } from '../../infra/errors.js';

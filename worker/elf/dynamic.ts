@@ -88,8 +88,12 @@ export function parseDynamic(ctx: ElfContext): ElfDynamic {
     return value;
   };
   const needed: string[] = [];
-  const rpath: string[] = [];
-  const runpath: string[] = [];
+  // The loaders keep one entry per tag (glibc `elf_get_dynamic_info`, musl `decode_vec`: the last
+  // one), so only the last DT_RPATH and DT_RUNPATH are search paths. Invariant: each list comes
+  // from one string of at most PATH_MAX bytes, so at most PATH_MAX / 2 directories — never one per
+  // repeated tag (4090 tags naming one 4 KiB string would be 8 million directories in the facts).
+  let rpathEntry: ElfDynamicEntry | undefined;
+  let runpathEntry: ElfDynamicEntry | undefined;
   let soname: string | undefined;
   let flags = 0;
   let flags1 = 0;
@@ -103,10 +107,10 @@ export function parseDynamic(ctx: ElfContext): ElfDynamic {
         soname ??= str(e);
         break;
       case C.DT_RPATH:
-        rpath.push(...splitPath(str(e)));
+        rpathEntry = e;
         break;
       case C.DT_RUNPATH:
-        runpath.push(...splitPath(str(e)));
+        runpathEntry = e;
         break;
       case C.DT_FLAGS:
         flags |= e.value;
@@ -119,6 +123,8 @@ export function parseDynamic(ctx: ElfContext): ElfDynamic {
         break;
     }
   }
+  const rpath = rpathEntry ? splitPath(str(rpathEntry)) : [];
+  const runpath = runpathEntry ? splitPath(str(runpathEntry)) : [];
   const array = (addrTag: number, sizeTag: number, name: string): number[] => {
     const addr = raw.get(addrTag);
     if (!addr) return [];

@@ -51,7 +51,10 @@ export interface ElfDynamic {
   readonly entries: readonly ElfDynamicEntry[];
   readonly needed: readonly string[];
   readonly soname?: string;
-  /** DT_RPATH / DT_RUNPATH split on ':' (empty components dropped, `$ORIGIN` kept verbatim). */
+  /**
+   * DT_RPATH / DT_RUNPATH split on ':' (empty components dropped, `$ORIGIN` kept verbatim). Of a
+   * tag repeated, the last entry, as the loaders read it.
+   */
   readonly rpath: readonly string[];
   readonly runpath: readonly string[];
   readonly init?: number;
