@@ -14,7 +14,7 @@ import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
 import { postWebhook, webhookUrl } from '../crawl/webhook.js';
-import { registerKbCommands } from './kb-command.js';
+import { registerKbCommands, registerServeCommand } from './kb-command.js';
 import { crawlSummaryText } from '../crawl/summary-text.js';
 import { analysisState } from '../plan/analysis-state.js';
 import type { Platform } from '../../extractor/types.js';
@@ -166,6 +166,7 @@ function buildProgram(telemetry: Telemetry): Command {
   ).action(runCrawl);
 
   registerKbCommands(program);
+  registerServeCommand(program);
 
   tagCheckOptions(
     program

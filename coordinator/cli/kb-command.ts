@@ -1,15 +1,19 @@
 /**
- * `dockergate kb …`: questions to the knowledge base across every image and object it has seen.
- * Read-only. The embedded store by default (`--cache-dir`), the cluster's PostgreSQL with
- * `--database` or `$DATABASE_URL` and `--cluster`. Each prints text, or JSON with `--json`.
+ * `dockergate kb …`: questions to the knowledge base across every image and object it has seen
+ * (`coordinator/kb/queries.ts`), printed as text or, with `--json`, as the same JSON the HTTP API
+ * of `dockergate serve` (also here) sends. Read-only. The embedded store by default (`--cache-dir`), the
+ * cluster's PostgreSQL with `--cluster` (`$DATABASE_URL`) or `--database`.
  */
-import path from 'node:path';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type Command, Option } from 'commander';
-import { parseRegistryReference } from '../../extractor/reference.js';
 import { defaultCacheDir } from '../../infra/config.js';
-import { InvalidInputError, NotFoundError } from '../../infra/errors.js';
-import { type ExportSyscalls, type KnowledgeBase, symbolName } from '../../store/kb/index.js';
-import { namesOf, PLATFORMS } from '../plan/platforms.js';
+import { InvalidInputError } from '../../infra/errors.js';
+import { isLoopbackHost, kbApiHandler } from '../kb/api.js';
+import type { ExportSyscalls, KnowledgeBase } from '../../store/kb/index.js';
+import { openQueryStore } from '../kb/open.js';
+import { fleetReport, libraryReport, pageSize, profileDiff, syscallPage, tagReport } from '../kb/queries.js';
 
 interface KbFlags {
   json?: boolean;
@@ -18,18 +22,10 @@ interface KbFlags {
   database?: string;
 }
 
-/** Opens the knowledge base the flags name; closed after `work`. */
-async function withKb<T>(flags: KbFlags, work: (kb: KnowledgeBase) => Promise<T>): Promise<T> {
-  let kb: KnowledgeBase;
-  if (flags.cluster || flags.database) {
-    const url = flags.database ?? process.env.DATABASE_URL;
-    if (!url) throw new InvalidInputError('kb --cluster needs the knowledge base: --database <url> or $DATABASE_URL');
-    kb = await (await import('../../store/kb/postgres.js')).openPostgresKnowledgeBase(url);
-  } else {
-    kb = await (await import('../../store/kb/sqlite.js')).openEmbeddedKnowledgeBase(path.join(flags.cacheDir, 'kb.sqlite'));
-  }
+async function withKb(flags: KbFlags, work: (kb: KnowledgeBase) => Promise<void>): Promise<void> {
+  const kb = await openQueryStore(flags);
   try {
-    return await work(kb);
+    await work(kb);
   } finally {
     await kb.close();
   }
@@ -39,41 +35,23 @@ const print = (flags: KbFlags, value: unknown, text: () => string): void => {
   process.stdout.write(flags.json ? `${JSON.stringify(value, null, 2)}\n` : text());
 };
 
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1 || value > 10_000) throw new InvalidInputError(`${flag} must be an integer from 1 to 10000, not ${JSON.stringify(text)}`);
-  return value;
-}
-
-/** A syscall name of some supported platform's table (a typo is an error, not an empty answer). */
-function checkSyscallName(name: string): void {
-  const known = Object.values(PLATFORMS).some((spec) => namesOf(spec.table).has(name));
-  if (!known) throw new InvalidInputError(`${JSON.stringify(name)} is not a syscall of any supported platform`);
-}
-
-/** `registry/repo:tag` or `registry/repo@sha256:…` → the manifest digest of its profile. */
-async function profileDigestOf(kb: KnowledgeBase, text: string): Promise<{ reference: string; manifestDigest: string }> {
-  const ref = parseRegistryReference(text);
-  if (ref.digest) return { reference: text, manifestDigest: ref.digest };
-  const tag = await kb.getTag(ref.registry, ref.repository, ref.tag!);
-  if (!tag) throw new NotFoundError(`${text}: no such tag in the knowledge base (crawl its registry first)`);
-  const scan = tag.scans[0];
-  if (!scan) throw new NotFoundError(`${text}: its last scan failed (${tag.error ?? 'no profile'})`);
-  return { reference: text, manifestDigest: scan.manifestDigest };
-}
-
 const short = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
+const tagName = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
 
 function exportLine(entry: ExportSyscalls): string {
   const more = entry.indirect ? ' (+ what indirect calls reach in the loaded objects)' : '';
   return `    ${entry.symbol}: ${entry.syscalls.length} syscalls${more}: ${entry.syscalls.join(' ')}\n`;
 }
 
+function changeText(syscalls: string[]): string {
+  return syscalls.length > 16 ? `${syscalls.slice(0, 16).join(' ')} … (${syscalls.length})` : syscalls.join(' ');
+}
+
 export function registerKbCommands(program: Command): void {
   const kb = program.command('kb').description('query the knowledge base: libraries, syscalls, images, fleet statistics');
   const common = (command: Command): Command =>
     command
-      .option('--json', 'print JSON')
+      .option('--json', 'print JSON (what the HTTP API of dockergate serve sends)')
       .option('--cache-dir <dir>', 'the embedded knowledge base of this cache dir', defaultCacheDir())
       .option('--cluster', 'the cluster\'s knowledge base ($DATABASE_URL)')
       .addOption(new Option('--database <url>', 'the cluster\'s PostgreSQL knowledge base (default $DATABASE_URL)'));
@@ -86,19 +64,10 @@ export function registerKbCommands(program: Command): void {
       .option('--export <symbol>', 'only this export (e.g. getaddrinfo), in every version'),
   ).action((name: string, flags: KbFlags & { export?: string }) =>
     withKb(flags, async (store) => {
-      const key = name.includes('/') ? path.posix.basename(name) : name.replace(/^sha256:/, '');
-      const objects = await store.objectsNamed(key);
-      if (objects.length === 0) throw new NotFoundError(`no object named ${JSON.stringify(key)} in the knowledge base (scan or crawl images that use it first)`);
-      const versions = await Promise.all(
-        objects.map(async (object) => {
-          const exports = await store.exportsOf(object);
-          const chosen = flags.export ? exports.filter((entry) => symbolName(entry.symbol) === symbolName(flags.export!) && (!flags.export!.includes('@') || entry.symbol === flags.export)) : exports;
-          return { ...object, exportsMatching: chosen };
-        }),
-      );
-      print(flags, { name: key, versions }, () => {
-        let text = `${key}: ${objects.length} version${objects.length === 1 ? '' : 's'} seen\n`;
-        for (const version of versions) {
+      const report = await libraryReport(store, name, flags.export);
+      print(flags, report, () => {
+        let text = `${report.name}: ${report.versions.length} version${report.versions.length === 1 ? '' : 's'} seen\n`;
+        for (const version of report.versions) {
           text += `  sha256:${version.sha256.slice(0, 12)} (${version.analyser} ${version.analyserVersion}, ${version.arch}, ${version.exports} exports${version.needed.length ? `, needs ${version.needed.join(' ')}` : ''})\n`;
           if (flags.export) {
             if (version.exportsMatching.length === 0) text += `    no export ${flags.export}\n`;
@@ -120,11 +89,10 @@ export function registerKbCommands(program: Command): void {
       .option('--after <cursor>', 'the page after the one that printed this cursor'),
   ).action((name: string, flags: KbFlags & { limit: string; after?: string }) =>
     withKb(flags, async (store) => {
-      checkSyscallName(name);
-      const page = await store.tagsAllowing(name, { limit: positiveInteger(flags.limit, '--limit'), ...(flags.after ? { after: flags.after } : {}) });
-      print(flags, { syscall: name, ...page }, () => {
+      const page = await syscallPage(store, name, pageSize(flags.limit, 100, '--limit'), flags.after);
+      print(flags, page, () => {
         let text = page.items.length === 0 && !flags.after ? `no known tag allows ${name}\n` : '';
-        for (const item of page.items) text += `${item.registry}/${item.repository}:${item.tag} (${short(item.manifestDigest)}, ${item.platform}): ${item.witness}\n`;
+        for (const item of page.items) text += `${tagName(item)} (${short(item.manifestDigest)}, ${item.platform}): ${item.witness}\n`;
         if (page.next) text += `more: --after ${page.next}\n`;
         return text;
       });
@@ -133,20 +101,16 @@ export function registerKbCommands(program: Command): void {
 
   common(kb.command('image').description('a tag\'s profile and its history of changes').argument('<ref>', 'registry/repository:tag')).action((text: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const ref = parseRegistryReference(text);
-      if (!ref.tag || ref.digest) throw new InvalidInputError(`${text}: kb image takes registry/repository:tag`);
-      const tag = await store.getTag(ref.registry, ref.repository, ref.tag);
-      if (!tag) throw new NotFoundError(`${text}: no such tag in the knowledge base (crawl its registry first)`);
-      const history = await store.tagHistory(ref.registry, ref.repository, ref.tag);
-      print(flags, { ...tag, history }, () => {
-        let out = `${ref.registry}/${ref.repository}:${ref.tag} → ${tag.digest} (state ${tag.state}; checked ${tag.checkedAt}, changed ${tag.changedAt})\n`;
+      const tag = await tagReport(store, text);
+      print(flags, tag, () => {
+        let out = `${tagName(tag)} → ${tag.digest} (state ${tag.state}; checked ${tag.checkedAt}, changed ${tag.changedAt})\n`;
         if (tag.error) out += `  last scan failed: ${tag.error}\n`;
         for (const scan of tag.scans) out += `  ${scan.platform} ${short(scan.manifestDigest)}: ${scan.syscalls.length} syscalls\n`;
-        out += `history (${history.length}):\n`;
-        for (const change of history) {
+        out += `history (${tag.history.length}):\n`;
+        for (const change of tag.history) {
           const moved = change.fromDigest ? `${short(change.fromDigest)} → ${short(change.toDigest)}` : `first seen at ${short(change.toDigest)}`;
           const syscalls = [...change.added.map((n) => `+${n}`), ...change.removed.map((n) => `-${n}`)];
-          out += `  ${change.at}: ${moved}${syscalls.length ? `: ${syscalls.length > 16 ? `${syscalls.slice(0, 16).join(' ')} … (${syscalls.length})` : syscalls.join(' ')}` : ''}\n`;
+          out += `  ${change.at}: ${moved}${syscalls.length ? `: ${changeText(syscalls)}` : ''}\n`;
         }
         return out;
       });
@@ -161,16 +125,11 @@ export function registerKbCommands(program: Command): void {
       .argument('<refB>', 'the same'),
   ).action((textA: string, textB: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const [a, b] = [await profileDigestOf(store, textA), await profileDigestOf(store, textB)];
-      const [before, after] = [await store.profileSyscalls(a.manifestDigest), await store.profileSyscalls(b.manifestDigest)];
-      if (!before) throw new NotFoundError(`${textA}: no profile of ${a.manifestDigest} in the knowledge base`);
-      if (!after) throw new NotFoundError(`${textB}: no profile of ${b.manifestDigest} in the knowledge base`);
-      const added = [...after].filter(([name]) => !before.has(name)).map(([name, witness]) => ({ name, witness }));
-      const removed = [...before].filter(([name]) => !after.has(name)).map(([name, witness]) => ({ name, witness }));
-      print(flags, { from: a, to: b, added, removed }, () => {
-        let out = `${textA} (${short(a.manifestDigest)}) → ${textB} (${short(b.manifestDigest)}): +${added.length} -${removed.length}\n`;
-        for (const entry of added) out += `  + ${entry.name}: ${entry.witness}\n`;
-        for (const entry of removed) out += `  - ${entry.name}: ${entry.witness}\n`;
+      const diff = await profileDiff(store, textA, textB);
+      print(flags, diff, () => {
+        let out = `${textA} (${short(diff.from.manifestDigest)}) → ${textB} (${short(diff.to.manifestDigest)}): +${diff.added.length} -${diff.removed.length}\n`;
+        for (const entry of diff.added) out += `  + ${entry.name}: ${entry.witness}\n`;
+        for (const entry of diff.removed) out += `  - ${entry.name}: ${entry.witness}\n`;
         return out;
       });
     }),
@@ -179,18 +138,62 @@ export function registerKbCommands(program: Command): void {
   common(kb.command('stats').description('fleet statistics: common and rare syscalls, largest profiles, fallbacks and why, failed analyses').option('--top <n>', 'entries per list', '10')).action(
     (flags: KbFlags & { top: string }) =>
       withKb(flags, async (store) => {
-        const top = positiveInteger(flags.top, '--top');
-        const stats = await store.fleetStats(top);
-        print(flags, { ...stats, syscalls: { mostCommon: stats.syscalls.slice(0, top), leastCommon: stats.syscalls.slice(-top).reverse() } }, () => {
-          const tagOf = (t: { registry: string; repository: string; tag: string }) => `${t.registry}/${t.repository}:${t.tag}`;
-          let out = `${stats.tags} tags, ${stats.profiles} current profiles, ${stats.syscalls.length} distinct syscalls allowed\n`;
-          out += `most common: ${stats.syscalls.slice(0, top).map((s) => `${s.name} (${s.profiles})`).join(', ')}\n`;
-          out += `least common: ${stats.syscalls.slice(-top).reverse().map((s) => `${s.name} (${s.profiles})`).join(', ')}\n`;
-          out += `largest profiles:\n${stats.largest.map((t) => `  ${tagOf(t)}: ${t.syscalls} syscalls${t.fallback ? ' (fallback)' : ''}\n`).join('')}`;
-          out += `fallbacks (${stats.fallbacks.length} shown):\n${stats.fallbacks.map((t) => `  ${tagOf(t)}: ${t.reasons.map((r) => `${r.kind}: ${r.detail}`).join('; ').slice(0, 300)}\n`).join('')}`;
+        const stats = await fleetReport(store, pageSize(flags.top, 10, '--top'));
+        print(flags, stats, () => {
+          let out = `${stats.tags} tags, ${stats.profiles} current profiles, ${stats.syscalls.distinct} distinct syscalls allowed\n`;
+          out += `most common: ${stats.syscalls.mostCommon.map((s) => `${s.name} (${s.profiles})`).join(', ')}\n`;
+          out += `least common: ${stats.syscalls.leastCommon.map((s) => `${s.name} (${s.profiles})`).join(', ')}\n`;
+          out += `largest profiles:\n${stats.largest.map((t) => `  ${tagName(t)}: ${t.syscalls} syscalls${t.fallback ? ' (fallback)' : ''}\n`).join('')}`;
+          out += `fallbacks (${stats.fallbacks.length} shown):\n${stats.fallbacks.map((t) => `  ${tagName(t)}: ${t.reasons.map((r) => `${r.kind}: ${r.detail}`).join('; ').slice(0, 300)}\n`).join('')}`;
           out += `failed analyses (${stats.failedAnalysesTotal}):\n${stats.failedAnalyses.map((f) => `  sha256:${f.sha256.slice(0, 12)} (${f.analyser} ${f.analyserVersion}): ${f.code}: ${f.message.slice(0, 200)}\n`).join('')}`;
           return out;
         });
       }),
   );
+}
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  tokenFile?: string;
+  cacheDir: string;
+  cluster?: boolean;
+  database?: string;
+}
+
+/** `dockergate serve`: the HTTP API of the knowledge base, until SIGTERM or SIGINT. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the knowledge base as a read-only HTTP JSON API (OpenAPI document at /openapi.json)')
+    .option('--host <address>', 'address to listen on (beyond loopback a token is required)', '127.0.0.1')
+    .option('--port <n>', 'port to listen on', '8088')
+    .option('--token-file <file>', 'bearer token required of every /v1 request (default $DOCKERGATE_API_TOKEN)')
+    .option('--cache-dir <dir>', 'the embedded knowledge base of this cache dir', defaultCacheDir())
+    .option('--cluster', 'the cluster\'s knowledge base ($DATABASE_URL)')
+    .addOption(new Option('--database <url>', 'the cluster\'s PostgreSQL knowledge base (default $DATABASE_URL)'))
+    .action(async (flags: ServeFlags) => {
+      const port = Number(flags.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidInputError(`--port must be a port number, not ${JSON.stringify(flags.port)}`);
+      const token = flags.tokenFile ? (await fs.readFile(flags.tokenFile, 'utf8')).trim() : process.env.DOCKERGATE_API_TOKEN?.trim();
+      if (flags.tokenFile && !token) throw new InvalidInputError(`--token-file ${flags.tokenFile} is empty`);
+      if (!isLoopbackHost(flags.host) && !token) throw new InvalidInputError(`serving on ${flags.host} (beyond loopback) needs a bearer token: --token-file <file> or $DOCKERGATE_API_TOKEN`);
+      const kb = await openQueryStore(flags);
+      const server = http.createServer(kbApiHandler({ kb, ...(token ? { token } : {}) }));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, flags.host, resolve);
+        });
+        const { port: bound } = server.address() as AddressInfo;
+        process.stderr.write(`dockergate serve: listening on http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${bound} (${token ? 'bearer token required' : 'no token: loopback only'}; OpenAPI at /openapi.json)\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGTERM', resolve);
+          process.once('SIGINT', resolve);
+        });
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await kb.close();
+      }
+    });
 }
