@@ -19,7 +19,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pLimit from 'p-limit';
+import YAML from 'yaml';
 import { crawlRegistry, type CrawlSummary, type RescanSummary } from '../coordinator/crawl/crawl.js';
+import { allowedSyscalls, type DockerSeccompProfile, validateSeccompProfileCrd } from '../coordinator/output/policy.js';
 import { analysisState } from '../coordinator/plan/analysis-state.js';
 import { scanImage } from '../coordinator/plan/scan.js';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
@@ -147,13 +149,22 @@ describe('crawl of a registry of 200 tags', { timeout: 1_200_000 }, () => {
 
   it('is the same through the command line, with globs and a JSON summary', async () => {
     await runtime.close();
-    const { stdout } = await cli(['crawl', registry.address, '--repo', 'team/r0*', '--tag', 't1', '--json', '--cache-dir', cacheDir, '--strict']);
+    const outDir = path.join(work, 'profiles');
+    const { stdout } = await cli(['crawl', registry.address, '--repo', 'team/r0*', '--tag', 't1', '--json', '--cache-dir', cacheDir, '--strict', '--out-dir', outDir]);
     runtime = embeddedRuntime(DEFAULT_LIMITS, cacheDir);
     const summary = JSON.parse(stdout) as CrawlSummary;
     assert.equal(summary.repositories, 10);
     assert.equal(summary.tags, 10);
     assert.equal(summary.skipped, 10);
     assert.equal(summary.requests, 1 + 10 + 10);
+    // The profiles of current (skipped) tags are written too: one directory per repository and tag.
+    const dirs = (await fs.readdir(path.join(outDir, registry.address, 'team'))).sort();
+    assert.deepEqual(dirs, Array.from({ length: 10 }, (_, i) => `r0${i}`));
+    const tagDir = path.join(outDir, registry.address, 'team', 'r03', 't1');
+    assert.deepEqual((await fs.readdir(tagDir)).sort(), ['profile.json', 'profile.yaml']);
+    const profile = JSON.parse(await fs.readFile(path.join(tagDir, 'profile.json'), 'utf8')) as DockerSeccompProfile;
+    assert.ok(allowedSyscalls(profile).includes('exit_group'));
+    assert.deepEqual(validateSeccompProfileCrd(YAML.parse(await fs.readFile(path.join(tagDir, 'profile.yaml'), 'utf8'))), []);
   });
 
   it('rescan checks every known tag, scans the one that moved, and posts the summary to a webhook', async () => {

@@ -23,7 +23,7 @@ import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { once } from 'node:events';
-import { buildDockerProfile, type DockerSeccompProfile, kubernetesProfile } from '../output/policy.js';
+import { buildDockerProfile, type DockerSeccompProfile, kubernetesName, kubernetesProfile } from '../output/policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
 import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
 import { type ExportSummary, reachOf } from '../../store/facts.js';
@@ -127,7 +127,7 @@ function buildProgram(telemetry: Telemetry): Command {
           buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno }),
         );
         await fs.writeFile(flags.output, `${JSON.stringify(profile, null, 2)}\n`);
-        if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, profileName(result.reference)));
+        if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, kubernetesName(result.reference)));
         if (flags.report) await fs.writeFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`);
         if (flags.graph) await fs.writeFile(flags.graph, dotGraph(result));
         process.stdout.write(reportText(result));
@@ -301,7 +301,8 @@ function tagCheckOptions(command: Command): Command {
         .option('--cluster', 'run the scans on the cluster\'s coordinators (NATS, S3, PostgreSQL)')
         .option('--insecure', 'allow http and unverified TLS for a non-loopback registry')
         .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
-        .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)'),
+        .option('--docker-config <file>', 'registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)')
+        .option('--out-dir <dir>', 'also write each profiled tag\'s profile.json and Kubernetes profile.yaml under <dir>/<registry>/<repository>/<tag>/'),
     ),
   );
 }
@@ -370,6 +371,7 @@ interface TagCheckFlags extends ClusterFlags {
   insecure?: boolean;
   cacheDir: string;
   dockerConfig?: string;
+  outDir?: string;
 }
 
 interface CrawlFlags extends TagCheckFlags {
@@ -431,6 +433,7 @@ async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptio
       state: analysisState(analyser, { strict }),
       kb: await runtime.kb(),
       scan,
+      ...(flags.outDir ? { outDir: flags.outDir } : {}),
       progress: {
         start: (tags) => bar.start(tags),
         tagDone: (_reference, _outcome, counts) => bar.advance(`${counts.scanned} scanned, ${counts.skipped} current, ${counts.failed} failed`),
@@ -491,11 +494,6 @@ function untilSignalled(): Promise<void> {
 }
 
 /** A Kubernetes object name from an image reference (RFC 1123 subdomain). */
-function profileName(reference: string): string {
-  const name = reference.replace(/^[a-z-]+:(\/\/)?/, '').toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
-  return name.slice(0, 253) || 'dockergate';
-}
-
 function analyzeText(result: AnalyzedFile, only: string | undefined): string {
   const lines = [`${result.path}  sha256:${result.sha256}${result.cached ? '  (known)' : ''}`];
   if (result.failure) return `${lines[0]}\n  failed: ${result.failure.code}: ${result.failure.message}\n`;

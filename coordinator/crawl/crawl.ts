@@ -20,6 +20,7 @@ import { callsTo } from '../../infra/round-trips.js';
 import { formatPlatform, parseManifestOrIndex } from '../../extractor/manifest.js';
 import { RegistryCatalog } from '../../extractor/registry-catalog.js';
 import { RegistryClient } from '../../extractor/sources/registry.js';
+import { writeTagProfiles } from './out-dir.js';
 import type { Platform } from '../../extractor/types.js';
 import type { KnowledgeBase, TagChange, TagRecord, TagScan } from '../../store/kb/index.js';
 import type { ScanResult } from '../plan/scan.js';
@@ -43,6 +44,8 @@ export interface TagCheckOptions {
   readonly scan: Scanner;
   readonly progress?: CrawlProgress;
   readonly signal?: AbortSignal;
+  /** Also write every profiled tag's profiles under this directory (`out-dir.ts`). */
+  readonly outDir?: string;
 }
 
 export interface CrawlOptions extends TagCheckOptions {
@@ -195,6 +198,7 @@ async function checkTags(
         limit(async () => {
           const reference = referenceOf(target);
           const outcome = await checkTag(options, catalogs.get(target.registry)!, target).catch((err: unknown) => ({ failed: reasonOf(err) }) as const);
+          if (!('failed' in outcome) && options.outDir) await writeTagProfiles(options.outDir, outcome.record);
           if ('failed' in outcome) {
             counts.failed++;
             failures.push({ reference, error: outcome.failed });
@@ -222,7 +226,7 @@ const elapsed = (started: number): number => Number(((performance.now() - starte
 /** Decisions that make a scan unsure (`ScanPlanner.fallBack`): the reasons of a fallback. */
 const FALLBACK_KINDS: ReadonlySet<string> = new Set(['unresolved', 'analysis-failed', 'limit']);
 
-type TagOutcome = { readonly skipped: true } | { readonly skipped: false; readonly change?: TagChange } | { readonly failed: string };
+type TagOutcome = { readonly skipped: true; readonly record: TagRecord } | { readonly skipped: false; readonly record: TagRecord; readonly change?: TagChange } | { readonly failed: string };
 
 /** Resolves one tag and, unless it is current, scans and stores it (a failure is stored too). */
 async function checkTag(options: TagCheckOptions, catalog: RegistryCatalog, { registry, repository, tag }: TagTarget): Promise<TagOutcome> {
@@ -231,7 +235,7 @@ async function checkTag(options: TagCheckOptions, catalog: RegistryCatalog, { re
   const known = await kb.getTag(registry, repository, tag);
   if (known && known.digest === digest && known.state === state && known.error === undefined) {
     await kb.putTag(known);
-    return { skipped: true };
+    return { skipped: true, record: known };
   }
   const record = { registry, repository, tag, digest, state };
   let scans: TagScan[];
@@ -257,7 +261,7 @@ async function checkTag(options: TagCheckOptions, catalog: RegistryCatalog, { re
   }
   const change = changeOf(known, digest, scans);
   await kb.putTag({ ...record, scans }, change);
-  return { skipped: false, ...(change ? { change } : {}) };
+  return { skipped: false, record: { ...record, scans }, ...(change ? { change } : {}) };
 }
 
 /** What to scan for a digest: itself for one platform, or each platform manifest of its index. */

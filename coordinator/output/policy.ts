@@ -160,7 +160,17 @@ export function allowedSyscalls(profile: DockerSeccompProfile): string[] {
 
 // ---------------------------------------------------------------- Kubernetes
 
+/**
+ * The SeccompProfile API of security-profiles-operator: still `v1beta1` (its CRD in
+ * deploy/operator.yaml serves that version; namespaced), checked on 2026-12-02.
+ */
 export const SPO_API_VERSION = 'security-profiles-operator.x-k8s.io/v1beta1';
+
+/** A Kubernetes object name (RFC 1123 subdomain) for an image reference: `registry-repo-tag`. */
+export function kubernetesName(reference: string): string {
+  const name = reference.replace(/^[a-z-]+:(\/\/)?/, '').toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  return name.slice(0, 253).replace(/[-.]+$/, '') || 'dockergate';
+}
 
 /**
  * YAML of a security-profiles-operator `SeccompProfile` carrying `profile`. The CRD has no
