@@ -145,6 +145,31 @@ describe('a sequence of scans with one image past its deadline', () => {
   });
 });
 
+describe('an extraction stopped by a limit', () => {
+  it('closes its source: no descriptor stays open on the file being read', { timeout: 60_000 }, async () => {
+    const sandbox = await tempDir('dockergate-hostile-fd-');
+    const tree = path.join(sandbox, 'tree');
+    await fs.mkdir(tree);
+    const big = path.join(tree, 'big');
+    await fs.writeFile(big, Buffer.from('\x7fELF'));
+    await fs.truncate(big, 64 * MiB);
+    const runtime = embeddedRuntime(limitsWith({ maxBlobBytes: MiB }), path.join(sandbox, 'cache'));
+    try {
+      await assert.rejects(inspectImage(runtime, `dir:${tree}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } }), LimitExceededError);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const open = [];
+      for (const fd of await fs.readdir('/proc/self/fd')) {
+        const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (target === big) open.push(fd);
+      }
+      assert.deepEqual(open, [], `descriptors still open on ${big}`);
+    } finally {
+      await runtime.close();
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('hostile images for the planner', () => {
   for (const testCase of PLAN_CASES) it(testCase.name, { timeout: 120_000 }, () => runScanCase(testCase));
 });

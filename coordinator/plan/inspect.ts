@@ -173,6 +173,11 @@ function countProgress(blob: Readable, progress: Progress, label: string, total:
   blob.on('data', (chunk: Buffer) => task.advance(chunk.length));
   blob.on('end', () => task.finish());
   blob.on('error', (err) => counted.destroy(err));
+  // `pipe` does not carry destruction back: when the extraction stops early (a limit, a digest,
+  // an abort) the source must close too, or its descriptor or HTTP connection stays open.
+  counted.once('close', () => {
+    if (!blob.destroyed) blob.destroy();
+  });
   return blob.pipe(counted);
 }
 
