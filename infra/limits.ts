@@ -86,6 +86,8 @@ export interface Limits {
   readonly maxShellScriptBytes: number;
   readonly maxInterpreterDepth: number;
   readonly maxProgramsPerScan: number;
+  /** Distinct objects (programs and libraries) one scan analyses or reads the facts of. */
+  readonly maxObjectsPerScan: number;
   readonly maxSearchPathEntries: number;
   readonly maxNeededPerObject: number;
   readonly maxLdCacheEntries: number;
@@ -140,6 +142,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxShellScriptBytes: 128 * KiB,
   maxInterpreterDepth: 4,
   maxProgramsPerScan: 2_000,
+  maxObjectsPerScan: 20_000,
   maxSearchPathEntries: 256,
   maxNeededPerObject: 1_024,
   maxLdCacheEntries: 65_536,

@@ -15,6 +15,7 @@ import { reachOf } from '../store/facts.js';
 import { analyzeElf } from '../worker/native/analyser.js';
 import { factsReader, programClosure } from './helpers/closure.js';
 import { buildFixture, FIXTURE_MATRIX, FixtureDirs, fixtureLabel, straceRun } from './helpers/ground-truth.js';
+import { buildElf, EXIT_0, SHF } from './helpers/elf-builder.js';
 import { tempDir } from './helpers/layers.js';
 
 const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
@@ -144,6 +145,20 @@ describe('knowledge base', () => {
       assert.equal(runtime.counters.failed, 1);
     } finally {
       await runtime.close();
+    }
+  });
+});
+
+describe('section headers that lie', () => {
+  it('keeps the entry point when it lies in an executable segment but no section says executable', () => {
+    // mov eax, 101 (ptrace); xor edi, edi; syscall; then exit(0). The kernel maps the RWX segment and runs it.
+    const text = Uint8Array.from([0xb8, 0x65, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05, ...EXIT_0]);
+    const honest = analyzeElf(buildElf({ text }), 'honest', DEFAULT_LIMITS);
+    // .text not executable, .dynstr executable: the sections name code, but not the entry's.
+    const lying = analyzeElf(buildElf({ text, soname: 'x', hostile: { sectionFlags: { '.text': SHF.ALLOC, '.dynstr': SHF.ALLOC | SHF.EXECINSTR } } }), 'lying', DEFAULT_LIMITS);
+    for (const facts of [honest, lying]) {
+      assert.ok(facts.entry, 'an entry point');
+      assert.ok(reachOf(facts, facts.entry).syscalls.includes('ptrace'), JSON.stringify(reachOf(facts, facts.entry)));
     }
   });
 });

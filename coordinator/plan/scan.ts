@@ -204,6 +204,7 @@ class ScanPlanner {
   private readonly search: { -readonly [K in keyof SearchContext]: SearchContext[K] };
   private unsure = false;
   private programBudgetSpent = false;
+  private objectBudgetSpent = false;
   private readonly planStarted = performance.now();
   private planExpired = false;
   /** Shell source → what it runs (or why it could not be parsed): each text is parsed once. */
@@ -222,6 +223,8 @@ class ScanPlanner {
       libraryPath: (envValue(config.env, 'LD_LIBRARY_PATH') ?? '').split(':').filter(Boolean),
       cache: new Map(),
       muslPath: undefined,
+      // A DT_NEEDED or dlopen name with a `/` is opened relative to the process's working directory.
+      workingDir: config.workingDir || '/',
     };
   }
 
@@ -422,7 +425,15 @@ class ScanPlanner {
     const missing = items.filter((item) => !this.facts.has(item.sha256));
     for (const item of items) if (!this.objectPaths.has(item.sha256)) this.objectPaths.set(item.sha256, item.path);
     if (missing.length === 0) return;
-    const unique = [...new Map(missing.map((item) => [item.sha256, item])).values()];
+    const max = this.runtime.limits.maxObjectsPerScan;
+    let unique = [...new Map(missing.map((item) => [item.sha256, item])).values()];
+    if (this.facts.size + unique.length > max) {
+      // Objects past the budget get no facts: what they would load and reach is unknown.
+      unique = unique.slice(0, Math.max(0, max - this.facts.size));
+      if (!this.objectBudgetSpent) this.overBudget(`more than ${max} objects to analyse (maxObjectsPerScan); the others are not followed`);
+      this.objectBudgetSpent = true;
+      if (unique.length === 0) return;
+    }
     const { facts, failures, fresh } = await analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal);
     this.fresh += fresh;
     for (const item of unique) {

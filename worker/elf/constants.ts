@@ -126,3 +126,6 @@ export const EM_AARCH64 = 183;
 export const EM_RISCV = 243;
 export const EM_PPC64 = 21;
 export const EM_S390 = 22;
+
+/** PATH_MAX of Linux (include/uapi/linux/limits.h): the longest path, its NUL included, a process can open. */
+export const PATH_MAX = 4096;

@@ -97,6 +97,10 @@ export class ElfObject implements ElfContext {
       const hint = seg.filesz === 0 ? ' (p_filesz 0: a separate debug-info file?)' : '';
       throw new ElfFormatError(`PT_INTERP lies outside the file${hint}`, seg.headerOffset);
     }
+    // Linux refuses an interpreter path longer than PATH_MAX, its NUL included (fs/binfmt_elf.c:
+    // p_filesz > PATH_MAX is ENOEXEC). Invariant: the interpreter in facts and reports is a path
+    // of at most PATH_MAX bytes, never megabytes of whatever the segment holds.
+    if (seg.filesz > C.PATH_MAX) throw new ElfFormatError(`PT_INTERP p_filesz ${seg.filesz} is above PATH_MAX (${C.PATH_MAX}): the kernel refuses such an interpreter`, seg.headerOffset);
     const nul = this.file.bytes.subarray(seg.offset, seg.offset + seg.filesz).indexOf(0);
     // The kernel requires the path to be NUL-terminated inside p_filesz (fs/binfmt_elf.c).
     if (nul < 0) throw new ElfFormatError('PT_INTERP path is not NUL-terminated', seg.offset);

@@ -118,24 +118,29 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   };
 }
 
-/** Executable sections (SHF_EXECINSTR) when the file has section headers, else executable segments. */
+/**
+ * Executable sections (SHF_EXECINSTR) when the file has section headers, else executable segments.
+ * Section headers are not what the kernel maps: the loader runs whatever executable PT_LOAD
+ * segments hold. A file whose entry point lies in an executable segment but outside every
+ * executable section (headers that lie, or an odd linker script) would lose its entry, and with it
+ * every syscall it makes; then the segments are the code.
+ */
 function codeRanges(elf: ElfFile): CodeRange[] {
-  const ranges: CodeRange[] = [];
-  const sections = elf.sections.filter(
-    (section) => (section.flags & (SHF_ALLOC | SHF_EXECINSTR)) === (SHF_ALLOC | SHF_EXECINSTR) && section.type !== SHT_NOBITS && section.size > 0,
-  );
-  if (sections.length > 0) {
-    for (const section of sections) {
-      const bytes = elf.readVirtual(section.addr, section.size);
-      if (bytes) ranges.push({ start: section.addr, bytes });
-    }
-  } else {
-    for (const segment of elf.segments) {
-      if (segment.type !== PT_LOAD || (segment.flags & PF_X) === 0 || segment.filesz === 0) continue;
-      const bytes = elf.readVirtual(segment.vaddr, segment.filesz);
-      if (bytes) ranges.push({ start: segment.vaddr, bytes });
-    }
+  const fromSections: CodeRange[] = [];
+  for (const section of elf.sections) {
+    if ((section.flags & (SHF_ALLOC | SHF_EXECINSTR)) !== (SHF_ALLOC | SHF_EXECINSTR) || section.type === SHT_NOBITS || section.size === 0) continue;
+    const bytes = elf.readVirtual(section.addr, section.size);
+    if (bytes) fromSections.push({ start: section.addr, bytes });
   }
+  const fromSegments: CodeRange[] = [];
+  for (const segment of elf.segments) {
+    if (segment.type !== PT_LOAD || (segment.flags & PF_X) === 0 || segment.filesz === 0) continue;
+    const bytes = elf.readVirtual(segment.vaddr, segment.filesz);
+    if (bytes) fromSegments.push({ start: segment.vaddr, bytes });
+  }
+  const covers = (ranges: readonly CodeRange[], address: number): boolean => ranges.some((r) => address >= r.start && address < r.start + r.bytes.length);
+  const entryLost = elf.entry !== 0 && !covers(fromSections, elf.entry) && covers(fromSegments, elf.entry);
+  const ranges = fromSections.length > 0 && !entryLost ? fromSections : fromSegments;
   return ranges.sort((a, b) => a.start - b.start);
 }
 
