@@ -48,6 +48,37 @@ import {
 
 /** Waits before the 2nd and 3rd attempt of an idempotent request (3 attempts in all). */
 const RETRY_BACKOFF_MS: readonly number[] = [200, 800];
+/**
+ * A registry that answers 429 is given more patience than one that fails: a request is tried again
+ * after each `Retry-After` (RFC 9110 §10.2.3: seconds or an HTTP date; each wait capped) until it
+ * has waited this long in all.
+ */
+const RATE_LIMIT_PATIENCE_MS = 5 * 60_000;
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/**
+ * Per registry, until when requests wait because it answered 429 (shared by every client of this
+ * process, so concurrent crawls of one registry slow down together instead of each hammering it).
+ */
+const pausedUntil = new Map<string, number>();
+
+/** An answer of 429: retryable, after the delay the registry asked for. */
+class RateLimitedError extends UnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** `Retry-After` in ms (delta seconds or an HTTP date), within [0, MAX_RETRY_AFTER_MS]; 1 s when absent or unreadable. */
+function retryAfterMs(header: string | null, now = Date.now()): number {
+  if (!header) return 1_000;
+  const value = header.trim();
+  const ms = /^\d+$/.test(value) ? Number(value) * 1_000 : Date.parse(value) - now;
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : 1_000;
+}
 /** Bytes of an error body read for its message, and of a token-server response. */
 const ERROR_BODY_BYTES = 16 * KiB;
 const TOKEN_BODY_BYTES = 1 * MiB;
@@ -357,13 +388,25 @@ export class RegistryClient {
     return this.credentialLookup;
   }
 
-  /** Runs an idempotent request up to three times while it fails with `UnavailableError`. */
+  /**
+   * Runs an idempotent request up to three times while it fails with `UnavailableError`; answers
+   * of 429 for up to `RATE_LIMIT_PATIENCE_MS`, each time after the registry's `Retry-After`,
+   * during which every request of this process to that registry waits too.
+   */
   async withRetries<T>(run: () => Promise<T>, extra?: AbortSignal): Promise<T> {
     const signals = this.signals(extra);
+    let rateLimitedMs = 0;
     for (let attempt = 0; ; attempt++) {
       try {
+        await this.waitWhilePaused(signals);
         return await run();
       } catch (err) {
+        if (err instanceof RateLimitedError && rateLimitedMs < RATE_LIMIT_PATIENCE_MS && !anyAborted(signals)) {
+          rateLimitedMs += Math.max(err.retryAfterMs, 1);
+          pausedUntil.set(this.ref.registry, Math.max(pausedUntil.get(this.ref.registry) ?? 0, Date.now() + err.retryAfterMs));
+          attempt--;
+          continue;
+        }
         const backoff = RETRY_BACKOFF_MS[attempt];
         if (!(err instanceof UnavailableError) || backoff === undefined || anyAborted(signals)) throw err;
         try {
@@ -372,6 +415,16 @@ export class RegistryClient {
           throw new AbortedError(`${err.message} (aborted while waiting to retry)`, { cause: abort });
         }
       }
+    }
+  }
+
+  private async waitWhilePaused(signals: readonly AbortSignal[]): Promise<void> {
+    const wait = (pausedUntil.get(this.ref.registry) ?? 0) - Date.now();
+    if (wait <= 0) return;
+    try {
+      await sleep(wait, undefined, signals.length > 0 ? { signal: AbortSignal.any([...signals]) } : {});
+    } catch (abort) {
+      throw new AbortedError(`${this.where}: aborted while waiting out the registry's Retry-After`, { cause: abort });
     }
   }
 
@@ -393,6 +446,7 @@ export class RegistryClient {
     const summary = await errorSummary(exchange);
     if (status === 404) throw new NotFoundError(`${spec.what} not found (${this.where}): ${summary}`);
     if (status === 403) throw new AuthError(`${spec.what}: access denied (${this.where}): ${summary}`);
+    if (status === 429) throw new RateLimitedError(`${spec.what}: ${this.where} is rate limiting: ${summary}`, retryAfterMs(exchange.response.headers.get('retry-after')));
     if (isRetryableStatus(status)) throw new UnavailableError(`${spec.what}: ${this.where} failed: ${summary}`);
     throw new InvalidInputError(`${spec.what}: unexpected answer from ${this.where}: ${summary}`);
   }
