@@ -16,7 +16,7 @@ import { inspectImage } from '../coordinator/plan/inspect.js';
 import { scanImage } from '../coordinator/plan/scan.js';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { DockergateError, InvalidInputError, LimitExceededError, NotFoundError } from '../infra/errors.js';
-import { DEFAULT_LIMITS, limitsWith, MiB } from '../infra/limits.js';
+import { DEFAULT_LIMITS, type Limits, limitsWith, MiB } from '../infra/limits.js';
 import { type OciImageSpec, tempDir, writeOciLayout } from './helpers/layers.js';
 import { CASES, type ErrorClass, layers, manyFilesTar, run, runCase, runScanCase } from './helpers/hostile-cases.js';
 import { INSPECT_CASES, PLAN_CASES } from './helpers/hostile-suite.js';
@@ -71,77 +71,70 @@ describe('analyze of hostile files', () => {
   });
 });
 
+/** A script image running `text`; the well-behaved neighbours of each sequence. */
+const scriptImage = async (text: string): Promise<OciImageSpec> => ({
+  ...(await layers([{ name: 'bin/run', content: `#!/bin/sh\n${text}\n`, mode: 0o755 }])),
+  config: { Entrypoint: ['/bin/run'] },
+});
+
+/**
+ * Scans a well-behaved image, `hostile`, and another well-behaved one, one after the other on one
+ * runtime with `limits`; each outcome as `name: ok ...` or `name: <code>: <message>`, and the
+ * milliseconds the hostile scan took.
+ */
+async function scanSequence(limits: Partial<Limits>, hostile: () => Promise<OciImageSpec>): Promise<{ outcomes: string[]; hostileMs: number }> {
+  const sandbox = await tempDir('dockergate-hostile-sequence-');
+  const runtime = embeddedRuntime(limitsWith(limits), path.join(sandbox, 'cache'));
+  try {
+    const images: [string, () => Promise<OciImageSpec>][] = [
+      ['first', () => scriptImage('echo one')],
+      ['hostile', hostile],
+      ['third', () => scriptImage('echo three')],
+    ];
+    const outcomes: string[] = [];
+    let hostileMs = 0;
+    for (const [name, image] of images) {
+      const layout = path.join(sandbox, name);
+      await writeOciLayout(layout, await image());
+      const started = performance.now();
+      try {
+        const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+        outcomes.push(`${name}: ok ${result.programs.length} programs`);
+      } catch (err) {
+        assert.ok(err instanceof DockergateError, `a typed error: ${String(err)}`);
+        outcomes.push(`${name}: ${err.code}: ${err.message}`);
+      }
+      if (name === 'hostile') hostileMs = performance.now() - started;
+    }
+    return { outcomes, hostileMs };
+  } finally {
+    await runtime.close();
+    await fs.rm(sandbox, { recursive: true, force: true });
+  }
+}
+
 describe('a sequence of scans with one hostile image', () => {
   it('finishes every other image and reports the hostile one as failed with its reason', { timeout: 300_000 }, async () => {
-    const sandbox = await tempDir('dockergate-hostile-sequence-');
-    const runtime = embeddedRuntime(limitsWith({ bombRatioGraceBytes: 16 * MiB }), path.join(sandbox, 'cache'));
-    try {
-      const script = (text: string) => layers([{ name: 'bin/run', content: `#!/bin/sh\n${text}\n`, mode: 0o755 }]);
-      const bomb = CASES.find((testCase) => testCase.name.startsWith('gzip decompression bomb'))!;
-      const images: [string, () => Promise<OciImageSpec>][] = [
-        ['first', async () => ({ ...(await script('echo one')), config: { Entrypoint: ['/bin/run'] } })],
-        ['hostile', async () => ({ ...(await bomb.image()), config: { Entrypoint: ['/bin/run'] } })],
-        ['third', async () => ({ ...(await script('echo three')), config: { Entrypoint: ['/bin/run'] } })],
-      ];
-      const outcomes: string[] = [];
-      for (const [name, image] of images) {
-        const layout = path.join(sandbox, name);
-        await writeOciLayout(layout, await image());
-        try {
-          const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
-          outcomes.push(`${name}: ok ${result.programs.length} programs`);
-        } catch (err) {
-          assert.ok(err instanceof DockergateError, `a typed error: ${String(err)}`);
-          outcomes.push(`${name}: ${err.code}: ${err.message}`);
-        }
-      }
-      assert.match(outcomes[0]!, /^first: ok/);
-      assert.match(outcomes[1]!, /^hostile: limit-exceeded: .*maxCompressionRatio/);
-      assert.match(outcomes[2]!, /^third: ok/);
-    } finally {
-      await runtime.close();
-      await fs.rm(sandbox, { recursive: true, force: true });
-    }
+    const bomb = CASES.find((testCase) => testCase.name.startsWith('gzip decompression bomb'))!;
+    const { outcomes } = await scanSequence({ bombRatioGraceBytes: 16 * MiB }, async () => ({ ...(await bomb.image()), config: { Entrypoint: ['/bin/run'] } }));
+    assert.match(outcomes[0]!, /^first: ok/);
+    assert.match(outcomes[1]!, /^hostile: limit-exceeded: .*maxCompressionRatio/);
+    assert.match(outcomes[2]!, /^third: ok/);
   });
 });
 
 describe('a sequence of scans with one image past its deadline', () => {
   it('stops that scan at scanTimeoutMs, reports it with the limit, and scans the others', { timeout: 300_000 }, async () => {
-    const sandbox = await tempDir('dockergate-hostile-deadline-');
-    const runtime = embeddedRuntime(limitsWith({ scanTimeoutMs: 4_000 }), path.join(sandbox, 'cache'));
-    try {
-      const script = (text: string) => layers([{ name: 'bin/run', content: `#!/bin/sh\n${text}\n`, mode: 0o755 }]);
-      // 150,000 entries take longer than 4 s to extract and record.
-      const slow = async (): Promise<OciImageSpec> => {
-        const tar = manyFilesTar(150_000);
-        return { layers: [{ blob: tar, mediaType: 'application/vnd.oci.image.layer.v1.tar', tar }], config: { Entrypoint: ['/bin/run'] } };
-      };
-      const images: [string, () => Promise<OciImageSpec>][] = [
-        ['first', async () => ({ ...(await script('echo one')), config: { Entrypoint: ['/bin/run'] } })],
-        ['slow', slow],
-        ['third', async () => ({ ...(await script('echo three')), config: { Entrypoint: ['/bin/run'] } })],
-      ];
-      const outcomes: string[] = [];
-      for (const [name, image] of images) {
-        const layout = path.join(sandbox, name);
-        await writeOciLayout(layout, await image());
-        const started = performance.now();
-        try {
-          const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
-          outcomes.push(`${name}: ok ${result.programs.length} programs`);
-        } catch (err) {
-          assert.ok(err instanceof DockergateError, `a typed error: ${String(err)}`);
-          outcomes.push(`${name}: ${err.code}: ${err.message}`);
-        }
-        if (name === 'slow') assert.ok(performance.now() - started < 10_000, `stopped ${Math.round(performance.now() - started)} ms after it began`);
-      }
-      assert.match(outcomes[0]!, /^first: ok/);
-      assert.match(outcomes[1]!, /^slow: limit-exceeded: .*exceeds limit scanTimeoutMs \(4000\)/);
-      assert.match(outcomes[2]!, /^third: ok/);
-    } finally {
-      await runtime.close();
-      await fs.rm(sandbox, { recursive: true, force: true });
-    }
+    // 150,000 entries take longer than 4 s to extract and record.
+    const slow = async (): Promise<OciImageSpec> => {
+      const tar = manyFilesTar(150_000);
+      return { layers: [{ blob: tar, mediaType: 'application/vnd.oci.image.layer.v1.tar', tar }], config: { Entrypoint: ['/bin/run'] } };
+    };
+    const { outcomes, hostileMs } = await scanSequence({ scanTimeoutMs: 4_000 }, slow);
+    assert.ok(hostileMs < 10_000, `stopped ${Math.round(hostileMs)} ms after it began`);
+    assert.match(outcomes[0]!, /^first: ok/);
+    assert.match(outcomes[1]!, /^hostile: limit-exceeded: .*exceeds limit scanTimeoutMs \(4000\)/);
+    assert.match(outcomes[2]!, /^third: ok/);
   });
 });
 
