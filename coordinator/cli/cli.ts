@@ -15,6 +15,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
 import { postWebhook, webhookUrl } from '../crawl/webhook.js';
 import { registerKbCommands, registerServeCommand } from './kb-command.js';
+import { attachedText, attachScanResult, registerFetchProfile, registryReferenceOf } from './attach-command.js';
 import { crawlSummaryText } from '../crawl/summary-text.js';
 import { analysisState } from '../plan/analysis-state.js';
 import type { Platform } from '../../extractor/types.js';
@@ -121,13 +122,20 @@ function buildProgram(telemetry: Telemetry): Command {
     .option('--report <file>', 'also write the JSON report (witness path per syscall, decisions)')
     .option('--graph <file>', 'also write a DOT graph of programs and libraries')
     .addOption(new Option('--errno <errno>', 'errno of denied syscalls').choices(['EPERM', 'ENOSYS']).default('EPERM'))
-    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS' }) => {
+    .option('--attach', 'also push the profile to the registry as an OCI artifact whose subject is the scanned manifest (docker:// images)')
+    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS'; attach?: boolean }) => {
+      if (flags.attach) registryReferenceOf(ref, 'scan --attach');
       await withScan(ref, flags, async (result) => {
         const { profile, dropped } = spanSync('policy', { 'dockergate.syscalls': result.syscalls.size }, () =>
           buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno }),
         );
-        await fs.writeFile(flags.output, `${JSON.stringify(profile, null, 2)}\n`);
+        const profileJson = `${JSON.stringify(profile, null, 2)}\n`;
+        await fs.writeFile(flags.output, profileJson);
         if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, kubernetesName(result.reference)));
+        if (flags.attach) {
+          const attached = await attachScanResult(ref, result, profileJson, kubernetesProfile(profile, kubernetesName(result.reference)), analyserNamed(flags.analyser), flags);
+          process.stdout.write(attachedText(ref, result, attached));
+        }
         if (flags.report) await fs.writeFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`);
         if (flags.graph) await fs.writeFile(flags.graph, dotGraph(result));
         process.stdout.write(reportText(result));
@@ -135,6 +143,19 @@ function buildProgram(telemetry: Telemetry): Command {
         process.stdout.write(`wrote ${flags.output}${flags.k8s ? `, ${flags.k8s}` : ''}${flags.report ? `, ${flags.report}` : ''}${flags.graph ? `, ${flags.graph}` : ''}\n`);
       });
     });
+
+  scanCommand('attach', 'scan an image (or reuse its current scan) and push the profile next to it as an OCI artifact')
+    .argument('<ref>', 'docker://host/repo:tag')
+    .action(async (ref: string, flags: ScanFlags) => {
+      registryReferenceOf(ref, 'attach');
+      await withScan(ref, flags, async (result) => {
+        const profile = buildDockerProfile(result.syscalls.keys(), result.platform).profile;
+        const attached = await attachScanResult(ref, result, `${JSON.stringify(profile, null, 2)}\n`, kubernetesProfile(profile, kubernetesName(result.reference)), analyserNamed(flags.analyser), flags);
+        process.stdout.write(attachedText(ref, result, attached));
+      });
+    });
+
+  registerFetchProfile(program);
 
   scanCommand('explain', 'show why a syscall is allowed: one chain from the entrypoint to the syscall')
     .argument('<ref>', 'image reference')

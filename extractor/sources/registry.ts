@@ -166,7 +166,9 @@ class Deadline {
 }
 
 interface HttpRequest {
-  readonly method: 'GET' | 'HEAD';
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'POST';
+  /** The body of a PUT or POST (pushed blobs and manifests are small enough to hold). */
+  readonly body?: Buffer;
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
   /** Sent only to `url`'s own host and scheme, never to a redirect target elsewhere. */
@@ -237,7 +239,7 @@ async function httpRequest(request: HttpRequest, limits: Limits, insecure: boole
     let response: Response;
     try {
       // Timed and counted per request (headers only: bodies are read later); `crawl --json` reports the count.
-      response = await roundTrip('registry', () => fetch(url, { method: request.method, headers, redirect: 'manual', signal }));
+      response = await roundTrip('registry', () => fetch(url, { method: request.method, headers, redirect: 'manual', signal, ...(request.body ? { body: request.body } : {}) }));
     } catch (err) {
       deadline.clear();
       throw mapTransportError(err, request.what, deadline, request.signals);
@@ -325,10 +327,12 @@ function isRetryableStatus(status: number): boolean {
 // ------------------------------------------------------------------------------ the client
 
 interface RequestSpec {
-  readonly method: 'GET' | 'HEAD';
-  /** Path under the registry root: `/v2/<repo>/manifests/<ref>`. */
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'POST';
+  /** Path under the registry root: `/v2/<repo>/manifests/<ref>` (or an upload URL the registry gave, on its own origin). */
   readonly path: string;
   readonly accept?: string;
+  readonly body?: Buffer;
+  readonly contentType?: string;
   readonly what: string;
   readonly timeout: 'whole' | 'headers';
   readonly signal?: AbortSignal;
@@ -460,7 +464,8 @@ export class RegistryClient {
           {
             method: spec.method,
             url,
-            headers: spec.accept ? { accept: spec.accept } : {},
+            headers: { ...(spec.accept ? { accept: spec.accept } : {}), ...(spec.contentType ? { 'content-type': spec.contentType } : {}) },
+            ...(spec.body ? { body: spec.body } : {}),
             ...(authorization ? { authorization } : {}),
             what: spec.what,
             timeout: spec.timeout,
@@ -639,6 +644,46 @@ export class RegistryClient {
   /** The URL a `Link` header's relative reference resolves against (RFC 8288 §3.2: the request's). */
   urlOf(path: string): URL {
     return new URL(path, this.base);
+  }
+
+  /**
+   * Pushes a blob unless the registry has it (distribution-spec "Pushing a blob monolithically":
+   * POST an upload, then PUT its Location with `?digest=`). The Location must stay on this registry.
+   */
+  async pushBlob(bytes: Buffer, digest: Digest, what: string): Promise<void> {
+    const known = await this.withRetries(() => this.send({ method: 'HEAD', path: this.blobPath(digest), what, timeout: 'whole', passStatus: (status) => status === 404 }));
+    await discard(known.response);
+    known.finish();
+    if (known.response.status >= 200 && known.response.status < 300) return;
+    const started = await this.send({ method: 'POST', path: `/v2/${this.ref.repository}/blobs/uploads/`, what: `${what} (upload)`, timeout: 'whole' });
+    await discard(started.response);
+    started.finish();
+    const location = started.response.headers.get('location');
+    if (!location) throw new InvalidInputError(`${what}: ${this.where} started an upload without a Location`);
+    const target = new URL(location, this.base);
+    if (target.origin !== this.base.origin) throw new UnsupportedError(`${what}: ${this.where} sends the upload to another server (${target.origin})`);
+    target.searchParams.set('digest', digest);
+    const done = await this.send({ method: 'PUT', path: `${target.pathname}${target.search}`, body: bytes, contentType: 'application/octet-stream', what, timeout: 'whole' });
+    await discard(done.response);
+    done.finish();
+  }
+
+  /** PUTs a manifest or index under `reference` (a tag, or its own digest). */
+  async putManifest(reference: string, bytes: Buffer, mediaType: string, what: string): Promise<void> {
+    const done = await this.withRetries(() => this.send({ method: 'PUT', path: this.manifestPath(reference), body: bytes, contentType: mediaType, what, timeout: 'whole' }));
+    await discard(done.response);
+    done.finish();
+  }
+
+  /**
+   * The referrers index of `subject` (distribution-spec 1.1 "Listing Referrers"), or undefined
+   * when the registry has no referrers API (404: the caller uses the fallback tag schema).
+   */
+  async referrers(subject: Digest, what: string): Promise<Buffer | undefined> {
+    const max = this.limits.maxManifestBytes;
+    const page = await this.getPage(`/v2/${this.ref.repository}/referrers/${subject}`, what, max, (status) => status === 404);
+    if (page.status === 404) return undefined;
+    return page.bytes;
   }
 
   /** `reference` is a checked tag or digest: no escaping needed (nor wanted for the `:` of a digest). */
