@@ -280,6 +280,8 @@ export const tagProfiles = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.registry, t.repository, t.tag, t.profileId] }),
     index('tag_profiles_profile_idx').on(t.profileId),
+    // (The PostgreSQL twin has tag_profiles_order_idx in code-point order; SQLite compares text by
+    // code point, BINARY, so the primary key is that order already.)
     foreignKey({ name: 'tag_profiles_profile_fk', columns: [t.profileId], foreignColumns: [imageProfiles.id] }).onDelete('cascade'),
   ],
 );

@@ -1,0 +1,1 @@
+CREATE INDEX "tag_profiles_order_idx" ON "tag_profiles" USING btree ("registry" collate "C","repository" collate "C","tag" collate "C","profile_id");
