@@ -50,6 +50,11 @@ export function analyseObjectUnitId(unit: AnalyseObjectUnit): string {
 }
 
 export const UNIT_SCAN_IMAGE = 'scan-image';
+/**
+ * The same unit sent by `crawl` and `rescan`: its own queue and consumer, so that coordinators keep
+ * slots for interactive scans (`scan --cluster`) however many bulk scans wait.
+ */
+export const UNIT_SCAN_IMAGE_BULK = 'scan-image-bulk';
 
 /**
  * Scan one image on a coordinator (`dockergate coordinator`), which plans it and sends the layer

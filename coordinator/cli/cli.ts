@@ -29,7 +29,7 @@ import { diffText, dotGraph, explainText, reportText, scanReport } from '../outp
 import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
 import { type ExportSummary, reachOf } from '../../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../../worker/analysers.js';
-import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE } from '../../worker/contracts.js';
+import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE, UNIT_SCAN_IMAGE_BULK } from '../../worker/contracts.js';
 import type { JetStreamBus } from '../../infra/jetstream-bus.js';
 import type { HealthSource } from '../../infra/health.js';
 import { spanSync, startTelemetry, type Telemetry, withSpan } from '../../infra/telemetry.js';
@@ -363,15 +363,18 @@ async function openClusterRuntime(flags: ClusterFlags, analyser: ReturnType<type
   return clusterRuntime(DEFAULT_LIMITS, await connectCluster(clusterConfig(flags)), { analyser });
 }
 
-/** One scan unit for the cluster's coordinators on an open cluster runtime; the stored result. */
-async function clusterScanOn(runtime: Runtime, prefix: string, ref: string, source: InspectOptions['source'], strict: boolean): Promise<ScanResult> {
+/**
+ * One scan unit for the cluster's coordinators on an open cluster runtime; the stored result.
+ * `kind`: interactive (`scan-image`) or bulk (`scan-image-bulk`, crawls), two separate queues.
+ */
+async function clusterScanOn(runtime: Runtime, prefix: string, ref: string, source: InspectOptions['source'], strict: boolean, kind = UNIT_SCAN_IMAGE): Promise<ScanResult> {
   const analyser = runtime.analyser;
   const unit = { reference: ref, source, strict, analyser: analyser.name, analyserVersion: analyser.version };
   const waiting = setTimeout(() => process.stderr.write(`dockergate: waiting for a coordinator of cluster ${prefix} (dockergate coordinator)\n`), 10_000);
   let done: ScanImageDone;
   try {
     done = await withSpan('scan request', { 'dockergate.reference': ref }, () =>
-      runtime.bus.request<typeof unit, ScanImageDone>(UNIT_SCAN_IMAGE, scanImageUnitId(unit, randomUUID()), unit),
+      runtime.bus.request<typeof unit, ScanImageDone>(kind, scanImageUnitId(unit, randomUUID()), unit),
     );
   } finally {
     clearTimeout(waiting);
@@ -442,7 +445,7 @@ async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptio
   try {
     const sourceOf = (platform: Platform): InspectOptions['source'] => ({ platform, insecure: Boolean(flags.insecure), ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}) });
     const scan: Scanner = flags.cluster
-      ? (reference, platform) => clusterScanOn(runtime, clusterConfig(flags).prefix, reference, sourceOf(platform), strict)
+      ? (reference, platform) => clusterScanOn(runtime, clusterConfig(flags).prefix, reference, sourceOf(platform), strict, UNIT_SCAN_IMAGE_BULK)
       : (reference, platform) => scanImage(runtime, reference, { source: sourceOf(platform), strict });
     await work({
       platform: parsePlatformSpec(flags.platform),
