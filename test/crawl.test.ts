@@ -60,6 +60,17 @@ async function pushImage(program: Buffer, repository: string, tag: string): Prom
   await fs.rm(layout, { recursive: true, force: true });
 }
 
+describe('the analysis state', () => {
+  it('changes with the analyser, its version and the strict option, and only with what shapes a scan', () => {
+    const state = analysisState(DEFAULT_ANALYSER, { strict: false });
+    assert.match(state, /^s[0-9a-f]{16}$/);
+    assert.equal(analysisState({ ...DEFAULT_ANALYSER }, { strict: false }), state);
+    assert.notEqual(analysisState({ ...DEFAULT_ANALYSER, version: DEFAULT_ANALYSER.version + 1 }, { strict: false }), state, 'an analyser version bump makes every tag stale');
+    assert.notEqual(analysisState({ ...DEFAULT_ANALYSER, name: 'radare2' }, { strict: false }), state);
+    assert.notEqual(analysisState(DEFAULT_ANALYSER, { strict: true }), state);
+  });
+});
+
 describe('crawl of a registry of 200 tags', { timeout: 1_200_000 }, () => {
   let runtime: Runtime;
   /** One crawl of the private registry on `runtime`, in the strict analysis state or not. */
