@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ImageTree } from '../coordinator/plan/image-tree.js';
 import { extractLayer } from '../extractor/layer-extract.js';
 import type { LayerRecord } from '../extractor/types.js';
@@ -13,8 +13,19 @@ import { digestOf, type EntrySpec, gzip, sha256, tarOf, tempDir, zstd } from './
 const ELF_BYTES = await fs.readFile('/bin/true');
 const SCRIPT = '#!/bin/sh -e\nexec "$@"\n';
 
+/** Temporary cache dirs of these tests, removed once they are done. */
+const scratch: string[] = [];
+async function scratchDir(): Promise<string> {
+  const dir = await tempDir();
+  scratch.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of scratch) await fs.rm(dir, { recursive: true, force: true });
+});
+
 async function extract(blob: Buffer, mediaType: string, cas?: DirCas, limits = DEFAULT_LIMITS): Promise<LayerRecord> {
-  const store = cas ?? new DirCas(await tempDir());
+  const store = cas ?? new DirCas(await scratchDir());
   return extractLayer(Readable.from([blob]), { digest: digestOf(blob), mediaType, size: blob.length }, { cas: store, limits });
 }
 
@@ -37,7 +48,7 @@ describe('extractLayer', () => {
   ] as const) {
     it(`reads a ${label} layer: hashes, kinds, links, long names`, async () => {
       const layerTar = await tarOf(BASIC);
-      const cacheDir = await tempDir();
+      const cacheDir = await scratchDir();
       const cas = new DirCas(cacheDir);
       const record = await extract(await encode(layerTar), mediaType, cas);
       assert.equal(record.diffId, digestOf(layerTar));
@@ -78,7 +89,7 @@ describe('extractLayer', () => {
 
   it('spools large ELF files to disk and stores them intact', async () => {
     const big = Buffer.concat([ELF_BYTES, Buffer.alloc(40 * 1024 * 1024, 7)]);
-    const cacheDir = await tempDir();
+    const cacheDir = await scratchDir();
     const cas = new DirCas(cacheDir);
     const record = await extract(await tarOf([{ name: 'big', content: big }]), 'application/vnd.oci.image.layer.v1.tar', cas);
     assert.equal(record.files[0]?.sha256, sha256(big));
