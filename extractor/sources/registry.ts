@@ -593,14 +593,15 @@ export class RegistryClient {
   }
 
   /**
-   * A small body (manifest, config) read whole with a byte cap, retried as a unit.
+   * A small body (manifest, config, listing page) read whole with a byte cap, retried as a unit,
+   * with the answer's status (one `spec.passStatus` accepted) and headers.
    * `onOverflow` builds the error for a body longer than `max`.
    */
   async getBytes(
     spec: Omit<RequestSpec, 'method' | 'timeout'>,
     max: number,
     onOverflow: () => DockergateError,
-  ): Promise<{ bytes: Buffer; contentType: string }> {
+  ): Promise<{ bytes: Buffer; contentType: string; status: number; headers: Headers }> {
     return this.withRetries(async () => {
       const exchange = await this.send({ ...spec, method: 'GET', timeout: 'whole' });
       try {
@@ -611,7 +612,8 @@ export class RegistryClient {
         }
         const body = await readBody(exchange, max);
         if (body.overflow) throw onOverflow();
-        return { bytes: body.bytes, contentType: exchange.response.headers.get('content-type') ?? '' };
+        const { status, headers } = exchange.response;
+        return { bytes: body.bytes, contentType: headers.get('content-type') ?? '', status, headers };
       } finally {
         exchange.finish();
       }
@@ -624,21 +626,20 @@ export class RegistryClient {
    * shrinks its page size on `400 PAGINATION_NUMBER_INVALID`).
    */
   async getPage(path: string, what: string, max: number, passStatus?: (status: number) => boolean): Promise<{ status: number; bytes: Buffer; link: string | null }> {
-    return this.withRetries(async () => {
-      const exchange = await this.send({ method: 'GET', path, accept: 'application/json', what, timeout: 'whole', ...(passStatus ? { passStatus } : {}) });
-      try {
-        const declared = exchange.response.headers.get('content-length');
-        if (declared && /^\d+$/.test(declared) && Number(declared) > max) {
-          await discard(exchange.response);
-          throw new LimitExceededError('maxRegistryPageBytes', max, `${what} (${this.where})`);
-        }
-        const body = await readBody(exchange, max);
-        if (body.overflow) throw new LimitExceededError('maxRegistryPageBytes', max, `${what} (${this.where})`);
-        return { status: exchange.response.status, bytes: body.bytes, link: exchange.response.headers.get('link') };
-      } finally {
-        exchange.finish();
-      }
-    });
+    const overflow = () => new LimitExceededError('maxRegistryPageBytes', max, `${what} (${this.where})`);
+    const { status, bytes, headers } = await this.getBytes({ path, accept: 'application/json', what, ...(passStatus ? { passStatus } : {}) }, max, overflow);
+    return { status, bytes, link: headers.get('link') };
+  }
+
+  /** One request whose answer's body is not needed (HEAD, uploads, manifest PUTs): its status and headers. */
+  private async sendBodiless(spec: RequestSpec): Promise<{ status: number; headers: Headers }> {
+    const exchange = await this.send(spec);
+    try {
+      await discard(exchange.response);
+      return { status: exchange.response.status, headers: exchange.response.headers };
+    } finally {
+      exchange.finish();
+    }
   }
 
   /** The URL a `Link` header's relative reference resolves against (RFC 8288 §3.2: the request's). */
@@ -651,28 +652,20 @@ export class RegistryClient {
    * POST an upload, then PUT its Location with `?digest=`). The Location must stay on this registry.
    */
   async pushBlob(bytes: Buffer, digest: Digest, what: string): Promise<void> {
-    const known = await this.withRetries(() => this.send({ method: 'HEAD', path: this.blobPath(digest), what, timeout: 'whole', passStatus: (status) => status === 404 }));
-    await discard(known.response);
-    known.finish();
-    if (known.response.status >= 200 && known.response.status < 300) return;
-    const started = await this.send({ method: 'POST', path: `/v2/${this.ref.repository}/blobs/uploads/`, what: `${what} (upload)`, timeout: 'whole' });
-    await discard(started.response);
-    started.finish();
-    const location = started.response.headers.get('location');
+    const known = await this.withRetries(() => this.sendBodiless({ method: 'HEAD', path: this.blobPath(digest), what, timeout: 'whole', passStatus: (status) => status === 404 }));
+    if (known.status >= 200 && known.status < 300) return;
+    const started = await this.sendBodiless({ method: 'POST', path: `/v2/${this.ref.repository}/blobs/uploads/`, what: `${what} (upload)`, timeout: 'whole' });
+    const location = started.headers.get('location');
     if (!location) throw new InvalidInputError(`${what}: ${this.where} started an upload without a Location`);
     const target = new URL(location, this.base);
     if (target.origin !== this.base.origin) throw new UnsupportedError(`${what}: ${this.where} sends the upload to another server (${target.origin})`);
     target.searchParams.set('digest', digest);
-    const done = await this.send({ method: 'PUT', path: `${target.pathname}${target.search}`, body: bytes, contentType: 'application/octet-stream', what, timeout: 'whole' });
-    await discard(done.response);
-    done.finish();
+    await this.sendBodiless({ method: 'PUT', path: `${target.pathname}${target.search}`, body: bytes, contentType: 'application/octet-stream', what, timeout: 'whole' });
   }
 
   /** PUTs a manifest or index under `reference` (a tag, or its own digest). */
   async putManifest(reference: string, bytes: Buffer, mediaType: string, what: string): Promise<void> {
-    const done = await this.withRetries(() => this.send({ method: 'PUT', path: this.manifestPath(reference), body: bytes, contentType: mediaType, what, timeout: 'whole' }));
-    await discard(done.response);
-    done.finish();
+    await this.withRetries(() => this.sendBodiless({ method: 'PUT', path: this.manifestPath(reference), body: bytes, contentType: mediaType, what, timeout: 'whole' }));
   }
 
   /**
@@ -701,10 +694,10 @@ export class RegistryClient {
    * are left to the GET that follows, which fails the same way with the registry's message.
    */
   async headManifestDigest(reference: string, what: string): Promise<Digest | undefined> {
-    let exchange: Exchange;
+    let answer: { status: number; headers: Headers };
     try {
-      exchange = await this.withRetries(() =>
-        this.send({
+      answer = await this.withRetries(() =>
+        this.sendBodiless({
           method: 'HEAD',
           path: this.manifestPath(reference),
           accept: MANIFEST_ACCEPT,
@@ -717,10 +710,8 @@ export class RegistryClient {
       if (err instanceof AuthError || err instanceof UnsupportedError || err instanceof InvalidInputError) return undefined;
       throw err;
     }
-    await discard(exchange.response);
-    exchange.finish();
-    if (exchange.response.status < 200 || exchange.response.status >= 300) return undefined;
-    const header = exchange.response.headers.get('docker-content-digest')?.trim();
+    if (answer.status < 200 || answer.status >= 300) return undefined;
+    const header = answer.headers.get('docker-content-digest')?.trim();
     return header && /^sha256:[0-9a-f]{64}$/.test(header) ? (header as Digest) : undefined;
   }
 
