@@ -84,6 +84,8 @@ export interface Limits {
    * Docker's default profile: never a silent cut.
    */
   readonly maxShellScriptBytes: number;
+  /** Nesting of shell function calls, `.`/`source` and `eval` while a script is evaluated (and rounds of sourced files read). */
+  readonly maxShellCallDepth: number;
   readonly maxInterpreterDepth: number;
   readonly maxProgramsPerScan: number;
   /** Distinct objects (programs and libraries) one scan analyses or reads the facts of. */
@@ -97,7 +99,7 @@ export interface Limits {
    * Wall-clock deadlines. One image's whole scan or inspection (a typed error past it: the image
    * fails, the crawl goes on); one layer's extraction unit, fetch included (the unit fails with its
    * reason, never retried); the planner's following and linking of one image, and the walk of one
-   * script's syntax tree (past either: a decision, and Docker's default profile instead).
+   * script's evaluation (past either: a decision, and Docker's default profile instead).
    */
   readonly scanTimeoutMs: number;
   readonly extractTimeoutMs: number;
@@ -140,6 +142,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   radare2TimeoutMs: 600_000,
   radare2MemoryBytes: 8 * 1024 * MiB,
   maxShellScriptBytes: 128 * KiB,
+  maxShellCallDepth: 32,
   maxInterpreterDepth: 4,
   maxProgramsPerScan: 2_000,
   maxObjectsPerScan: 20_000,

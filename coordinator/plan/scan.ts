@@ -1,8 +1,9 @@
 /**
  * `scan`: from an image to the syscalls its entrypoint can reach.
  *
- *   roots (Entrypoint + Cmd, HEALTHCHECK) → programs: scripts are parsed (their interpreter, the
- *   commands they run, `exec "$@"` → Cmd), ELF programs are loaded like ld.so loads them
+ *   roots (Entrypoint + Cmd, HEALTHCHECK) → programs: shell scripts are evaluated with their known
+ *   arguments and the image's ENV (coordinator/plan/shell-eval.ts: the commands some run of them
+ *   starts), wrappers (`gosu`, `env`, `tini`, ...) are followed to the command they run, ELF programs are loaded like ld.so loads them
  *   (PT_INTERP, DT_NEEDED through RPATH / LD_LIBRARY_PATH / RUNPATH / ld.so.cache / defaults), every
  *   object is analysed once (analyse-object units on the bus, facts from the knowledge base), facts
  *   are linked (coordinator/plan/link.ts), and what the linked code can reach adds roots to a fixpoint:
@@ -17,7 +18,7 @@ import type { ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { commandLine, envValue, findExecutable } from './entrypoint.js';
+import { commandLine, DEFAULT_PATH, envValue, findExecutable } from './entrypoint.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
 import { parseReference } from '../../extractor/reference.js';
@@ -27,7 +28,8 @@ import { type LoadedObject, linkFacts } from './link.js';
 import { spanSync, withSpan } from '../../infra/telemetry.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
-import { loadShellParser, type ScriptCommands, scriptCommands } from './shell.js';
+import { type ArgList, evaluateScript, knownArgs, loadShellParser, type ShellEvaluation } from './shell-eval.js';
+import { wrappedCommand } from './wrappers.js';
 
 export { SCAN_GENERATOR_VERSION, scanCacheKey } from './analysis-state.js';
 
@@ -101,10 +103,19 @@ const NSS_FUNCTIONS = new Set([
 const EXEC_FUNCTIONS = new Set(['system', 'popen', 'posix_spawn', 'posix_spawnp', 'execl', 'execlp', 'execle', 'execv', 'execvp', 'execvpe', 'execve', 'fexecve']);
 
 interface Invocation {
-  readonly argv: readonly string[];
+  /** The command line; `argv.items[0]` is the program's name. Unknown arguments are null. */
+  readonly argv: ArgList;
   readonly via: readonly string[];
   /** `#!` interpreters between the root and this program (a script's interpreter is one deeper). */
   readonly interpreterDepth?: number;
+}
+
+function invocationKey(argv: ArgList): string {
+  return JSON.stringify(argv);
+}
+
+function baseName(path: string): string {
+  return path.split('/').pop()!;
 }
 
 type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };
@@ -207,8 +218,6 @@ class ScanPlanner {
   private objectBudgetSpent = false;
   private readonly planStarted = performance.now();
   private planExpired = false;
-  /** Shell source → what it runs (or why it could not be parsed): each text is parsed once. */
-  private readonly parsedScripts = new Map<string, ScriptCommands | Error>();
   private fresh = 0;
   private failed = 0;
 
@@ -276,10 +285,10 @@ class ScanPlanner {
     }
     const argv = commandLine(this.config);
     if (argv.length === 0) this.decide('missing', 'the image has neither Entrypoint nor Cmd');
-    else this.enqueue({ argv, via: ['entrypoint'] });
+    else this.enqueue({ argv: knownArgs(argv), via: ['entrypoint'] });
     const health = this.config.healthcheck;
-    if (health && health[0] === 'CMD' && health.length > 1) this.enqueue({ argv: health.slice(1), via: ['healthcheck'] });
-    if (health && health[0] === 'CMD-SHELL' && health[1]) this.enqueue({ argv: ['/bin/sh', '-c', health[1]], via: ['healthcheck'] });
+    if (health && health[0] === 'CMD' && health.length > 1) this.enqueue({ argv: knownArgs(health.slice(1)), via: ['healthcheck'] });
+    if (health && health[0] === 'CMD-SHELL' && health[1]) this.enqueue({ argv: knownArgs(['/bin/sh', '-c', health[1]]), via: ['healthcheck'] });
 
     while (this.queue.length > 0 && !this.outOfTime()) {
       const invocation = this.queue.shift()!;
@@ -293,7 +302,7 @@ class ScanPlanner {
   }
 
   private enqueue(invocation: Invocation): void {
-    const key = invocation.argv.join('\0');
+    const key = invocationKey(invocation.argv);
     if (this.seenInvocations.has(key)) return;
     if (this.seenInvocations.size >= this.runtime.limits.maxProgramsPerScan) {
       if (!this.programBudgetSpent) this.overBudget(`more than ${this.runtime.limits.maxProgramsPerScan} program invocations (maxProgramsPerScan); the others are not followed`);
@@ -338,7 +347,7 @@ class ScanPlanner {
   }
 
   private async invoke({ argv, via, interpreterDepth = 0 }: Invocation): Promise<void> {
-    const name = argv[0]!;
+    const name = argv.items[0] as string;
     const found = findExecutable(name, this.config, this.tree, this.runtime.limits.maxSearchPathEntries);
     if (!('file' in found)) {
       this.decide('missing', `${name} (run by ${via.join(' → ')}) is not an executable in the image`);
@@ -348,76 +357,186 @@ class ScanPlanner {
     const caller = via[via.length - 1]!;
     this.edge(caller, path, 'runs');
     if (file.kind === 'script') {
-      await this.runScript(path, file, argv, via, interpreterDepth);
+      this.runScript(path, file, argv, via, interpreterDepth);
       return;
     }
     if (file.kind !== 'elf' || !file.sha256) {
       this.decide('missing', `${path} is neither ELF nor a script; it cannot run`, path);
       return;
     }
-    const base = path.split('/').pop()!;
-    // `sh -c 'string'`: the string is a script too.
-    if (SHELLS.has(base) || SHELLS.has(file.path.split('/').pop()!)) {
-      const dashC = argv.indexOf('-c');
-      if (dashC > 0 && argv[dashC + 1]) this.runShellSource(argv[dashC + 1]!, `${path} -c`, argv.slice(dashC + 2), [...via, path]);
+    const chain = [...via, path];
+    // A multi-call binary (busybox) runs the applet it is invoked as, or its first argument's.
+    const invokedAs = baseName(name);
+    const multiCall = invokedAs === 'busybox' || (baseName(file.path) === 'busybox' && invokedAs === baseName(file.path));
+    const command: ArgList = multiCall && typeof argv.items[1] === 'string' ? { items: argv.items.slice(1), more: argv.more } : argv;
+    const role = baseName(command.items[0] as string);
+    const roles = multiCall ? [role] : [role, baseName(file.path)];
+    // What it runs, when its command line says: a shell's script or -c string, a wrapper's command.
+    let knownExecs = false;
+    if (roles.some((r) => SHELLS.has(r) && r !== 'busybox')) knownExecs = await this.runShell(path, command, chain);
+    else {
+      const wrapped = roles.map((r) => wrappedCommand(r, { items: command.items.slice(1), more: command.more })).find((w) => w !== undefined);
+      if (wrapped && 'argv' in wrapped && typeof wrapped.argv.items[0] === 'string') {
+        this.enqueue({ argv: wrapped.argv, via: chain });
+        knownExecs = true;
+      } else if (wrapped && 'argv' in wrapped) {
+        this.fallBack('unresolved', `${path} (run by ${via.join(' → ')}) runs a command whose name is not known; it cannot be known statically`, path);
+        knownExecs = true;
+      } else if (wrapped && 'shell' in wrapped) {
+        this.enqueue({ argv: knownArgs(['/bin/sh', '-c', wrapped.shell]), via: chain });
+        knownExecs = true;
+      } else if (wrapped) this.fallBack('unresolved', `${path} (run by ${via.join(' → ')}): ${wrapped.unknown}; the command it runs cannot be known statically`, path);
     }
-    if (INTERPRETERS.test(base) || INTERPRETERS.test(file.path.split('/').pop()!)) await this.addInterpreterModules(path);
-    await this.runElf(path, file, [...via, path]);
+    if (roles.some((r) => INTERPRETERS.test(r))) await this.addInterpreterModules(path);
+    await this.runElf(path, file, chain, !knownExecs);
   }
 
-  private async runScript(path: string, file: TreeFile, argv: readonly string[], via: readonly string[], interpreterDepth: number): Promise<void> {
+  /** A #! script: its interpreter runs with the script's path and arguments (execve(2)). */
+  private runScript(path: string, file: TreeFile, argv: ArgList, via: readonly string[], interpreterDepth: number): void {
     if (interpreterDepth >= this.runtime.limits.maxInterpreterDepth) {
       // Linux's exec follows #! at most BINPRM_MAX_RECURSION (4) times, then fails with ELOOP.
       this.decide('missing', `${path} (run by ${via.join(' → ')}) is a #! script ${interpreterDepth} interpreters deep (limit ${this.runtime.limits.maxInterpreterDepth}, as Linux's): exec fails with ELOOP, it cannot run`, path);
       return;
     }
     this.programs.set(path, { path, kind: 'script', ...(file.sha256 ? { sha256: file.sha256 } : {}), via });
-    const [interpreter, ...interpreterArgs] = (file.interpreter ?? '/bin/sh').split(/\s+/);
-    const chain = [...via, path];
+    // Linux splits nothing after the interpreter's name: the rest of the line is one argument.
+    const line = (file.interpreter ?? '/bin/sh').trim();
+    const space = line.search(/\s/);
+    const interpreterArgv = space === -1 ? [line] : [line.slice(0, space), line.slice(space).trim()];
     this.decide('script', `${path} runs with ${file.interpreter ?? '/bin/sh (no #! line)'}`, path);
-    this.enqueue({ argv: [interpreter!, ...interpreterArgs, path, ...argv.slice(1)], via: chain, interpreterDepth: interpreterDepth + 1 });
-    const interpreterName = (interpreterArgs[0] && interpreter!.endsWith('/env') ? interpreterArgs[0] : interpreter!).split('/').pop()!;
-    if (!SHELLS.has(interpreterName) || !file.sha256) return;
-    if (file.size > this.runtime.limits.maxShellScriptBytes) {
-      // Checked before the source is read (a script may be as large as maxBlobBytes).
-      this.overBudget(`${path} is ${file.size} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`, path);
-      return;
-    }
-    const source = await this.runtime.cas.get(file.sha256);
-    this.runShellSource(source.toString('utf8'), path, argv.slice(1), chain);
+    this.enqueue({ argv: { items: [...interpreterArgv, path, ...argv.items.slice(1)], more: argv.more }, via: [...via, path], interpreterDepth: interpreterDepth + 1 });
   }
 
-  private runShellSource(source: string, name: string, args: readonly string[], via: readonly string[]): void {
-    const bytes = Buffer.byteLength(source);
-    if (bytes > this.runtime.limits.maxShellScriptBytes) {
-      this.overBudget(`${name} is ${bytes} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`);
-      return;
-    }
-    let commands = this.parsedScripts.get(source);
-    if (!commands) {
-      try {
-        commands = scriptCommands(source, name, this.runtime.limits.shellParseTimeoutMs);
-      } catch (err) {
-        commands = err instanceof Error ? err : new Error(String(err));
+  /**
+   * A shell's command line (sh(1): options, then `-c string [$0 [args]]`, or a script file and its
+   * arguments). Evaluates what it runs; false when it reads commands from its input (unknown).
+   */
+  private async runShell(shellPath: string, argv: ArgList, via: readonly string[]): Promise<boolean> {
+    const items = argv.items;
+    let commandString = false;
+    let fromInput = false;
+    let i = 1;
+    for (; i < items.length; i++) {
+      const item = items[i];
+      if (item === null || item === undefined) {
+        this.fallBack('unresolved', `${shellPath} (run by ${via.slice(0, -1).join(' → ')}) has options that are not known; the commands it runs cannot be known statically`, shellPath);
+        return true;
       }
-      this.parsedScripts.set(source, commands);
+      if (item === '--' || item === '-') {
+        i++;
+        break;
+      }
+      if (/^[-+][A-Za-z]+$/.test(item)) {
+        // `-o name` and `-O shopt` take the next word, also at the end of a cluster (`-eo pipefail`).
+        if (/[oO]$/.test(item)) i++;
+        if (item.startsWith('-') && item.includes('c')) commandString = true;
+        if (item.startsWith('-') && item.includes('s')) fromInput = true;
+        continue;
+      }
+      if (/^--(rcfile|init-file)$/.test(item)) i++;
+      else if (!item.startsWith('--')) break;
     }
-    if (commands instanceof LimitExceededError) {
-      this.overBudget(`${name}: ${commands.message}; the commands it runs are unknown`);
+    const operand = items[i];
+    const rest: ArgList = { items: items.slice(i + 1), more: argv.more };
+    if (commandString) {
+      if (typeof operand !== 'string') {
+        this.fallBack('unresolved', `${shellPath} -c (run by ${via.slice(0, -1).join(' → ')}): the command string is not known`, shellPath);
+        return true;
+      }
+      const arg0 = typeof rest.items[0] === 'string' ? rest.items[0] : shellPath;
+      await this.runShellSource(operand, `${shellPath} -c`, arg0, { items: rest.items.slice(1), more: rest.more }, via);
+      return true;
+    }
+    if (fromInput || operand === undefined) return argv.more ? this.unknownScript(shellPath, via) : false;
+    if (operand === null) return this.unknownScript(shellPath, via);
+    const script = safeResolve(this.tree, operand.startsWith('/') ? operand : `${this.config.workingDir || '/'}/${operand}`);
+    if (!script || script.type !== 'file') {
+      this.decide('missing', `${operand} (the script ${shellPath} is given) is not a file in the image`);
+      return true;
+    }
+    if (!script.sha256) {
+      this.fallBack('unresolved', `${operand} (run by ${shellPath}) has no #! line, so the extractor kept no copy of it; the commands it runs are unknown`, operand);
+      return true;
+    }
+    if (script.size > this.runtime.limits.maxShellScriptBytes) {
+      // Checked before the source is read (a script may be as large as maxBlobBytes).
+      this.overBudget(`${operand} is ${script.size} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`, operand);
+      return true;
+    }
+    const source = await this.runtime.cas.get(script.sha256);
+    await this.runShellSource(source.toString('utf8'), operand, operand, rest, via);
+    return true;
+  }
+
+  private unknownScript(shellPath: string, via: readonly string[]): boolean {
+    this.fallBack('unresolved', `${shellPath} (run by ${via.slice(0, -1).join(' → ')}) runs a script that is not known; the commands it runs cannot be known statically`, shellPath);
+    return true;
+  }
+
+  /** Evaluates shell source with its arguments and runs what it may start (reading the files it sources). */
+  private async runShellSource(source: string, name: string, arg0: string, args: ArgList, via: readonly string[]): Promise<void> {
+    const limits = this.runtime.limits;
+    const bytes = Buffer.byteLength(source);
+    if (bytes > limits.maxShellScriptBytes) {
+      this.overBudget(`${name} is ${bytes} bytes of shell, more than the parser is given (maxShellScriptBytes ${limits.maxShellScriptBytes}); the commands it runs are unknown`);
       return;
     }
-    if (commands instanceof Error) {
-      this.fallBack('unresolved', `${name}: ${commands.message}; the commands it runs are unknown`);
+    const key = JSON.stringify([source, arg0, args]);
+    let evaluation = this.evaluatedScripts.get(key);
+    if (!evaluation) {
+      evaluation = await this.evaluate(source, name, arg0, args);
+      this.evaluatedScripts.set(key, evaluation);
+    }
+    if (evaluation instanceof LimitExceededError) {
+      this.overBudget(`${name}: ${evaluation.message}; the commands it runs are unknown`);
       return;
     }
-    for (const program of commands.programs) this.enqueue({ argv: [program], via });
-    if (commands.runsArguments && args.length > 0) {
-      this.decide('script', `${name} runs its arguments ("$@"): ${JSON.stringify(args)}`);
-      this.enqueue({ argv: args, via });
+    if (evaluation instanceof Error) {
+      this.fallBack('unresolved', `${name}: ${evaluation.message}; the commands it runs are unknown`);
+      return;
     }
-    for (const computed of commands.computed) {
-      this.fallBack('unresolved', `${name}: ${computed} cannot be known statically`);
+    const shown = args.items.map((item) => item ?? '?').concat(args.more ? ['…'] : []);
+    this.decide('script', `${name} evaluated with arguments ${JSON.stringify(shown)}: it may run ${evaluation.runs.map((run) => run.argv.items[0]).join(', ') || 'no program'}`);
+    for (const run of evaluation.runs) this.enqueue({ argv: run.argv, via });
+    for (const computed of evaluation.computed) this.fallBack('unresolved', `${name}: ${computed} cannot be known statically`);
+  }
+
+  /** Shell source with its arguments → what it runs (or why it could not be evaluated): each is evaluated once. */
+  private readonly evaluatedScripts = new Map<string, ShellEvaluation | Error>();
+
+  /** One evaluation, again after reading each round of files it sources (at most maxShellCallDepth rounds). */
+  private async evaluate(source: string, name: string, arg0: string, args: ArgList): Promise<ShellEvaluation | Error> {
+    const limits = this.runtime.limits;
+    const sourced = new Map<string, string | Error>();
+    const findSourced = (target: string, pathVariable: string | null): string | null => {
+      const candidates = target.includes('/')
+        ? [target.startsWith('/') ? target : `${this.config.workingDir || '/'}/${target}`]
+        : (pathVariable ?? envValue(this.config.env, 'PATH') ?? DEFAULT_PATH).split(':').filter((dir) => dir.startsWith('/')).map((dir) => `${dir}/${target}`);
+      for (const candidate of candidates.slice(0, limits.maxSearchPathEntries)) {
+        const file = safeResolve(this.tree, candidate);
+        if (file?.type === 'file') return candidate;
+      }
+      return null;
+    };
+    for (let round = 0; ; round++) {
+      let evaluation: ShellEvaluation;
+      try {
+        evaluation = evaluateScript({ source, name, arg0, args, env: this.config.env, findSourced, sourced, timeoutMs: limits.shellParseTimeoutMs, maxCallDepth: limits.maxShellCallDepth });
+      } catch (err) {
+        if (err instanceof DockergateError) return err;
+        throw err;
+      }
+      if (evaluation.wanted.length === 0) return evaluation;
+      if (round >= limits.maxShellCallDepth) return new LimitExceededError('maxShellCallDepth', limits.maxShellCallDepth, `files sourced by ${name}`);
+      for (const path of evaluation.wanted) sourced.set(path, await this.sourcedText(path));
     }
+  }
+
+  private async sourcedText(path: string): Promise<string | Error> {
+    const file = safeResolve(this.tree, path);
+    if (!file?.sha256) return new Error('it has no #! line, so the extractor kept no copy of it');
+    if (file.size > this.runtime.limits.maxShellScriptBytes) return new Error(`it is ${file.size} bytes, more than maxShellScriptBytes (${this.runtime.limits.maxShellScriptBytes})`);
+    return (await this.runtime.cas.get(file.sha256)).toString('utf8');
   }
 
   /** Analyses (or fetches the facts of) objects; null marks a failed analysis. */
@@ -498,9 +617,20 @@ class ScanPlanner {
 
   private readonly runTimeModules = new Map<string, LoadedObject[]>();
 
-  private async runElf(path: string, file: TreeFile, via: readonly string[]): Promise<void> {
-    if (this.programs.has(path)) return;
-    this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
+  /** Programs linked with the exec targets of their strings followed (see runElf). */
+  private readonly execStringsFollowed = new Set<string>();
+
+  /**
+   * Loads and links a program, adding what it reaches. `followExecStrings`: its exec targets are
+   * not known from its command line (a shell without a known script, a program that is no
+   * wrapper), so the executables its strings name are followed; a later invocation that needs
+   * them links the program again.
+   */
+  private async runElf(path: string, file: TreeFile, via: readonly string[], followExecStrings: boolean): Promise<void> {
+    const linked = this.programs.has(path);
+    if (linked && (!followExecStrings || this.execStringsFollowed.has(path))) return;
+    if (!linked) this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
+    if (followExecStrings) this.execStringsFollowed.add(path);
     const { scope, interpreter } = await this.loadSet(path, file);
     if (scope.length === 0) return;
     const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
@@ -508,7 +638,7 @@ class ScanPlanner {
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6 && !this.outOfTime(); round++) {
       const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () => linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime }));
-      const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via);
+      const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via, followExecStrings);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {
         for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
@@ -542,6 +672,7 @@ class ScanPlanner {
     syscalls: ReadonlySet<string>,
     considered: Set<string>,
     via: readonly string[],
+    followExecStrings: boolean,
   ): Promise<number> {
     const before = loaded.length;
     const objects = [...scope, ...loaded];
@@ -579,11 +710,12 @@ class ScanPlanner {
     }
     const runModules = this.runTimeModules.get(programPath) ?? [];
     for (const module of runModules) if (!loaded.includes(module)) loaded.push(module);
-    // exec: absolute paths of executables in the strings of loaded objects; system/popen run /bin/sh.
+    // exec: system/popen run /bin/sh; and, unless the command line says what it runs, the
+    // absolute paths of executables in the strings of loaded objects.
     const execs = syscalls.has('execve') || syscalls.has('execveat') || [...imports].some((name) => EXEC_FUNCTIONS.has(name));
     if (execs) {
       if (imports.has('system') || imports.has('popen')) this.enqueueExec('/bin/sh', programPath, 'system/popen is reached', via);
-      for (const object of objects) {
+      for (const object of followExecStrings ? objects : []) {
         for (const text of object.facts.pathStrings) {
           if (!text.startsWith('/') || considered.has(`exec:${text}`)) continue;
           considered.add(`exec:${text}`);
@@ -598,9 +730,10 @@ class ScanPlanner {
   }
 
   private enqueueExec(target: string, programPath: string, why: string, via: readonly string[]): void {
-    if (this.seenInvocations.has(target)) return;
+    const argv = knownArgs([target]);
+    if (this.seenInvocations.has(invocationKey(argv))) return;
     this.decide('exec', `${programPath} may run ${target}: ${why}`, target);
-    this.enqueue({ argv: [target], via: [...via] });
+    this.enqueue({ argv, via: [...via] });
   }
 
   private async nssModules(): Promise<string[]> {

@@ -530,13 +530,13 @@ export const SCAN_CASES: HostileScanCase[] = [
     fallback: true,
   },
   {
-    name: 'a script whose syntax walk runs past shellParseTimeoutMs',
+    name: 'a script whose evaluation runs past shellParseTimeoutMs',
     image: async () => ({
       ...(await layers([SHELL_STUB, { name: 'entry.sh', content: `#!/bin/sh\n${'if [ -n "$x" ]; then /bin/true "$x"; fi\n'.repeat(2_000)}`, mode: EXECUTABLE }])),
       config: { Entrypoint: ['/entry.sh'] },
     }),
     limits: { shellParseTimeoutMs: 1 },
-    decision: { kind: 'limit', detail: /entry\.sh: walking the syntax tree .* exceeds limit shellParseTimeoutMs/ },
+    decision: { kind: 'limit', detail: /entry\.sh: evaluating \/entry\.sh exceeds limit shellParseTimeoutMs/ },
     fallback: true,
   },
   {
