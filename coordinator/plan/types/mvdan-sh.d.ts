@@ -1,5 +1,5 @@
 // Minimal typings for mvdan-sh (the GopherJS build of mvdan/sh's parser), covering what
-// coordinator/plan/shell.ts uses. Nodes are Go structs; `syntax.NodeType(node)` names their type.
+// coordinator/plan/shell-eval.ts uses. Nodes are Go structs; `syntax.NodeType(node)` names their type.
 declare module 'mvdan-sh' {
   export interface ShNode {
     readonly [field: string]: unknown;
