@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { baseImageId, buildImage } from '../bench/corpus/build.js';
 import { selectImages } from '../bench/corpus/images.js';
 import { JetStreamBus } from '../infra/jetstream-bus.js';
+import { gzipLayer, writeOciLayout } from './helpers/layers.js';
 import type { ScanReport } from '../coordinator/output/report.js';
 import {
   analysesOf,
@@ -278,6 +279,37 @@ describe('cluster mode under faults', { timeout: 900_000 }, () => {
       // Each worker tried it at most once per delivery and never finished it: no analysis counted for it.
       assert.equal(await total(cluster.workers, (worker) => metric(worker, 'dockergate_units_running', 'analyse-object')), 0);
       await assertAnalysedOnce(cluster, await total(cluster.workers, analysesOf), 1);
+    } finally {
+      await cluster.close();
+    }
+  });
+  it('a hostile ELF is a final outcome at its first delivery: recorded as failed with its reason, never retried, and a fallback in the report', { timeout: 200_000 }, async () => {
+    // The entrypoint is 64 bytes that begin like ELF: the analysis rejects it, deterministically.
+    const hostile = Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(60)]);
+    const layout = path.join(work, 'hostile-layout');
+    await writeOciLayout(layout, { layers: [await gzipLayer([{ name: 'bin/hostile', content: hostile, mode: 0o755 }])], config: { Entrypoint: ['/bin/hostile'] } });
+    const cluster = await startCluster('hostile', { workers: { DOCKERGATE_TEST_ANALYSIS_DELAY_MS: '0' } });
+    try {
+      await finished(cluster, cli(['scan', `oci:${layout}`, '--cluster', ...outputFlags(cluster.out)], cluster.deployment.env, 150_000));
+      const scanned = JSON.parse(await fs.readFile(path.join(cluster.out, 'report.json'), 'utf8')) as ScanReport;
+      assert.equal(scanned.unsure, true);
+      const failed = scanned.decisions.filter((decision) => decision.kind === 'analysis-failed');
+      assert.equal(failed.length, 1, JSON.stringify(scanned.decisions));
+      assert.match(failed[0]!.detail, /\/bin\/hostile: invalid-input: ELF/);
+      assert.ok(scanned.decisions.some((decision) => decision.kind === 'fallback'), 'the scan applied the fallback');
+      // The failure is the unit's durable result (the knowledge base's record, acked at once): not a
+      // dead letter, which is for units that fail or never answer (the poisoned-unit test).
+      const bus = await JetStreamBus.connect(nats.url, { prefix: cluster.deployment.prefix });
+      try {
+        assert.deepEqual(await bus.deadLetters(), []);
+      } finally {
+        await bus.close();
+      }
+      const rows = await cluster.deployment.query<{ status: string; error_code: string | null }>('select status, error_code from analyses');
+      assert.deepEqual(rows, [{ status: 'failed', error_code: 'invalid-input' }]);
+      assert.equal(await total(cluster.workers, (worker) => metric(worker, 'dockergate_units_redelivered_total', 'analyse-object')), 0);
+      assert.equal(await total(cluster.workers, (worker) => metric(worker, 'dockergate_units_retried_total', 'analyse-object')), 0);
+      assert.equal(await total(cluster.workers, (worker) => metric(worker, 'dockergate_objects_failed_total')), 1);
     } finally {
       await cluster.close();
     }
