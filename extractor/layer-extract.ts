@@ -22,7 +22,7 @@ import { HashingStream } from './streams.js';
 import type { Digest, FileType, LayerDescriptor, LayerFile, LayerRecord } from './types.js';
 
 /** Bumped whenever a `LayerRecord` computed from the same bytes would differ. */
-export const EXTRACTOR_VERSION = 2;
+export const EXTRACTOR_VERSION = 3;
 
 /**
  * Configuration files that decide how programs load code, kept in the CAS like ELF files and
@@ -34,6 +34,15 @@ export const KEPT_FILES: ReadonlySet<string> = new Set([
   '/etc/ld-musl-x86_64.path',
   '/etc/ld-musl-aarch64.path',
 ]);
+
+/**
+ * Text a shell may read with `.`/`source` though it has no `#!` line (`/etc/apache2/envvars`,
+ * `/etc/default/*`, `*.sh` libraries): kept in the CAS when it is at most `maxShellScriptBytes`
+ * (more is not an error: the planner then reports the file as unreadable).
+ */
+export function mayBeSourced(entryPath: string): boolean {
+  return entryPath.startsWith('/etc/') || /\.(sh|bash|ksh|env)$/.test(entryPath) || /\/(s?bin|libexec)\//.test(entryPath);
+}
 
 /** Whiteout prefix and opaque marker (OCI image spec `layer.md`, "Whiteouts"). */
 const WHITEOUT_PREFIX = '.wh.';
@@ -252,6 +261,8 @@ class LayerCollector {
     let kept: Buffer[] | undefined;
     let spool: { path: string; stream: WriteStream } | undefined;
     let keptBytes = 0;
+    /** Kept only because a shell may source it: dropped (not an error) past maxShellScriptBytes. */
+    let sourcedOnly = false;
 
     for await (const chunk of content) {
       size += chunk.length;
@@ -261,13 +272,19 @@ class LayerCollector {
         // Wait for enough bytes to classify; after the loop, short files are classified.
         if (head.length < limits.classifyHeadBytes) continue;
         classification = classify(head.subarray(0, limits.classifyHeadBytes));
-        if (classification.kind !== 'other' || KEPT_FILES.has(entryPath)) kept = [head];
+        sourcedOnly = classification.kind === 'other' && !KEPT_FILES.has(entryPath) && mayBeSourced(entryPath);
+        if (classification.kind !== 'other' || KEPT_FILES.has(entryPath) || sourcedOnly) kept = [head];
         keptBytes = head.length;
         head = undefined;
+        if (sourcedOnly && keptBytes > limits.maxShellScriptBytes) kept = undefined;
         continue;
       }
       if (!kept && !spool) continue;
       keptBytes += chunk.length;
+      if (sourcedOnly && keptBytes > limits.maxShellScriptBytes) {
+        kept = undefined;
+        continue;
+      }
       if (keptBytes > limits.maxBlobBytes) {
         throw new LimitExceededError('maxBlobBytes', limits.maxBlobBytes, `file ${entryPath}`);
       }
@@ -281,7 +298,8 @@ class LayerCollector {
     }
     if (!classification) {
       classification = classify(head ?? Buffer.alloc(0));
-      if (classification.kind !== 'other' || KEPT_FILES.has(entryPath)) kept = head ? [head] : [];
+      sourcedOnly = classification.kind === 'other' && !KEPT_FILES.has(entryPath) && mayBeSourced(entryPath);
+      if (classification.kind !== 'other' || KEPT_FILES.has(entryPath) || (sourcedOnly && size <= limits.maxShellScriptBytes)) kept = head ? [head] : [];
     }
     const sha256 = hash.digest('hex');
     if (spool) {

@@ -61,6 +61,12 @@ export interface ExportSummary {
   readonly reach: number;
 }
 
+/**
+ * Exports named `busybox-applet:<name>` are the applets of a multi-call binary (its applet table,
+ * worker/native/elf-model.ts): the applet that runs is the one the program is invoked as.
+ */
+export const APPLET_EXPORT_PREFIX = 'busybox-applet:';
+
 export interface ObjectFacts {
   readonly sha256: string;
   readonly analyser: string;

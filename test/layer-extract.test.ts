@@ -38,6 +38,8 @@ const BASIC: EntrySpec[] = [
   { name: 'bin', type: 'symlink', linkname: 'usr/bin' },
   { name: 'usr/bin/true-again', type: 'link', linkname: 'usr/bin/true' },
   { name: `deep/${'d'.repeat(120)}/${'f'.repeat(100)}`, content: 'long name' },
+  { name: 'srv/data.txt', content: 'plain data\n' },
+  { name: 'etc/big.conf', content: 'x'.repeat(DEFAULT_LIMITS.maxShellScriptBytes + 1) },
 ];
 
 describe('extractLayer', () => {
@@ -68,10 +70,13 @@ describe('extractLayer', () => {
       assert.equal(hardlink?.type, 'hardlink');
       assert.equal(hardlink?.sha256, sha256(ELF_BYTES));
       assert.ok(byPath.has(`/deep/${'d'.repeat(120)}/${'f'.repeat(100)}`));
-      // Only ELF files and scripts reach the CAS, and they verify on read.
+      // ELF files and scripts reach the CAS, and they verify on read; so does small text a shell
+      // may source (under /etc, *.sh, bin dirs); other files are hashed only.
       assert.deepEqual(await cas.get(sha256(ELF_BYTES)), ELF_BYTES);
       assert.equal((await cas.get(sha256(SCRIPT))).toString(), SCRIPT);
-      assert.equal(await cas.has(sha256('hello\n')), false);
+      assert.equal((await cas.get(sha256('hello\n'))).toString(), 'hello\n');
+      assert.equal(await cas.has(sha256('plain data\n')), false);
+      assert.equal(await cas.has(sha256('x'.repeat(DEFAULT_LIMITS.maxShellScriptBytes + 1))), false);
     });
   }
 

@@ -48,6 +48,18 @@ describe('ground truth: every syscall strace sees is in the static closure', () 
   }
 });
 
+describe('static Go', () => {
+  it('follows the numbers Go keeps in variables and its per-thread syscalls: no unresolved site', { timeout: 300_000 }, async () => {
+    const entry = FIXTURE_MATRIX.find((item) => item.toolchain === 'go');
+    assert.ok(entry, 'the Go fixture builds here');
+    const executable = await buildFixture(entry.name, entry.toolchain, await fixtureDirs.for(entry.root), entry.root);
+    const facts = await factsOf(executable);
+    assert.deepEqual(facts.unresolved, [], 'syscall.fcntl64Syscall, internal/syscall/unix.FcntlSyscall and runtime.runPerThreadSyscall are resolved');
+    const closure = (await programClosure(executable, factsOf, entry.root)).linked;
+    for (const name of ['fcntl', 'setuid', 'setgid']) assert.ok(closure.syscalls.has(name), `${name} in the closure`);
+  });
+});
+
 describe('libc.so.6', () => {
   it('resolves at least 97 % of syscall sites and summarises well-known exports', async () => {
     const facts = await factsOf(LIBC);

@@ -53,7 +53,7 @@ const RADARE2_KNOWN_MISSES: Readonly<Record<string, Readonly<Record<string, stri
   'function-pointers/musl-static': each('write', MUSL_CANCEL_POINT),
   'threads/musl-dynamic': each('read recvfrom sendto wait4', MUSL_CANCEL_POINT),
   'threads/musl-static': each('read recvfrom sendto wait4', MUSL_CANCEL_POINT),
-  'go/go': each('accept4 bind connect fstat getdents64 getpeername getrlimit getsockname getsockopt listen mkdirat setsockopt socket unlinkat', GO_SYSCALL),
+  'go/go': each('accept4 bind connect fstat getdents64 getgid getpeername getrlimit getsockname getsockopt getuid listen mkdirat setgid setsockopt setuid socket unlinkat', GO_SYSCALL),
 };
 
 /** Syscalls that libcs make at cancellation points: through `__syscall_cp` (musl) or `__syscall_cancel` (glibc ≥ 2.41). */

@@ -120,6 +120,13 @@ export const CORPUS: CorpusImage[] = [
     'busybox-static alone FROM scratch, `busybox httpd -f` on port 18081; the smoke URL is a CGI shell script (fork + exec of busybox sh)',
   ),
   image(
+    'busybox-shell',
+    'cli',
+    NO_NET,
+    { kind: 'exit0' },
+    'busybox-static alone FROM scratch, an ash entrypoint script parsing the Cmd (options, then a sub-command) and running applets (mkdir, seq, wc, sha256sum, cut, grep, rm): the Alpine idiom',
+  ),
+  image(
     'static-c',
     'cli',
     NO_NET,

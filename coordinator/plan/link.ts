@@ -7,7 +7,7 @@
  * callbacks that reached code took the address of, and those held in data, of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
-import { type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
+import { APPLET_EXPORT_PREFIX, type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
 
 export interface LoadedObject {
   /** Where the object was found (its path in the image), for witness paths. */
@@ -25,6 +25,11 @@ export interface LinkInput {
    * their initialisers and every export are roots, since `dlsym` may fetch any of them.
    */
   readonly loadedAtRunTime?: readonly LoadedObject[];
+  /**
+   * A multi-call program (its `busybox-applet:*` exports): the applets that run, by name. Absent,
+   * or a name it has no applet for: every applet (what it runs is not known).
+   */
+  readonly applets?: readonly string[];
 }
 
 export interface LinkedReach {
@@ -118,6 +123,12 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const [program] = input.scope;
   if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`]);
   if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`]);
+  if (program) {
+    const applets = program.facts.exports.filter((item) => item.symbol.startsWith(APPLET_EXPORT_PREFIX));
+    const named = applets.filter((item) => input.applets?.includes(item.symbol.slice(APPLET_EXPORT_PREFIX.length)));
+    const running = input.applets && named.length === input.applets.length ? named : applets;
+    for (const item of running) push(program, item.reach, [`${program.path}:${item.symbol.slice(APPLET_EXPORT_PREFIX.length)} applet`]);
+  }
   for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`]);
   for (const object of runTime) for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`]);
 

@@ -13,8 +13,8 @@
  */
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
 import { withDeadline } from '../../infra/deadline.js';
-import { DockergateError, LimitExceededError } from '../../infra/errors.js';
-import type { ObjectFacts } from '../../store/facts.js';
+import { DockergateError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
+import { APPLET_EXPORT_PREFIX, type ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -388,7 +388,9 @@ class ScanPlanner {
       } else if (wrapped) this.fallBack('unresolved', `${path} (run by ${via.join(' → ')}): ${wrapped.unknown}; the command it runs cannot be known statically`, path);
     }
     if (roles.some((r) => INTERPRETERS.test(r))) await this.addInterpreterModules(path);
-    await this.runElf(path, file, chain, !knownExecs);
+    // The applet a multi-call binary runs: the name it is invoked as (busybox's own name: its first argument).
+    const applet = multiCall ? (typeof argv.items[1] === 'string' ? role : undefined) : invokedAs;
+    await this.runElf(path, file, chain, !knownExecs, applet);
   }
 
   /** A #! script: its interpreter runs with the script's path and arguments (execve(2)). */
@@ -454,16 +456,16 @@ class ScanPlanner {
       this.decide('missing', `${operand} (the script ${shellPath} is given) is not a file in the image`);
       return true;
     }
-    if (!script.sha256) {
-      this.fallBack('unresolved', `${operand} (run by ${shellPath}) has no #! line, so the extractor kept no copy of it; the commands it runs are unknown`, operand);
-      return true;
-    }
     if (script.size > this.runtime.limits.maxShellScriptBytes) {
       // Checked before the source is read (a script may be as large as maxBlobBytes).
       this.overBudget(`${operand} is ${script.size} bytes of shell, more than the parser is given (maxShellScriptBytes ${this.runtime.limits.maxShellScriptBytes}); the commands it runs are unknown`, operand);
       return true;
     }
-    const source = await this.runtime.cas.get(script.sha256);
+    const source = await this.keptCopy(script);
+    if (!source) {
+      this.fallBack('unresolved', `${operand} (run by ${shellPath}) has no #! line, so the extractor kept no copy of it; the commands it runs are unknown`, operand);
+      return true;
+    }
     await this.runShellSource(source.toString('utf8'), operand, operand, rest, via);
     return true;
   }
@@ -534,9 +536,21 @@ class ScanPlanner {
 
   private async sourcedText(path: string): Promise<string | Error> {
     const file = safeResolve(this.tree, path);
-    if (!file?.sha256) return new Error('it has no #! line, so the extractor kept no copy of it');
+    if (!file) return new Error('it is not in the image');
     if (file.size > this.runtime.limits.maxShellScriptBytes) return new Error(`it is ${file.size} bytes, more than maxShellScriptBytes (${this.runtime.limits.maxShellScriptBytes})`);
-    return (await this.runtime.cas.get(file.sha256)).toString('utf8');
+    const bytes = await this.keptCopy(file);
+    return bytes ? bytes.toString('utf8') : new Error('it has no #! line, so the extractor kept no copy of it');
+  }
+
+  /** A file's bytes, if the extractor kept them in the CAS (ELF files, #! scripts, KEPT_FILES); others are hashed only. */
+  private async keptCopy(file: TreeFile): Promise<Buffer | undefined> {
+    if (!file.sha256) return undefined;
+    try {
+      return await this.runtime.cas.get(file.sha256);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
   }
 
   /** Analyses (or fetches the facts of) objects; null marks a failed analysis. */
@@ -617,27 +631,42 @@ class ScanPlanner {
 
   private readonly runTimeModules = new Map<string, LoadedObject[]>();
 
-  /** Programs linked with the exec targets of their strings followed (see runElf). */
-  private readonly execStringsFollowed = new Set<string>();
+  /** Each program's load set, computed once. */
+  private readonly loadSets = new Map<string, Promise<{ scope: LoadedObject[]; interpreter?: LoadedObject }>>();
+
+  /** Programs linked so far: path, applet (`*`: all) and whether their strings' exec targets were followed. */
+  private readonly linkedPrograms = new Set<string>();
 
   /**
    * Loads and links a program, adding what it reaches. `followExecStrings`: its exec targets are
    * not known from its command line (a shell without a known script, a program that is no
    * wrapper), so the executables its strings name are followed; a later invocation that needs
-   * them links the program again.
+   * them links the program again. `applet`: the name a multi-call program runs as (busybox).
    */
-  private async runElf(path: string, file: TreeFile, via: readonly string[], followExecStrings: boolean): Promise<void> {
-    const linked = this.programs.has(path);
-    if (linked && (!followExecStrings || this.execStringsFollowed.has(path))) return;
-    if (!linked) this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
-    if (followExecStrings) this.execStringsFollowed.add(path);
-    const { scope, interpreter } = await this.loadSet(path, file);
+  private async runElf(path: string, file: TreeFile, via: readonly string[], followExecStrings: boolean, applet?: string): Promise<void> {
+    if (!this.programs.has(path)) this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
+    let loading = this.loadSets.get(path);
+    if (!loading) {
+      loading = this.loadSet(path, file);
+      this.loadSets.set(path, loading);
+    }
+    const { scope, interpreter } = await loading;
     if (scope.length === 0) return;
+    const multiCall = scope[0]!.facts.exports.some((item) => item.symbol.startsWith(APPLET_EXPORT_PREFIX));
+    const variant = (strings: boolean): string => `${path}\0${multiCall ? (applet ?? '*') : ''}\0${strings}`;
+    if (this.linkedPrograms.has(variant(true)) || (!followExecStrings && this.linkedPrograms.has(variant(false)))) return;
+    this.linkedPrograms.add(variant(followExecStrings));
     const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
     const considered = new Set<string>();
+    // An applet that runs another one in its own process (BusyBox's FEATURE_PREFER_APPLETS) does
+    // what an exec of that applet does: those are followed like any program's exec targets.
+    const applets = multiCall && applet ? [applet] : undefined;
+    if (applets) this.decide('program', `${path} runs as its ${applet} applet: only that applet of the multi-call binary is linked`, path);
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6 && !this.outOfTime(); round++) {
-      const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () => linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime }));
+      const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () =>
+        linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, ...(applets ? { applets } : {}) }),
+      );
       const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via, followExecStrings);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {

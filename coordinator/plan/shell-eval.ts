@@ -398,23 +398,16 @@ class Evaluator {
     const cond = node.Cond as ShNode[];
     const body = node.Do as ShNode[];
     const until = node.Until === true;
-    // Known conditions first (`while [ $# -gt 0 ]; do ...; shift; done` over known arguments).
-    if (!containsLoopControl(body)) {
+    // Known conditions first (`while [ $# -gt 0 ]; do case $1 in ...; esac; shift; done` over known arguments).
+    if (!containsDeepLoopControl(body)) {
       let current = worlds.map(cloneWorld);
       const done: World[] = [];
       for (let i = 0; i < MAX_KNOWN_ITERATIONS && current.length > 0; i++) {
         const tested = this.stmts(cond, current);
-        if (tested.some((w) => w.flow === 'normal' && w.status === null)) {
-          current = [];
-          break;
-        }
+        if (tested.some((w) => w.flow === 'normal' && w.status === null)) break;
         const goOn = tested.filter((w) => w.flow === 'normal' && w.status === !until);
         done.push(...tested.filter((w) => w.flow !== 'normal' || w.status === until));
-        current = this.stmts(body, goOn).filter((w) => {
-          if (w.flow === 'normal') return true;
-          done.push(w);
-          return false;
-        });
+        current = this.afterIteration(this.stmts(body, goOn), done);
         if (current.length === 0) {
           for (const w of done) if (w.flow === 'normal') w.status = true;
           return done;
@@ -424,6 +417,25 @@ class Evaluator {
     return this.unknownLoop([...cond, ...body], worlds, () => null);
   }
 
+  /**
+   * Worlds after one run of a loop body: `break` leaves the loop (into `done`), `continue` and the
+   * normal end go on to the next iteration, `return` leaves it too.
+   */
+  private afterIteration(worlds: World[], done: World[]): World[] {
+    const next: World[] = [];
+    for (const w of worlds) {
+      if (w.flow === 'break') {
+        w.flow = 'normal';
+        done.push(w);
+      } else if (w.flow === 'continue') {
+        w.flow = 'normal';
+        next.push(w);
+      } else if (w.flow === 'normal') next.push(w);
+      else done.push(w);
+    }
+    return next;
+  }
+
   private forClause(node: ShNode, world: World, line: number): World[] {
     const loop = node.Loop as ShNode;
     const body = node.Do as ShNode[];
@@ -431,14 +443,15 @@ class Evaluator {
     const variable = String((loop.Name as ShNode).Value);
     const inGiven = (loop.InPos as { IsValid(): boolean }).IsValid();
     const items: ArgList = inGiven ? this.expandFields(loop.Items as ShNode[], world, line) : world.positional;
-    if (!items.more && items.items.length <= MAX_KNOWN_ITERATIONS && !containsLoopControl(body)) {
+    if (!items.more && items.items.length <= MAX_KNOWN_ITERATIONS && !containsDeepLoopControl(body)) {
       let current = [world];
+      const done: World[] = [];
       for (const item of items.items) {
-        for (const w of current) if (w.flow === 'normal') this.assign(w, variable, item === null ? UNKNOWN : { set: true, value: item });
-        current = this.stmts(body, current);
-        if (current.length === 0) return current;
+        for (const w of current) this.assign(w, variable, item === null ? UNKNOWN : { set: true, value: item });
+        current = this.afterIteration(this.stmts(body, current), done);
+        if (current.length === 0) break;
       }
-      return current;
+      return [...done, ...current];
     }
     return this.unknownLoop(body, [world], (w) => w.vars.set(variable, UNKNOWN));
   }
@@ -1186,14 +1199,16 @@ function assignedIn(body: readonly ShNode[], functions: ReadonlyMap<string, ShNo
   return { names, positional };
 }
 
-function containsLoopControl(body: readonly ShNode[]): boolean {
+/** `break N` / `continue N` (N other than 1) in a loop body: it leaves loops around this one. */
+function containsDeepLoopControl(body: readonly ShNode[]): boolean {
   let found = false;
   for (const stmt of body) {
     syntax.Walk(stmt, (node) => {
       if (!node || found) return false;
       if (syntax.NodeType(node) === 'CallExpr') {
-        const head = literalOf(((node.Args as ShNode[] | undefined) ?? [])[0]);
-        if (head === 'break' || head === 'continue') found = true;
+        const words = (node.Args as ShNode[] | undefined) ?? [];
+        const head = literalOf(words[0]);
+        if ((head === 'break' || head === 'continue') && words.length > 1 && literalOf(words[1]) !== '1') found = true;
       }
       return true;
     });

@@ -6,7 +6,7 @@
  */
 import { type Instruction, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
-import { type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
+import { type ConstantMemory, type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
 import type { GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
 import { type CodeModel, inCode } from './code-model.js';
 
@@ -182,7 +182,7 @@ function analyse(
   const jumpTables = new Set(tables);
   const jumps: JumpIndex = { sources, tables };
   markNoReturnCalls(table, functions, starts);
-  const tracker = new ValueTracker(table, jumps, redecoder, model.goAbi);
+  const tracker = new ValueTracker(table, jumps, redecoder, model.goAbi, unwrittenVariables(model, table, new Redecoder(table)));
 
   // PLT stubs: a function whose body jumps through a GOT slot is a thunk for that import, or for
   // the implementations of an IFUNC when the slot is filled by an IRELATIVE relocation.
@@ -395,6 +395,7 @@ function analyse(
         if (seen.has(key)) continue;
         seen.add(key);
         const resolution = tracker.resolve(locationOfParam(param, tailCall), site.index, caller.span);
+        if (model.goAbi) resolveGoPerThreadSyscall(caller, resolution);
         if (applyArgument(caller, site.index, resolution, 'native')) worklist.push(caller);
       }
     }
@@ -497,6 +498,105 @@ function markNoReturnCalls(table: InstructionTable, functions: ReadonlyMap<numbe
   for (let i = 0; i < table.count; i++) {
     if (table.op[i] === Op.CallDirect && functions.has(table.target[i]!) && !mayReturn.has(table.target[i]!)) table.noReturnCalls.add(i);
   }
+}
+
+/**
+ * Go's package-level variables that hold a syscall number (`syscall.fcntl64Syscall`,
+ * `internal/syscall/unix.FcntlSyscall`: SYS_FCNTL, reassigned only on 32-bit Linux) are read with
+ * `mov reg, [rip + var]`. In a static Go program nothing outside the program writes its memory and
+ * nothing relocates it (model.goStaticData is empty otherwise), and Go code writes a variable only
+ * by naming it (a store at its address) or through a pointer to it (its address taken by `lea`, an
+ * immediate, or a pointer stored in initialised data). So a load of `size` bytes at A reads the
+ * file's bytes when: A lies in initialised data; no instruction other than a plain load or compare
+ * writes memory overlapping [A, A + size) (a `mov` store's width is its source's; any other
+ * instruction naming memory up to 63 bytes below A counts as a 64-byte store); and no
+ * `lea`, immediate or data word is an address in [A, A + size). Assumed (stated in ARCHITECTURE.md):
+ * a variable is not an element of a larger array or struct written through a pointer to its start
+ * while this element is read by its fixed address; Go's own syscall numbers never are.
+ */
+function unwrittenVariables(model: CodeModel, table: InstructionTable, redecoder: Redecoder): ConstantMemory | undefined {
+  if (!model.goAbi || model.goStaticData.length === 0 || model.bitness !== 64) return undefined;
+  const named: number[] = [];
+  const pointed: number[] = [];
+  for (let i = 0; i < table.count; i++) {
+    const target = table.target[i]!;
+    if (Number.isNaN(target)) continue;
+    const op = table.op[i];
+    if (op === Op.LeaRip || op === Op.Immediate) pointed.push(target);
+    else if (op === Op.KnownMemory) named.push(i);
+  }
+  const inData = (address: number, size: number): Uint8Array | undefined => {
+    const range = model.goStaticData.find((r) => address >= r.start && address + size <= r.start + r.bytes.length);
+    return range?.bytes.subarray(address - range.start, address - range.start + size);
+  };
+  for (const range of model.goStaticData) {
+    const view = new DataView(range.bytes.buffer, range.bytes.byteOffset, range.bytes.byteLength);
+    for (let offset = (8 - (range.start % 8)) % 8; offset + 8 <= range.bytes.length; offset += 8) {
+      const word = Number(view.getBigUint64(offset, true));
+      if (inData(word, 1)) pointed.push(word);
+    }
+  }
+  named.sort((a, b) => table.target[a]! - table.target[b]!);
+  pointed.sort((a, b) => a - b);
+  const namedTargets = named.map((i) => table.target[i]!);
+  /** Whether instruction `index` (naming memory at its target) may write [from, to). */
+  const mayWrite = (index: number, from: number, to: number): boolean => {
+    const instruction = redecoder.decode(index);
+    // Memory as a later operand is read (`add rax, [rip + x]`); as the first, assume written.
+    if (instruction.op0Kind !== OpKind.Memory) return false;
+    const start = table.target[index]!;
+    return start < to && start + writtenBytes(instruction) > from;
+  };
+  return (address, size) => {
+    if (size !== 4 && size !== 8) return undefined;
+    const bytes = inData(address, size);
+    if (!bytes) return undefined;
+    const at = lowerBound(pointed, address);
+    if (at < pointed.length && pointed[at]! < address + size) return undefined;
+    for (let k = lowerBound(namedTargets, address - MAX_STORE_BYTES + 1); k < named.length && namedTargets[k]! < address + size; k++) {
+      if (mayWrite(named[k]!, address, address + size)) return undefined;
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, size);
+    const value = size === 8 ? view.getBigUint64(0, true) : BigInt(view.getUint32(0, true));
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+  };
+}
+
+/** The widest store (AVX-512: 64 bytes), the size assumed when an instruction's is not read below. */
+const MAX_STORE_BYTES = 64;
+
+/** Bytes a store to its first operand writes: its source register's or immediate's size, else the widest. */
+function writtenBytes(instruction: Instruction): number {
+  if (instruction.opCount < 2) return MAX_STORE_BYTES;
+  switch (instruction.op1Kind) {
+    case OpKind.Register:
+      return instruction.mnemonic === Mnemonic.Mov ? RegisterExt.size(instruction.op1Register) : MAX_STORE_BYTES;
+    case OpKind.Immediate8:
+      return instruction.mnemonic === Mnemonic.Mov ? 1 : MAX_STORE_BYTES;
+    case OpKind.Immediate16:
+      return instruction.mnemonic === Mnemonic.Mov ? 2 : MAX_STORE_BYTES;
+    case OpKind.Immediate32:
+      return instruction.mnemonic === Mnemonic.Mov ? 4 : MAX_STORE_BYTES;
+    case OpKind.Immediate32to64:
+      return instruction.mnemonic === Mnemonic.Mov ? 8 : MAX_STORE_BYTES;
+    default:
+      return MAX_STORE_BYTES;
+  }
+}
+
+/**
+ * Go's per-thread syscalls (Go ≥ 1.19, `syscall.AllThreadsSyscall`, used by `syscall.Setuid` and
+ * friends): `runtime.syscall_runtime_doAllThreadsSyscall` makes the syscall on its own thread
+ * first, then stores its number and arguments in `perThreadSyscall` and signals every other thread,
+ * whose `runtime.runPerThreadSyscall` loads them and makes the same syscall. So the numbers that
+ * site loads from memory are those of the first call, whose own site is resolved like any
+ * wrapper's: the per-thread site adds none.
+ */
+function resolveGoPerThreadSyscall(caller: FunctionNode, resolution: Resolution): void {
+  if (!resolution.unknown || !resolution.fromMemory || resolution.params.size > 0) return;
+  if (!caller.names.includes('runtime.runPerThreadSyscall')) return;
+  resolution.unknown = false;
+  resolution.why = 'Go per-thread syscall: the number syscall_runtime_doAllThreadsSyscall made first';
 }
 
 /**

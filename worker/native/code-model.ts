@@ -42,6 +42,13 @@ export interface CodeModel {
    * only code that names the slot reads it, so whether it is a callback depends on that code.
    */
   readonly gotCodePointers: ReadonlyMap<number, number>;
+  /**
+   * Initialised data of a Go program that nothing relocates (static: no PT_DYNAMIC, no PT_INTERP,
+   * no relocations): its non-executable, file-backed PT_LOAD bytes by virtual address, which a load
+   * reads as they are in the file unless code writes them (call-graph.ts `unwrittenVariables`).
+   * Empty for every other object.
+   */
+  readonly goStaticData: readonly CodeRange[];
   readonly exports: readonly NamedAddress[];
   readonly entry?: number;
   readonly initialisers: readonly NamedAddress[];

@@ -5,6 +5,7 @@
 import type { ElfFile } from '../elf/index.js';
 import type { CodeRange } from '../x86/sweep.js';
 import type { CodeModel, FunctionSeed, NamedAddress } from './code-model.js';
+import { APPLET_EXPORT_PREFIX } from '../../store/facts.js';
 
 const SHF_ALLOC = 0x2;
 const SHF_EXECINSTR = 0x4;
@@ -51,6 +52,8 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   const irelative = IRELATIVE[arch];
   const irelativeSlots = new Map<number, number>();
   const dataCodePointers = new Set<number>();
+  /** Code pointers at known data slots (relocations, or aligned words of an ET_EXEC): [slot, target]. */
+  const slotPointers: [number, number][] = [];
   const dataImports = new Set<string>();
   const dynamicSymbols = elf.dynamicSymbols;
   for (const relocation of elf.relocations) {
@@ -60,7 +63,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     } else if (relocation.type === ABSOLUTE[arch] && relocation.symbolName) {
       const symbol = relocation.table.includes('dyn') || relocation.table.startsWith('DT_') ? dynamicSymbols[relocation.symbolIndex] : undefined;
       if (symbol?.defined) {
-        if (inCode(symbol.value + relocation.addend)) dataCodePointers.add(symbol.value + relocation.addend);
+        if (inCode(symbol.value + relocation.addend)) slotPointers.push([relocation.offset, symbol.value + relocation.addend]);
       } else if (symbol) {
         dataImports.add(relocation.symbolName);
       }
@@ -76,7 +79,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   for (const [slot, target] of elf.relativeSlots()) {
     if (!inCode(target)) continue;
     if (inGot(slot) && !irelativeSlots.has(slot)) gotCodePointers.set(slot, target);
-    else dataCodePointers.add(target);
+    else slotPointers.push([slot, target]);
   }
   const dynamic = elf.dynamic;
   const initialisers: NamedAddress[] = [];
@@ -88,7 +91,16 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   }
   for (const item of initialisers) dataCodePointers.add(item.address);
   // Without relocations, absolute code pointers in data are invisible: scan aligned words (ET_EXEC).
-  if (elf.type === 'exec') for (const pointer of scanDataPointers(elf, inCode)) dataCodePointers.add(pointer);
+  if (elf.type === 'exec') slotPointers.push(...scanDataPointers(elf, inCode));
+  // A multi-call binary's applet table is not "function pointers in data": the applet that runs is
+  // the one invoked (an export per applet; coordinator/plan/link.ts roots the invoked one).
+  const applets = multiCallApplets(elf, slotPointers, elf.class === 64 ? 8 : 4);
+  const inTable = (slot: number): boolean => applets !== undefined && slot >= applets.tableStart && slot < applets.tableEnd;
+  for (const [slot, target] of slotPointers) if (!inTable(slot)) dataCodePointers.add(target);
+  for (const applet of applets?.mains ?? []) {
+    exports.push({ name: `${APPLET_EXPORT_PREFIX}${applet.name}`, address: applet.address });
+    seeds.push({ address: applet.address, names: [`${applet.name}_main`] });
+  }
 
   // Functions found by name at run time (dlsym on the object itself, musl's loader finding its next
   // stage): an exported function whose name is a string of the object's read-only data may be called.
@@ -99,6 +111,14 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   }
 
   const entry = elf.entry !== 0 && inCode(elf.entry) ? elf.entry : undefined;
+  const goStaticData: CodeRange[] = [];
+  if (elf.go !== undefined && elf.isStatic && elf.relocations.length === 0) {
+    for (const segment of elf.segments) {
+      if (segment.type !== PT_LOAD || (segment.flags & PF_X) !== 0 || segment.filesz === 0) continue;
+      const bytes = elf.readVirtual(segment.vaddr, segment.filesz);
+      if (bytes) goStaticData.push({ start: segment.vaddr, bytes });
+    }
+  }
   return {
     arch,
     bitness: arch === 'i386' ? 32 : 64,
@@ -112,6 +132,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
     gotCodePointers,
     dataImports: [...dataImports].sort(),
+    goStaticData,
     exports,
     ...(entry !== undefined ? { entry } : {}),
     initialisers: initialisers.filter((item) => inCode(item.address)),
@@ -144,10 +165,10 @@ function codeRanges(elf: ElfFile): CodeRange[] {
   return ranges.sort((a, b) => a.start - b.start);
 }
 
-/** Pointer-sized, aligned words of allocated non-code sections whose value lies in code. */
-function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): number[] {
+/** Pointer-sized, aligned words of allocated non-code sections whose value lies in code: [slot, target]. */
+function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): [number, number][] {
   const word = elf.class === 64 ? 8 : 4;
-  const found: number[] = [];
+  const found: [number, number][] = [];
   for (const section of elf.sections) {
     if ((section.flags & SHF_ALLOC) === 0 || (section.flags & SHF_EXECINSTR) !== 0 || !section.hasFileData || section.size < word) continue;
     const bytes = elf.readVirtual(section.addr, section.size);
@@ -156,7 +177,7 @@ function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): n
     const skew = (word - (section.addr % word)) % word;
     for (let offset = skew; offset + word <= bytes.length; offset += word) {
       const value = word === 8 ? Number(view.getBigUint64(offset, elf.littleEndian)) : view.getUint32(offset, elf.littleEndian);
-      if (value !== 0 && inCode(value)) found.push(value);
+      if (value !== 0 && inCode(value)) found.push([section.addr + offset, value]);
     }
   }
   return found;
@@ -178,4 +199,56 @@ function* readOnlyStrings(elf: ElfFile): Generator<string> {
       start = i + 1;
     }
   }
+}
+
+/** Applet names: lower-case words, digits, `_.-`, and busybox's `[` and `[[`. */
+const APPLET_NAME = /^(?:\[\[?|[a-z0-9][a-z0-9_.-]*)$/;
+/** A run shorter than this is not an applet table. */
+const MIN_APPLETS = 8;
+
+/**
+ * BusyBox's applet table (applets.h, generated: `applet_names`, the names NUL-separated in
+ * ascending order, and `applet_main[]`, one main per name in the same order). Found, in a file that
+ * says "BusyBox v", as the longest ascending run of applet names in read-only data and the one run
+ * of exactly that many consecutive code-pointer slots. Undefined when either is not found once.
+ */
+function multiCallApplets(
+  elf: ElfFile,
+  slotPointers: readonly (readonly [number, number])[],
+  word: number,
+): { tableStart: number; tableEnd: number; mains: { name: string; address: number }[] } | undefined {
+  const rodata = elf.sections.filter((section) => section.name.startsWith('.rodata') && section.hasFileData).map((section) => elf.sectionBytes(section.name)).filter((bytes): bytes is Uint8Array => bytes !== undefined);
+  if (!rodata.some((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes('BusyBox v'))) return undefined;
+  let names: string[] = [];
+  for (const bytes of rodata) {
+    let run: string[] = [];
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i < bytes.length && bytes[i] !== 0) continue;
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, i - start).toString('latin1');
+      start = i + 1;
+      if (APPLET_NAME.test(text) && (run.length === 0 || run[run.length - 1]! < text)) run.push(text);
+      else {
+        if (run.length > names.length) names = run;
+        run = APPLET_NAME.test(text) ? [text] : [];
+      }
+    }
+    if (run.length > names.length) names = run;
+  }
+  if (names.length < MIN_APPLETS) return undefined;
+  const slots = [...slotPointers].sort((a, b) => a[0] - b[0]);
+  const runs: [number, number][] = [];
+  for (let i = 0; i < slots.length; ) {
+    let j = i + 1;
+    while (j < slots.length && slots[j]![0] === slots[j - 1]![0] + word) j++;
+    if (j - i === names.length) runs.push([i, j]);
+    i = j;
+  }
+  if (runs.length !== 1) return undefined;
+  const [first, end] = runs[0]!;
+  return {
+    tableStart: slots[first]![0],
+    tableEnd: slots[end - 1]![0] + word,
+    mains: names.map((name, k) => ({ name, address: slots[first + k]![1] })),
+  };
 }

@@ -116,6 +116,12 @@ export class Redecoder {
   }
 }
 
+/**
+ * The value a load of `size` bytes at `address` reads when that memory never changes at run time
+ * (worker/native/call-graph.ts `unwrittenVariables`); undefined when it may.
+ */
+export type ConstantMemory = (address: number, size: number) => number | undefined;
+
 export class ValueTracker {
   private steps = 0;
   private readonly visiting = new Set<string>();
@@ -125,6 +131,7 @@ export class ValueTracker {
     private readonly jumps: JumpIndex,
     private readonly redecoder: Redecoder,
     private readonly goAbi: boolean,
+    private readonly constants?: ConstantMemory,
   ) {}
 
   /** Values `location` may hold just before instruction `index`, inside `span`. */
@@ -258,6 +265,14 @@ export class ValueTracker {
     }
     if (mnemonic === Mnemonic.Pop && explicit) return { stack: 0 };
     if (explicit && (mnemonic === Mnemonic.Mov || EXTENDS.has(mnemonic)) && instruction.op1Kind === OpKind.Memory) {
+      // `mov r64/r32, [rip + d]` of a variable nothing writes: its value in the file.
+      if (mnemonic === Mnemonic.Mov && instruction.memoryBase === Register.RIP && this.constants) {
+        const value = this.constants(Number(instruction.memoryDisplacementU64), RegisterExt.size(instruction.op0Register));
+        if (value !== undefined) {
+          out.values.add(value);
+          return undefined;
+        }
+      }
       out.fromMemory = true;
       this.giveUp(out, 'loaded from memory', -1);
       return undefined;
