@@ -4,7 +4,13 @@
  * only the branches its known values allow, and report a command nobody can know as computed.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { scanImage } from '../coordinator/plan/scan.js';
+import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
+import { DEFAULT_LIMITS } from '../infra/limits.js';
+import { gzipLayer, tempDir, writeOciLayout } from './helpers/layers.js';
 import { type ArgList, evaluateScript, knownArgs, loadShellParser, type ShellEvaluation } from '../coordinator/plan/shell-eval.js';
 import { wrappedCommand } from '../coordinator/plan/wrappers.js';
 
@@ -581,6 +587,57 @@ exec "$@"`;
         evaluateScript({ source: `${body}\nf0 a`, name: 'x', arg0: 'x', args: knownArgs([]), env: [], findSourced: () => null, sourced: new Map(), timeoutMs: 200, maxCallDepth: 32 }),
       /shellParseTimeoutMs/,
     );
+  });
+});
+
+describe('what a script leaves its programs', () => {
+  before(loadShellParser);
+
+  test('PATH and LD_LIBRARY_PATH at each command, and the variables the script assigns', () => {
+    const result = evaluate(`export PATH="/opt/app/bin:$PATH"\nLD_LIBRARY_PATH=/opt/app/lib app-setup\nMODE=worker\nexec app`, [], ['MODE=server']);
+    const setup = result.runs.find((run) => run.argv.items[0] === 'app-setup')!;
+    const app = result.runs.find((run) => run.argv.items[0] === 'app')!;
+    assert.equal(setup.searchPaths.PATH, '/opt/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    assert.equal(setup.searchPaths.LD_LIBRARY_PATH, '/opt/app/lib');
+    assert.equal(app.searchPaths.LD_LIBRARY_PATH, undefined, 'not set by the script: inherited');
+    assert.equal(app.searchPaths.PATH, setup.searchPaths.PATH);
+    assert.deepEqual(result.assigned, ['MODE', 'PATH']);
+    const computed = evaluate('PATH="$(cat /etc/path)"\nexec app', []);
+    assert.equal(computed.runs.find((run) => run.argv.items[0] === 'app')!.searchPaths.PATH, null);
+  });
+
+  test('the planner looks programs up in the PATH the script set, and the child script does not see the ENV value the parent replaced', async () => {
+    const work = await tempDir('dockergate-shell-env-');
+    try {
+      const stub = Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(60)]);
+      const layout = path.join(work, 'layout');
+      await writeOciLayout(layout, {
+        layers: [
+          await gzipLayer([
+            { name: 'bin/sh', content: stub, mode: 0o755 },
+            { name: 'usr/bin/app', content: stub, mode: 0o755 },
+            { name: 'opt/app/bin/app', content: '#!/bin/sh\ncase "$MODE" in server) exec /usr/bin/serve ;; worker) exec /usr/bin/work ;; esac\n', mode: 0o755 },
+            { name: 'usr/bin/serve', content: stub, mode: 0o755 },
+            { name: 'usr/bin/work', content: stub, mode: 0o755 },
+            { name: 'entry.sh', content: '#!/bin/sh\nexport PATH="/opt/app/bin:$PATH"\nexport MODE=worker\nexec app\n', mode: 0o755 },
+          ]),
+        ],
+        config: { Entrypoint: ['/entry.sh'], Env: ['PATH=/usr/bin:/bin', 'MODE=server'] },
+      });
+      const runtime = embeddedRuntime(DEFAULT_LIMITS, path.join(work, 'cache'));
+      try {
+        const result = await scanImage(runtime, `oci:${layout}`, { source: { platform: { os: 'linux', architecture: 'amd64' }, insecure: false } });
+        const programs = result.programs.map((program) => program.path);
+        assert.ok(programs.includes('/opt/app/bin/app'), programs.join(', '));
+        assert.ok(!programs.includes('/usr/bin/app'), programs.join(', '));
+        // MODE is the script's, not the image's: both branches of the child's case may run.
+        assert.ok(programs.includes('/usr/bin/work') && programs.includes('/usr/bin/serve'), programs.join(', '));
+      } finally {
+        await runtime.close();
+      }
+    } finally {
+      await fs.rm(work, { recursive: true, force: true });
+    }
   });
 });
 

@@ -105,13 +105,19 @@ const EXEC_FUNCTIONS = new Set(['system', 'popen', 'posix_spawn', 'posix_spawnp'
 interface Invocation {
   /** The command line; `argv.items[0]` is the program's name. Unknown arguments are null. */
   readonly argv: ArgList;
+  /**
+   * Its environment when a script changed it (`NAME=value`; a variable the script assigned is
+   * absent, i.e. unknown); the image's ENV otherwise. `pathUnknown`: PATH was computed.
+   */
+  readonly env?: readonly string[];
+  readonly pathUnknown?: boolean;
   readonly via: readonly string[];
   /** `#!` interpreters between the root and this program (a script's interpreter is one deeper). */
   readonly interpreterDepth?: number;
 }
 
-function invocationKey(argv: ArgList): string {
-  return JSON.stringify(argv);
+function invocationKey(argv: ArgList, env?: readonly string[], pathUnknown?: boolean): string {
+  return JSON.stringify([argv, env ?? null, pathUnknown ?? false]);
 }
 
 function baseName(path: string): string {
@@ -302,7 +308,7 @@ class ScanPlanner {
   }
 
   private enqueue(invocation: Invocation): void {
-    const key = invocationKey(invocation.argv);
+    const key = invocationKey(invocation.argv, invocation.env, invocation.pathUnknown);
     if (this.seenInvocations.has(key)) return;
     if (this.seenInvocations.size >= this.runtime.limits.maxProgramsPerScan) {
       if (!this.programBudgetSpent) this.overBudget(`more than ${this.runtime.limits.maxProgramsPerScan} program invocations (maxProgramsPerScan); the others are not followed`);
@@ -346,9 +352,14 @@ class ScanPlanner {
     this.fallBack('limit', `${detail}: Docker's default profile is allowed instead`, path);
   }
 
-  private async invoke({ argv, via, interpreterDepth = 0 }: Invocation): Promise<void> {
+  private async invoke({ argv, via, interpreterDepth = 0, env, pathUnknown }: Invocation): Promise<void> {
     const name = argv.items[0] as string;
-    const found = findExecutable(name, this.config, this.tree, this.runtime.limits.maxSearchPathEntries);
+    if (pathUnknown && !name.includes('/')) {
+      this.fallBack('unresolved', `${name} (run by ${via.join(' → ')}) is looked up in a PATH its script computed; the program cannot be known statically`);
+      return;
+    }
+    const inherited = { ...(env ? { env } : {}), ...(pathUnknown ? { pathUnknown } : {}) };
+    const found = findExecutable(name, env ? { ...this.config, env } : this.config, this.tree, this.runtime.limits.maxSearchPathEntries);
     if (!('file' in found)) {
       this.decide('missing', `${name} (run by ${via.join(' → ')}) is not an executable in the image`);
       return;
@@ -357,7 +368,7 @@ class ScanPlanner {
     const caller = via[via.length - 1]!;
     this.edge(caller, path, 'runs');
     if (file.kind === 'script') {
-      this.runScript(path, file, argv, via, interpreterDepth);
+      this.runScript(path, file, argv, via, interpreterDepth, inherited);
       return;
     }
     if (file.kind !== 'elf' || !file.sha256) {
@@ -373,17 +384,17 @@ class ScanPlanner {
     const roles = multiCall ? [role] : [role, baseName(file.path)];
     // What it runs, when its command line says: a shell's script or -c string, a wrapper's command.
     let knownExecs = false;
-    if (roles.some((r) => SHELLS.has(r) && r !== 'busybox')) knownExecs = await this.runShell(path, command, chain);
+    if (roles.some((r) => SHELLS.has(r) && r !== 'busybox')) knownExecs = await this.runShell(path, command, chain, env ?? this.config.env);
     else {
       const wrapped = roles.map((r) => wrappedCommand(r, { items: command.items.slice(1), more: command.more })).find((w) => w !== undefined);
       if (wrapped && 'argv' in wrapped && typeof wrapped.argv.items[0] === 'string') {
-        this.enqueue({ argv: wrapped.argv, via: chain });
+        this.enqueue({ argv: wrapped.argv, via: chain, ...inherited });
         knownExecs = true;
       } else if (wrapped && 'argv' in wrapped) {
         this.fallBack('unresolved', `${path} (run by ${via.join(' → ')}) runs a command whose name is not known; it cannot be known statically`, path);
         knownExecs = true;
       } else if (wrapped && 'shell' in wrapped) {
-        this.enqueue({ argv: knownArgs(['/bin/sh', '-c', wrapped.shell]), via: chain });
+        this.enqueue({ argv: knownArgs(['/bin/sh', '-c', wrapped.shell]), via: chain, ...inherited });
         knownExecs = true;
       } else if (wrapped) this.fallBack('unresolved', `${path} (run by ${via.join(' → ')}): ${wrapped.unknown}; the command it runs cannot be known statically`, path);
     }
@@ -394,7 +405,7 @@ class ScanPlanner {
   }
 
   /** A #! script: its interpreter runs with the script's path and arguments (execve(2)). */
-  private runScript(path: string, file: TreeFile, argv: ArgList, via: readonly string[], interpreterDepth: number): void {
+  private runScript(path: string, file: TreeFile, argv: ArgList, via: readonly string[], interpreterDepth: number, inherited: Pick<Invocation, 'env' | 'pathUnknown'>): void {
     if (interpreterDepth >= this.runtime.limits.maxInterpreterDepth) {
       // Linux's exec follows #! at most BINPRM_MAX_RECURSION (4) times, then fails with ELOOP.
       this.decide('missing', `${path} (run by ${via.join(' → ')}) is a #! script ${interpreterDepth} interpreters deep (limit ${this.runtime.limits.maxInterpreterDepth}, as Linux's): exec fails with ELOOP, it cannot run`, path);
@@ -406,14 +417,14 @@ class ScanPlanner {
     const space = line.search(/\s/);
     const interpreterArgv = space === -1 ? [line] : [line.slice(0, space), line.slice(space).trim()];
     this.decide('script', `${path} runs with ${file.interpreter ?? '/bin/sh (no #! line)'}`, path);
-    this.enqueue({ argv: { items: [...interpreterArgv, path, ...argv.items.slice(1)], more: argv.more }, via: [...via, path], interpreterDepth: interpreterDepth + 1 });
+    this.enqueue({ argv: { items: [...interpreterArgv, path, ...argv.items.slice(1)], more: argv.more }, via: [...via, path], interpreterDepth: interpreterDepth + 1, ...inherited });
   }
 
   /**
    * A shell's command line (sh(1): options, then `-c string [$0 [args]]`, or a script file and its
    * arguments). Evaluates what it runs; false when it reads commands from its input (unknown).
    */
-  private async runShell(shellPath: string, argv: ArgList, via: readonly string[]): Promise<boolean> {
+  private async runShell(shellPath: string, argv: ArgList, via: readonly string[], env: readonly string[]): Promise<boolean> {
     const items = argv.items;
     let commandString = false;
     let fromInput = false;
@@ -446,7 +457,7 @@ class ScanPlanner {
         return true;
       }
       const arg0 = typeof rest.items[0] === 'string' ? rest.items[0] : shellPath;
-      await this.runShellSource(operand, `${shellPath} -c`, arg0, { items: rest.items.slice(1), more: rest.more }, via);
+      await this.runShellSource(operand, `${shellPath} -c`, arg0, { items: rest.items.slice(1), more: rest.more }, via, env);
       return true;
     }
     if (fromInput || operand === undefined) return argv.more ? this.unknownScript(shellPath, via) : false;
@@ -466,7 +477,7 @@ class ScanPlanner {
       this.fallBack('unresolved', `${operand} (run by ${shellPath}) has no #! line, so the extractor kept no copy of it; the commands it runs are unknown`, operand);
       return true;
     }
-    await this.runShellSource(source.toString('utf8'), operand, operand, rest, via);
+    await this.runShellSource(source.toString('utf8'), operand, operand, rest, via, env);
     return true;
   }
 
@@ -476,17 +487,17 @@ class ScanPlanner {
   }
 
   /** Evaluates shell source with its arguments and runs what it may start (reading the files it sources). */
-  private async runShellSource(source: string, name: string, arg0: string, args: ArgList, via: readonly string[]): Promise<void> {
+  private async runShellSource(source: string, name: string, arg0: string, args: ArgList, via: readonly string[], env: readonly string[]): Promise<void> {
     const limits = this.runtime.limits;
     const bytes = Buffer.byteLength(source);
     if (bytes > limits.maxShellScriptBytes) {
       this.overBudget(`${name} is ${bytes} bytes of shell, more than the parser is given (maxShellScriptBytes ${limits.maxShellScriptBytes}); the commands it runs are unknown`);
       return;
     }
-    const key = JSON.stringify([source, arg0, args]);
+    const key = JSON.stringify([source, arg0, args, env]);
     let evaluation = this.evaluatedScripts.get(key);
     if (!evaluation) {
-      evaluation = await this.evaluate(source, name, arg0, args);
+      evaluation = await this.evaluate(source, name, arg0, args, env);
       this.evaluatedScripts.set(key, evaluation);
     }
     if (evaluation instanceof LimitExceededError) {
@@ -499,21 +510,48 @@ class ScanPlanner {
     }
     const shown = args.items.map((item) => item ?? '?').concat(args.more ? ['…'] : []);
     this.decide('script', `${name} evaluated with arguments ${JSON.stringify(shown)}: it may run ${evaluation.runs.map((run) => run.argv.items[0]).join(', ') || 'no program'}`);
-    for (const run of evaluation.runs) this.enqueue({ argv: run.argv, via });
+    for (const run of evaluation.runs) this.enqueue({ argv: run.argv, via, ...this.childEnvironment(env, evaluation, run, name) });
     for (const computed of evaluation.computed) this.fallBack('unresolved', `${name}: ${computed} cannot be known statically`);
+  }
+
+  /**
+   * What a command the script starts inherits: the script's environment without the variables
+   * the script assigns (unknown to the child), with PATH as the script left it at that command.
+   * An LD_LIBRARY_PATH the script sets adds its directories to the library search (a decision);
+   * one it computes is unknown (the fallback).
+   */
+  private childEnvironment(env: readonly string[], evaluation: ShellEvaluation, run: ShellEvaluation['runs'][number], name: string): Pick<Invocation, 'env' | 'pathUnknown'> {
+    const assigned = evaluation.assigned;
+    const path = run.searchPaths.PATH;
+    const inheritedPath = path === undefined ? env.filter((entry) => entry.startsWith('PATH=')) : [];
+    const kept = assigned === 'all' ? inheritedPath : env.filter((entry) => (entry.startsWith('PATH=') ? path === undefined : !assigned.includes(entry.slice(0, entry.indexOf('=')))));
+    const libraryPath = run.searchPaths.LD_LIBRARY_PATH;
+    if (libraryPath !== undefined && libraryPath !== envValue(env, 'LD_LIBRARY_PATH')) {
+      if (libraryPath === null) this.fallBack('unresolved', `${name}: LD_LIBRARY_PATH is computed at run time; the libraries its programs load cannot be known statically`);
+      else {
+        const dirs = libraryPath.split(':').filter(Boolean).filter((dir) => !this.search.libraryPath.includes(dir));
+        if (dirs.length > 0) {
+          this.search.libraryPath = [...dirs, ...this.search.libraryPath].slice(0, this.runtime.limits.maxSearchPathEntries);
+          this.decide('script', `${name} sets LD_LIBRARY_PATH=${libraryPath}: libraries are also looked up in ${dirs.join(', ')}`);
+        }
+      }
+    }
+    const childEnv = [...kept, ...(typeof path === 'string' ? [`PATH=${path}`] : [])];
+    if (path !== null && childEnv.length === this.config.env.length && childEnv.every((entry) => this.config.env.includes(entry))) return {};
+    return { env: childEnv, ...(path === null ? { pathUnknown: true } : {}) };
   }
 
   /** Shell source with its arguments → what it runs (or why it could not be evaluated): each is evaluated once. */
   private readonly evaluatedScripts = new Map<string, ShellEvaluation | Error>();
 
   /** One evaluation, again after reading each round of files it sources (at most maxShellCallDepth rounds). */
-  private async evaluate(source: string, name: string, arg0: string, args: ArgList): Promise<ShellEvaluation | Error> {
+  private async evaluate(source: string, name: string, arg0: string, args: ArgList, env: readonly string[]): Promise<ShellEvaluation | Error> {
     const limits = this.runtime.limits;
     const sourced = new Map<string, string | Error>();
     const findSourced = (target: string, pathVariable: string | null): string | null => {
       const candidates = target.includes('/')
         ? [target.startsWith('/') ? target : `${this.config.workingDir || '/'}/${target}`]
-        : (pathVariable ?? envValue(this.config.env, 'PATH') ?? DEFAULT_PATH).split(':').filter((dir) => dir.startsWith('/')).map((dir) => `${dir}/${target}`);
+        : (pathVariable ?? envValue(env, 'PATH') ?? DEFAULT_PATH).split(':').filter((dir) => dir.startsWith('/')).map((dir) => `${dir}/${target}`);
       for (const candidate of candidates.slice(0, limits.maxSearchPathEntries)) {
         const file = safeResolve(this.tree, candidate);
         if (file?.type === 'file') return candidate;
@@ -523,7 +561,7 @@ class ScanPlanner {
     for (let round = 0; ; round++) {
       let evaluation: ShellEvaluation;
       try {
-        evaluation = evaluateScript({ source, name, arg0, args, env: this.config.env, findSourced, sourced, timeoutMs: limits.shellParseTimeoutMs, maxCallDepth: limits.maxShellCallDepth });
+        evaluation = evaluateScript({ source, name, arg0, args, env, findSourced, sourced, timeoutMs: limits.shellParseTimeoutMs, maxCallDepth: limits.maxShellCallDepth });
       } catch (err) {
         if (err instanceof DockergateError) return err;
         throw err;

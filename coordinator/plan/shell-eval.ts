@@ -21,6 +21,7 @@
  */
 import type { ShNode } from 'mvdan-sh';
 import { InvalidInputError, LimitExceededError } from '../../infra/errors.js';
+import { DEFAULT_PATH } from './entrypoint.js';
 
 type Syntax = (typeof import('mvdan-sh'))['syntax'];
 let syntax: Syntax;
@@ -93,6 +94,8 @@ export function knownArgs(items: readonly string[]): ArgList {
 export interface ShellRun {
   readonly argv: ArgList;
   readonly line: number;
+  /** `PATH` and `LD_LIBRARY_PATH` as the script set them for it (prefix assignments included; null: unknown); absent: as given. */
+  readonly searchPaths: { readonly PATH?: string | null; readonly LD_LIBRARY_PATH?: string | null };
 }
 
 export interface ShellInput {
@@ -119,6 +122,11 @@ export interface ShellEvaluation {
   readonly computed: readonly string[];
   /** Files `.`/`source` read that are not in `sourced` yet: read them and evaluate again. */
   readonly wanted: readonly string[];
+  /**
+   * Variables some run of the script assigns (`all`: a name that is not known): what the programs
+   * it starts inherit of them is not the image's ENV.
+   */
+  readonly assigned: readonly string[] | 'all';
 }
 
 /** More worlds than this are joined into one. */
@@ -165,7 +173,7 @@ function cloneWorld(world: World): World {
 }
 
 const BUILTINS_WITHOUT_EFFECT = new Set([
-  'echo', 'printf', 'cd', 'pwd', 'umask', 'ulimit', 'wait', 'kill', 'alias', 'unalias', 'hash', 'type', 'times', 'jobs', 'fg', 'bg',
+  'echo', 'printf', 'cd', 'pwd', 'umask', 'ulimit', 'wait', 'kill', 'unalias', 'hash', 'type', 'times', 'jobs', 'fg', 'bg',
   'shopt', 'let', 'enable', 'help', 'history', 'disown', 'suspend', 'logout', 'dirs', 'pushd', 'popd', 'caller', 'compgen', 'complete', 'bind',
 ]);
 
@@ -184,6 +192,10 @@ class Evaluator {
   private readonly deadlineAt: number;
   private steps = 0;
   private readonly name: string;
+  private readonly assignedNames = new Set<string>();
+  private anyNameAssigned = false;
+  /** Prefix assignments (`PATH=x cmd`) of the simple command being run. */
+  private prefix: ReadonlyMap<string, VarValue> = new Map();
   /** The script, then each file being sourced: `$BASH_SOURCE` is the last. */
   private readonly files: string[];
 
@@ -201,7 +213,7 @@ class Evaluator {
     const file = parse(this.input.source, this.name);
     const world: World = { vars: new Map(), positional: this.input.args, functions: new Map(), status: true, flow: 'normal', envUnknown: false, frames: [], depth: 0 };
     this.stmts(file.Stmts as ShNode[], [world]);
-    return { runs: [...this.runs.values()], computed: this.computed, wanted: [...this.wanted] };
+    return { runs: [...this.runs.values()], computed: this.computed, wanted: [...this.wanted], assigned: this.anyNameAssigned ? 'all' : [...this.assignedNames].sort() };
   }
 
   private tick(): void {
@@ -210,9 +222,23 @@ class Evaluator {
     }
   }
 
-  private record(argv: ArgList, line: number): void {
-    const key = JSON.stringify(argv);
-    if (!this.runs.has(key)) this.runs.set(key, { argv, line });
+  private record(argv: ArgList, line: number, searchPaths: ShellRun['searchPaths']): void {
+    const key = JSON.stringify([argv, searchPaths]);
+    if (!this.runs.has(key)) this.runs.set(key, { argv, line, searchPaths });
+  }
+
+  /**
+   * PATH and LD_LIBRARY_PATH as the script set them for a command started now (`prefix`: its
+   * `VAR=x cmd` assignments); absent when the script did not set them (the command inherits
+   * what the script was given).
+   */
+  private searchPathsOf(world: World, prefix: ReadonlyMap<string, VarValue>): ShellRun['searchPaths'] {
+    const out: { PATH?: string | null; LD_LIBRARY_PATH?: string | null } = {};
+    for (const name of ['PATH', 'LD_LIBRARY_PATH'] as const) {
+      const value = prefix.get(name) ?? world.vars.get(name) ?? (world.envUnknown ? UNKNOWN : undefined);
+      if (value && value.set !== false) out[name] = value.set === null ? null : value.value;
+    }
+    return out;
   }
 
   private unknownCommand(what: string, line: number): void {
@@ -506,6 +532,7 @@ class Evaluator {
 
   private assign(world: World, name: string, value: VarValue): void {
     world.vars.set(name, value);
+    this.assignedNames.add(name);
   }
 
   // ---- simple commands -------------------------------------------------------------------
@@ -518,10 +545,17 @@ class Evaluator {
       for (const assign of assigns) this.assign(world, String((assign.Name as ShNode).Value), this.assignedValue(assign, world, line));
       return [world];
     }
-    // Prefix assignments (`VAR=x cmd`) are expanded for their commands; they only reach cmd's environment.
-    for (const assign of assigns) this.assignedValue(assign, world, line);
+    // Prefix assignments (`VAR=x cmd`) only reach cmd's environment.
+    const prefix = new Map<string, VarValue>();
+    for (const assign of assigns) prefix.set(String((assign.Name as ShNode).Value), this.assignedValue(assign, world, line));
     const argv = this.expandFields(words, world, line);
-    return this.runCommand(argv, world, line, true);
+    const outer = this.prefix;
+    this.prefix = prefix;
+    try {
+      return this.runCommand(argv, world, line, true);
+    } finally {
+      this.prefix = outer;
+    }
   }
 
   private runCommand(argv: ArgList, world: World, line: number, functions: boolean): World[] {
@@ -565,7 +599,7 @@ class Evaluator {
       case 'exec': {
         const rest = skipOptions(args, new Set(['-a']));
         if (rest.items.length === 0 && !rest.more) return [world];
-        this.external(rest, line);
+        this.external(rest, line, world);
         return [];
       }
       case 'command': {
@@ -619,6 +653,11 @@ class Evaluator {
         world.status = true;
         return [world];
       case 'unset':
+        if (args.items[0] === '-f') {
+          for (const word of args.items.slice(1)) if (word !== null) world.functions.delete(word);
+          world.status = true;
+          return [world];
+        }
         for (const word of args.items) if (word !== null && NAME.test(word)) this.assign(world, word, UNSET);
         if (args.more) this.havocAll(world);
         world.status = true;
@@ -633,6 +672,11 @@ class Evaluator {
         if (args.more) this.havocAll(world);
         world.status = null;
         return [world];
+      case 'alias':
+        // dash expands aliases in scripts too: what an alias runs is not followed.
+        if (args.more || args.items.some((word) => word === null || word.includes('='))) this.unknownCommand('an alias definition', line);
+        world.status = true;
+        return [world];
       default:
         if (BUILTINS_WITHOUT_EFFECT.has(name)) {
           if (name === 'printf' && args.items[0] === '-v' && typeof args.items[1] === 'string') this.assign(world, args.items[1], UNKNOWN);
@@ -640,23 +684,24 @@ class Evaluator {
           world.status = null;
           return [world];
         }
-        this.external(argv, line);
+        this.external(argv, line, world);
         world.status = null;
         return [world];
     }
   }
 
-  private external(argv: ArgList, line: number): void {
+  private external(argv: ArgList, line: number, world: World): void {
     if (typeof argv.items[0] !== 'string') {
       this.unknownCommand('a computed command', line);
       return;
     }
-    this.record(argv, line);
+    this.record(argv, line, this.searchPathsOf(world, this.prefix));
   }
 
   private havocAll(world: World): void {
     for (const name of world.vars.keys()) world.vars.set(name, UNKNOWN);
     world.envUnknown = true;
+    this.anyNameAssigned = true;
   }
 
   private callFunction(body: ShNode, args: ArgList, world: World, line: number): World[] {
@@ -847,6 +892,8 @@ class Evaluator {
     const fromImage = this.env.get(name);
     if (fromImage !== undefined) return { set: true, value: fromImage };
     if (name === 'IFS') return { set: true, value: ' \t\n' };
+    // The runtime gives a container its default PATH when the image sets none.
+    if (name === 'PATH') return { set: true, value: DEFAULT_PATH };
     if (name === 'OPTIND') return { set: true, value: '1' };
     return UNKNOWN;
   }
