@@ -665,6 +665,9 @@ describe('wrappers as data', () => {
     assert.deepEqual(wrapped('taskset', ['-c', '0-3', 'prog']), argv(['prog']));
     assert.deepEqual(wrapped('s6-setuidgid', ['app', 'prog']), argv(['prog']));
     assert.deepEqual(wrapped('chpst', ['-u', 'app', 'prog']), argv(['prog']));
+    // `#!/usr/bin/env -S bash -e` gives env one argument, which it splits.
+    assert.deepEqual(wrapped('env', ['-S bash -e', '/app/run.sh', 'x']), argv(['bash', '-e', '/app/run.sh', 'x']));
+    assert.deepEqual(wrapped('env', ['--split-string=python3 -u', 'app.py']), argv(['python3', '-u', 'app.py']));
   });
 
   test('no command, or one that is not known', () => {
@@ -673,6 +676,8 @@ describe('wrappers as data', () => {
     assert.equal(wrapped('taskset', ['-p', '1']), undefined);
     assert.equal(wrapped('su', ['app']), undefined);
     assert.equal(wrapped('memcached', ['-m', '64']), undefined);
+    assert.deepEqual(wrapped('chroot', ['/srv/jail', '/bin/app']), { unknown: 'chroot runs its command in another root (/srv/jail), where its programs are not looked up' });
+    assert.deepEqual(wrapped('env', ['-S', 'cmd "a b"']), { unknown: 'the string env -S splits is not known' });
     assert.deepEqual(wrappedCommand('gosu', { items: [null, 'prog'], more: false }), { unknown: 'an argument of gosu is not known' });
     assert.deepEqual(wrappedCommand('gosu', { items: ['app'], more: true }), { unknown: 'the command gosu runs is not known' });
   });

@@ -18,10 +18,14 @@ interface WrapperSyntax {
   readonly shellCommand?: readonly string[];
   /** Without one of these options the wrapper runs no command of its own (`runuser user` is a login shell; `runuser -u user cmd` runs cmd). */
   readonly commandOnlyWith?: readonly string[];
+  /** An option whose value is split into more arguments (`env -S 'cmd -x'`, as `#!/usr/bin/env -S` lines use it). */
+  readonly splitString?: readonly string[];
+  /** The first operand is the root the command runs in (`chroot DIR cmd`): programs are looked up there. */
+  readonly rootOperand?: boolean;
 }
 
 const WRAPPERS: ReadonlyMap<string, WrapperSyntax> = new Map<string, WrapperSyntax>([
-  ['env', { withValue: ['-u', '--unset', '-C', '--chdir', '-S', '--split-string'], assignments: true, noCommand: ['--help', '--version'] }],
+  ['env', { withValue: ['-u', '--unset', '-C', '--chdir'], splitString: ['-S', '--split-string'], assignments: true, noCommand: ['--help', '--version'] }],
   ['gosu', { operands: 1 }],
   ['su-exec', { operands: 1 }],
   ['s6-setuidgid', { operands: 1 }],
@@ -37,7 +41,7 @@ const WRAPPERS: ReadonlyMap<string, WrapperSyntax> = new Map<string, WrapperSynt
   ['su', { withValue: ['-g', '--group', '-G', '--supp-group', '-s', '--shell', '-w', '--whitelist-environment'], shellCommand: ['-c', '--command', '--session-command'], commandOnlyWith: [] }],
   ['sudo', { withValue: ['-u', '--user', '-g', '--group', '-C', '--close-from', '-D', '--chdir', '-h', '--host', '-p', '--prompt', '-r', '--role', '-t', '--type', '-U', '--other-user', '-T', '--command-timeout'], noCommand: ['-l', '--list', '-v', '--validate', '-k', '-K', '-V', '--version', '-h', '--help'] }],
   ['doas', { withValue: ['-u', '-C'] }],
-  ['chroot', { withValue: ['--userspec', '--groups'], operands: 1 }],
+  ['chroot', { withValue: ['--userspec', '--groups'], operands: 1, rootOperand: true }],
   ['tini', { withValue: ['-p', '-e'], noCommand: ['-h', '--version'] }],
   ['tini-static', { withValue: ['-p', '-e'], noCommand: ['-h', '--version'] }],
   ['catatonit', {}],
@@ -61,10 +65,6 @@ export type WrappedCommand =
   | { readonly shell: string }
   /** Part of the wrapper's command line that decides what it runs is not known. */
   | { readonly unknown: string };
-
-export function isWrapper(name: string): boolean {
-  return WRAPPERS.has(name);
-}
 
 /**
  * What `name args...` runs, if `name` is a wrapper: undefined for other programs and for a wrapper
@@ -93,12 +93,22 @@ export function wrappedCommand(name: string, args: ArgList): WrappedCommand | un
       const option = item.startsWith('--') ? item.split('=')[0]! : item.slice(0, 2);
       if ((syntax.noCommand ?? []).includes(option)) return undefined;
       const attached = item.startsWith('--') ? item.includes('=') : item.length > 2;
+      if ((syntax.splitString ?? []).includes(option)) {
+        const value = attached ? (item.startsWith('--') ? item.slice(item.indexOf('=') + 1) : item.slice(2)) : items[i + 1];
+        // Quotes, escapes and ${} have env's own meaning there: only plain words are split here.
+        if (typeof value !== 'string' || /['"\\$]/.test(value)) return { unknown: `the string ${name} ${option} splits is not known` };
+        const rest = items.slice(i + (attached ? 1 : 2));
+        return wrappedCommand(name, { items: [...value.split(/[ \t]+/).filter(Boolean), ...rest], more: args.more });
+      }
       if (withValue.has(option) && !attached) i++;
       continue;
     }
     if (item === '-' && name === 'env') continue;
     if (syntax.assignments && /^[^=]+=/.test(item)) continue;
     if (operands > 0) {
+      if (syntax.rootOperand && operands === (syntax.operands ?? 0) && item.replace(/\/+/g, '/') !== '/') {
+        return { unknown: `${name} runs its command in another root (${item}), where its programs are not looked up` };
+      }
       operands--;
       continue;
     }
