@@ -97,8 +97,10 @@ export async function extractLayer(
   const extract = tar.extract();
   // The first error of an entry handler is the real cause; the pipeline only sees "premature close".
   let entryError: unknown;
+  /** The entry being handled: a failed layer waits for it, so no CAS write is left half done. */
+  let handling: Promise<void> = Promise.resolve();
   extract.on('entry', (header, stream, next) => {
-    collector.onEntry(header, stream as AsyncIterable<Buffer>).then(
+    handling = collector.onEntry(header, stream as AsyncIterable<Buffer>).then(
       () => next(),
       (err: unknown) => {
         entryError ??= err;
@@ -110,6 +112,7 @@ export async function extractLayer(
   try {
     await pipeline([blob, compressed, decompressor(compression), bombGuard, uncompressed, extract], { signal });
   } catch (err) {
+    await handling;
     if (signal?.aborted) throw new AbortedError('layer extraction aborted', { cause: err });
     throw asInputError(entryError ?? err, `layer ${layer.digest}`);
   } finally {

@@ -61,8 +61,13 @@ export class DirCas implements Cas {
     if (await this.has(sha256)) return;
     await fs.mkdir(this.spoolDir, { recursive: true });
     const tmp = path.join(this.spoolDir, `put-${randomUUID()}`);
-    await fs.writeFile(tmp, bytes);
-    await this.putFile(sha256, tmp);
+    try {
+      await fs.writeFile(tmp, bytes);
+      await this.putFile(sha256, tmp);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   async putFile(sha256: Sha256Hex, filePath: string): Promise<void> {
