@@ -21,6 +21,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { commandLine, DEFAULT_PATH, envValue, findExecutable } from './entrypoint.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
+import { baseName } from '../../extractor/paths.js';
 import { parseReference } from '../../extractor/reference.js';
 import { peekImageDigest } from '../../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
@@ -118,10 +119,6 @@ interface Invocation {
 
 function invocationKey(argv: ArgList, env?: readonly string[], pathUnknown?: boolean): string {
   return JSON.stringify([argv, env ?? null, pathUnknown ?? false]);
-}
-
-function baseName(path: string): string {
-  return path.split('/').pop()!;
 }
 
 type StoredScan = Omit<ScanResult, 'syscalls' | 'reference'> & { syscalls: [string, readonly string[]][] };
@@ -378,7 +375,7 @@ class ScanPlanner {
     const chain = [...via, path];
     // A multi-call binary (busybox) runs the applet it is invoked as, or its first argument's.
     const invokedAs = baseName(name);
-    const multiCall = invokedAs === 'busybox' || (baseName(file.path) === 'busybox' && invokedAs === baseName(file.path));
+    const multiCall = invokedAs === 'busybox';
     const command: ArgList = multiCall && typeof argv.items[1] === 'string' ? { items: argv.items.slice(1), more: argv.more } : argv;
     const role = baseName(command.items[0] as string);
     const roles = multiCall ? [role] : [role, baseName(file.path)];
@@ -400,7 +397,7 @@ class ScanPlanner {
     }
     if (roles.some((r) => INTERPRETERS.test(r))) await this.addInterpreterModules(path);
     // The applet a multi-call binary runs: the name it is invoked as (busybox's own name: its first argument).
-    const applet = multiCall ? (typeof argv.items[1] === 'string' ? role : undefined) : invokedAs;
+    const applet = multiCall ? (command === argv ? undefined : role) : invokedAs;
     await this.runElf(path, file, chain, !knownExecs, applet);
   }
 
