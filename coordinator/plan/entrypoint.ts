@@ -31,6 +31,19 @@ export function envValue(env: readonly string[], name: string): string | undefin
 }
 
 /**
+ * Where a name is looked for, in order: a name with `/` as is (relative to `workingDir`), else in
+ * each absolute entry among the first `maxPathEntries` of `path` (the runtime's default when unset).
+ */
+export function searchCandidates(name: string, path: string | undefined, workingDir: string | undefined, maxPathEntries = Number.POSITIVE_INFINITY): string[] {
+  if (name.includes('/')) return [name.startsWith('/') ? name : `${workingDir || '/'}/${name}`];
+  return (path ?? DEFAULT_PATH)
+    .split(':')
+    .slice(0, maxPathEntries)
+    .filter((dir) => dir.startsWith('/'))
+    .map((dir) => `${dir}/${name}`);
+}
+
+/**
  * Finds a program as runc and execvp do: a name with `/` as is (relative to WorkingDir), else the
  * first PATH entry holding a regular file with an execute bit. A symlink loop on one entry is that
  * entry's problem (ELOOP), reported in `failures`, and the search goes on.
@@ -41,13 +54,7 @@ export function findExecutable(
   tree: ImageTree,
   maxPathEntries = Number.POSITIVE_INFINITY,
 ): { path: string; file: TreeFile } | { candidates: string[]; failures: string[] } {
-  const candidates = name.includes('/')
-    ? [name.startsWith('/') ? name : `${config.workingDir || '/'}/${name}`]
-    : (envValue(config.env, 'PATH') ?? DEFAULT_PATH)
-        .split(':')
-        .slice(0, maxPathEntries)
-        .filter((dir) => dir.startsWith('/'))
-        .map((dir) => `${dir}/${name}`);
+  const candidates = searchCandidates(name, envValue(config.env, 'PATH'), config.workingDir, maxPathEntries);
   const failures: string[] = [];
   for (const candidate of candidates) {
     let file: TreeFile | undefined;

@@ -18,7 +18,7 @@ import { APPLET_EXPORT_PREFIX, type ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { commandLine, DEFAULT_PATH, envValue, findExecutable } from './entrypoint.js';
+import { commandLine, envValue, findExecutable, searchCandidates } from './entrypoint.js';
 import { ImageTree, type TreeFile } from './image-tree.js';
 import { extractImage, type InspectOptions, openImageFor } from './inspect.js';
 import { baseName } from '../../extractor/paths.js';
@@ -545,16 +545,9 @@ class ScanPlanner {
   private async evaluate(source: string, name: string, arg0: string, args: ArgList, env: readonly string[]): Promise<ShellEvaluation | Error> {
     const limits = this.runtime.limits;
     const sourced = new Map<string, string | Error>();
-    const findSourced = (target: string, pathVariable: string | null): string | null => {
-      const candidates = target.includes('/')
-        ? [target.startsWith('/') ? target : `${this.config.workingDir || '/'}/${target}`]
-        : (pathVariable ?? envValue(env, 'PATH') ?? DEFAULT_PATH).split(':').filter((dir) => dir.startsWith('/')).map((dir) => `${dir}/${target}`);
-      for (const candidate of candidates.slice(0, limits.maxSearchPathEntries)) {
-        const file = safeResolve(this.tree, candidate);
-        if (file?.type === 'file') return candidate;
-      }
-      return null;
-    };
+    // `.` looks a name without `/` up in PATH, as the shell does; the file need not be executable.
+    const findSourced = (target: string, pathVariable: string | null): string | null =>
+      searchCandidates(target, pathVariable ?? envValue(env, 'PATH'), this.config.workingDir, limits.maxSearchPathEntries).find((candidate) => safeResolve(this.tree, candidate)?.type === 'file') ?? null;
     for (let round = 0; ; round++) {
       let evaluation: ShellEvaluation;
       try {
