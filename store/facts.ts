@@ -67,6 +67,11 @@ export interface ExportSummary {
  */
 export const APPLET_EXPORT_PREFIX = 'busybox-applet:';
 
+/** A multi-call binary's applets among an object's exports, with their names (none for other objects). */
+export function appletsOf(facts: Pick<ObjectFacts, 'exports'>): { readonly name: string; readonly root: ExportSummary }[] {
+  return facts.exports.filter((root) => root.symbol.startsWith(APPLET_EXPORT_PREFIX)).map((root) => ({ name: root.symbol.slice(APPLET_EXPORT_PREFIX.length), root }));
+}
+
 export interface ObjectFacts {
   readonly sha256: string;
   readonly analyser: string;

@@ -7,7 +7,7 @@
  * callbacks that reached code took the address of, and those held in data, of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
-import { APPLET_EXPORT_PREFIX, type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
+import { appletsOf, type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
 
 export interface LoadedObject {
   /** Where the object was found (its path in the image), for witness paths. */
@@ -124,10 +124,10 @@ export function linkFacts(input: LinkInput): LinkedReach {
   if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`]);
   if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`]);
   if (program) {
-    const applets = program.facts.exports.filter((item) => item.symbol.startsWith(APPLET_EXPORT_PREFIX));
-    const named = applets.filter((item) => input.applets?.includes(item.symbol.slice(APPLET_EXPORT_PREFIX.length)));
+    const applets = appletsOf(program.facts);
+    const named = applets.filter((applet) => input.applets?.includes(applet.name));
     const running = input.applets && named.length === input.applets.length ? named : applets;
-    for (const item of running) push(program, item.reach, [`${program.path}:${item.symbol.slice(APPLET_EXPORT_PREFIX.length)} applet`]);
+    for (const { name, root } of running) push(program, root.reach, [`${program.path}:${name} applet`]);
   }
   for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`]);
   for (const object of runTime) for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`]);

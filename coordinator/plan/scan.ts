@@ -14,7 +14,7 @@
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
 import { withDeadline } from '../../infra/deadline.js';
 import { DockergateError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
-import { APPLET_EXPORT_PREFIX, type ObjectFacts } from '../../store/facts.js';
+import { appletsOf, type ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -680,7 +680,7 @@ class ScanPlanner {
     }
     const { scope, interpreter } = await loading;
     if (scope.length === 0) return;
-    const multiCall = scope[0]!.facts.exports.some((item) => item.symbol.startsWith(APPLET_EXPORT_PREFIX));
+    const multiCall = appletsOf(scope[0]!.facts).length > 0;
     const variant = (strings: boolean): string => `${path}\0${multiCall ? (applet ?? '*') : ''}\0${strings}`;
     if (this.linkedPrograms.has(variant(true)) || (!followExecStrings && this.linkedPrograms.has(variant(false)))) return;
     this.linkedPrograms.add(variant(followExecStrings));
