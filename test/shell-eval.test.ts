@@ -11,7 +11,7 @@ import { scanImage } from '../coordinator/plan/scan.js';
 import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { gzipLayer, tempDir, writeOciLayout } from './helpers/layers.js';
-import { type ArgList, evaluateScript, knownArgs, loadShellParser, type ShellEvaluation } from '../coordinator/plan/shell-eval.js';
+import { type ArgList, evaluateScript, knownArgs, loadShellParser, type ShellEvaluation, type ShellInput } from '../coordinator/plan/shell-eval.js';
 import { wrappedCommand } from '../coordinator/plan/wrappers.js';
 
 const ENTRYPOINT = '/usr/local/bin/docker-entrypoint.sh';
@@ -29,6 +29,11 @@ interface Case {
   readonly absent?: readonly string[];
   /** How many computed commands (default 0). */
   readonly computed?: number;
+}
+
+/** An evaluator input with nothing known and nothing to source, but what a test gives. */
+function bare(source: string, given: Partial<ShellInput> = {}): ShellInput {
+  return { source, name: 'x', arg0: 'x', args: knownArgs([]), env: [], findSourced: () => null, sourced: new Map(), timeoutMs: 10_000, maxCallDepth: 32, ...given };
 }
 
 function evaluate(script: string, cmd: readonly string[], env: readonly string[] = [], files: Readonly<Record<string, string>> = {}): ShellEvaluation {
@@ -537,45 +542,15 @@ exec "$@"`;
   });
 
   test('unknown arguments stay unknown: exec "$@" with an unknown list is computed', () => {
-    const result = evaluateScript({
-      source: 'exec "$@"',
-      name: 'x',
-      arg0: 'x',
-      args: { items: [], more: true },
-      env: [],
-      findSourced: () => null,
-      sourced: new Map(),
-      timeoutMs: 10_000,
-      maxCallDepth: 32,
-    });
+    const result = evaluateScript(bare('exec "$@"', { args: { items: [], more: true } }));
     assert.equal(result.runs.length, 0);
     assert.equal(result.computed.length, 1);
   });
 
   test('a sourced file not read yet is asked for, and a self-sourcing file stops at the call depth', () => {
-    const first = evaluateScript({
-      source: '. /etc/app/env.sh\nexec "$APP"',
-      name: 'x',
-      arg0: 'x',
-      args: knownArgs([]),
-      env: [],
-      findSourced: (name) => name,
-      sourced: new Map(),
-      timeoutMs: 10_000,
-      maxCallDepth: 32,
-    });
+    const first = evaluateScript(bare('. /etc/app/env.sh\nexec "$APP"', { findSourced: (name) => name }));
     assert.deepEqual(first.wanted, ['/etc/app/env.sh']);
-    const loop = evaluateScript({
-      source: '. /etc/loop.sh',
-      name: 'x',
-      arg0: 'x',
-      args: knownArgs([]),
-      env: [],
-      findSourced: (name) => name,
-      sourced: new Map([['/etc/loop.sh', 'date\n. /etc/loop.sh\n']]),
-      timeoutMs: 10_000,
-      maxCallDepth: 8,
-    });
+    const loop = evaluateScript(bare('. /etc/loop.sh', { findSourced: (name) => name, sourced: new Map([['/etc/loop.sh', 'date\n. /etc/loop.sh\n']]), maxCallDepth: 8 }));
     assert.ok(loop.computed.some((text) => text.includes('maxShellCallDepth')), JSON.stringify(loop.computed));
   });
 
@@ -584,7 +559,7 @@ exec "$@"`;
     const body = Array.from({ length: 30 }, (_, i) => `f${i}() { f${i + 1} "$@"; f${i + 1} "$@"; }`).join('\n');
     assert.throws(
       () =>
-        evaluateScript({ source: `${body}\nf0 a`, name: 'x', arg0: 'x', args: knownArgs([]), env: [], findSourced: () => null, sourced: new Map(), timeoutMs: 200, maxCallDepth: 32 }),
+        evaluateScript(bare(`${body}\nf0 a`, { timeoutMs: 200 })),
       /shellParseTimeoutMs/,
     );
   });
