@@ -40,7 +40,7 @@ export const KEPT_FILES: ReadonlySet<string> = new Set([
  * `/etc/default/*`, `*.sh` libraries): kept in the CAS when it is at most `maxShellScriptBytes`
  * (more is not an error: the planner then reports the file as unreadable).
  */
-export function mayBeSourced(entryPath: string): boolean {
+function mayBeSourced(entryPath: string): boolean {
   return entryPath.startsWith('/etc/') || /\.(sh|bash|ksh|env)$/.test(entryPath) || /\/(s?bin|libexec)\//.test(entryPath);
 }
 

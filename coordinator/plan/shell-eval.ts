@@ -1334,7 +1334,7 @@ const UNARY_TESTS = new Set(['-b', '-c', '-d', '-e', '-f', '-g', '-h', '-k', '-L
 const BINARY_TESTS = new Set(['=', '==', '!=', '-eq', '-ne', '-lt', '-le', '-gt', '-ge', '-nt', '-ot', '-ef', '<', '>']);
 
 /** `test`/`[` over its arguments (POSIX test(1): by argument count, then -o below -a below !). */
-export function testArgs(items: readonly (string | null)[]): boolean | null {
+function testArgs(items: readonly (string | null)[]): boolean | null {
   const n = items.length;
   if (n === 0) return false;
   if (n === 1) return items[0] === null ? null : items[0] !== '';
