@@ -115,6 +115,7 @@ describe('a crawl through a misbehaving registry', { timeout: 600_000 }, () => {
     let flakyFailures = 0;
     let storm = 0;
     const liarDigest = `sha256:${'0'.repeat(64)}`;
+    const hugeTagsPage = Buffer.from(JSON.stringify({ name: 'f/huge', tags: Array.from({ length: 90_000 }, (_, i) => `tag-${String(i).padStart(100, '0')}`) }));
     proxy.faults = [
       // A storm: the first 12 requests of the crawl get 429, Retry-After 1 s.
       (_request, response) => {
@@ -152,11 +153,11 @@ describe('a crawl through a misbehaving registry', { timeout: 600_000 }, () => {
         if (request.url.endsWith(liarDigest)) request.url = '/v2/f/liar/manifests/1';
         return false;
       },
-      // A 10 MB tags page, whatever `n` asks for.
+      // A 10 MB tags page, whatever `n` asks for (built once, above, so that the proxy's own copy is not
+      // counted in the crawl's memory).
       (request, response) => {
         if (!request.url?.startsWith('/v2/f/huge/tags/list')) return false;
-        const tags = Array.from({ length: 90_000 }, (_, i) => `tag-${String(i).padStart(100, '0')}`);
-        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'f/huge', tags }));
+        response.writeHead(200, { 'content-type': 'application/json' }).end(hugeTagsPage);
         return true;
       },
     ];
@@ -176,8 +177,9 @@ describe('a crawl through a misbehaving registry', { timeout: 600_000 }, () => {
     assert.equal(storm, 12);
     // The storm's Retry-After was honoured: the catalog alone was refused 12 times, 1 s apart.
     assert.ok(seconds >= 12, `${seconds} s`);
-    // Pages over the bound are never held whole: memory grew by far less than the 10 MB pages read ten times.
-    assert.ok(process.memoryUsage().rss - rssBefore < 200 * 1024 * 1024, `RSS grew by ${Math.round((process.memoryUsage().rss - rssBefore) / 1048576)} MiB`);
+    // Pages over the bound are never held whole: memory grew by less than the 10 MB pages read ten
+    // times (measured: 40–54 MiB, scans and analysis threads included).
+    assert.ok(process.memoryUsage().rss - rssBefore < 100 * 1024 * 1024, `RSS grew by ${Math.round((process.memoryUsage().rss - rssBefore) / 1048576)} MiB`);
 
     // Once the registry behaves, the next crawl finishes what failed and keeps the rest.
     proxy.faults = [];
