@@ -25,6 +25,7 @@ function model(code: number[], functions: Record<string, number>): CodeModel {
     dataImports: [],
     dataCodePointers: [],
     gotCodePointers: new Map(),
+    exportNameStrings: new Map(),
     goStaticData: [],
     exports: Object.entries(functions).map(([name, offset]) => ({ name, address: BASE + offset })),
     initialisers: [],

@@ -214,6 +214,11 @@ function analyse(
     else dataTaken.add(owner);
   };
   for (const pointer of dataPointers) takeAddress(pointer);
+  /** Code that hands out the address of a string naming an export may call that export (found by name). */
+  const takeNamedExport = (address: number, taker: FunctionNode): void => {
+    const exported = model.exportNameStrings.get(address);
+    if (exported !== undefined) takeAddress(exported, taker);
+  };
 
   const callSites = new Map<number, CallSite[]>();
   const reachableCache = new Map<number, Set<number> | 'all'>();
@@ -299,6 +304,7 @@ function analyse(
           // code?) is not handed out as a callback, nor is one read as data where no function
           // starts (OpenSSL's perlasm keeps constant tables in .text: `lea rsi, [.Lpoly]; sub r8, [rsi]`).
           if (!comparedOnly(redecoder, table, i) && !(dataLeas.has(i) && !functionStarts.has(target))) takeAddress(target, fn);
+          takeNamedExport(target, fn);
           break;
         case Op.LoadRip: {
           // Loading a GOT entry takes the address of an import: it may be called through a pointer.
@@ -311,6 +317,7 @@ function analyse(
             fn.takes.add(target);
             takeAddress(target, fn);
           }
+          takeNamedExport(target, fn);
           break;
         case Op.Invalid:
           break;

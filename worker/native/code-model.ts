@@ -43,6 +43,14 @@ export interface CodeModel {
    */
   readonly gotCodePointers: ReadonlyMap<number, number>;
   /**
+   * Address of a NUL-terminated read-only string → the exported function it names (a string may
+   * be the tail of a longer one: linkers merge suffixes). Code that takes such a string's address
+   * may look the function up by name (`dlsym` on the object itself, musl's loader finding its next
+   * stage) and call it: it takes the function's address. Strings held in data are in
+   * `dataCodePointers` instead.
+   */
+  readonly exportNameStrings: ReadonlyMap<number, number>;
+  /**
    * Initialised data of a Go program that nothing relocates (static: no PT_DYNAMIC, no PT_INTERP,
    * no relocations): its non-executable, file-backed PT_LOAD bytes by virtual address, which a load
    * reads as they are in the file unless code writes them (call-graph.ts `unwrittenVariables`).
@@ -59,7 +67,10 @@ export function inCode(model: Pick<CodeModel, 'ranges'>, address: number): boole
   return model.ranges.some((range) => address >= range.start && address < range.start + range.bytes.length);
 }
 
-/** Every code address data may hold, `.got` pointers included: for analysers that do not tell them apart. */
-export function everyDataPointer(model: Pick<CodeModel, 'dataCodePointers' | 'gotCodePointers'>): number[] {
-  return [...model.dataCodePointers, ...model.gotCodePointers.values()];
+/**
+ * Every code address data may hold, `.got` pointers and exports named by strings included: for
+ * analysers that do not tell them apart.
+ */
+export function everyDataPointer(model: Pick<CodeModel, 'dataCodePointers' | 'gotCodePointers' | 'exportNameStrings'>): number[] {
+  return [...model.dataCodePointers, ...model.gotCodePointers.values(), ...model.exportNameStrings.values()];
 }

@@ -91,7 +91,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   }
   for (const item of initialisers) dataCodePointers.add(item.address);
   // Without relocations, absolute code pointers in data are invisible: scan aligned words (ET_EXEC).
-  if (elf.type === 'exec') slotPointers.push(...scanDataPointers(elf, inCode));
+  if (elf.type === 'exec') slotPointers.push(...scanDataWords(elf, inCode));
   // A multi-call binary's applet table is not "function pointers in data": the applet that runs is
   // the one invoked (an export per applet; coordinator/plan/link.ts roots the invoked one).
   const applets = multiCallApplets(elf, slotPointers, elf.class === 64 ? 8 : 4);
@@ -103,11 +103,26 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   }
 
   // Functions found by name at run time (dlsym on the object itself, musl's loader finding its next
-  // stage): an exported function whose name is a string of the object's read-only data may be called.
+  // stage): an exported function whose name is a read-only string may be called once that string's
+  // address is handed out. x86-64 code and non-PIE immediates name the string (the call graph decides
+  // per function); data names it through a relocation (or, in an ET_EXEC, an absolute word). i386 PIC
+  // code reaches strings through the GOT pointer, which the sweep does not follow: there every such
+  // string counts as held in data.
   const exportByName = new Map(exports.map((item) => [item.name.split('@')[0]!, item.address]));
-  for (const text of readOnlyStrings(elf)) {
-    const address = exportByName.get(text);
-    if (address !== undefined) dataCodePointers.add(address);
+  const exportNameStrings = new Map<number, number>();
+  for (const [address, text] of readOnlyStrings(elf)) {
+    const exported = exportByName.get(text);
+    if (exported !== undefined) exportNameStrings.set(address, exported);
+  }
+  if (arch === 'i386') {
+    for (const exported of exportNameStrings.values()) dataCodePointers.add(exported);
+    exportNameStrings.clear();
+  } else {
+    const heldStrings = [...elf.relativeSlots().values(), ...(elf.type === 'exec' ? scanDataWords(elf, (value) => exportNameStrings.has(value)).map(([, value]) => value) : [])];
+    for (const address of heldStrings) {
+      const exported = exportNameStrings.get(address);
+      if (exported !== undefined) dataCodePointers.add(exported);
+    }
   }
 
   const entry = elf.entry !== 0 && inCode(elf.entry) ? elf.entry : undefined;
@@ -131,6 +146,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     ifuncResolvers,
     dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
     gotCodePointers,
+    exportNameStrings,
     dataImports: [...dataImports].sort(),
     goStaticData,
     exports,
@@ -165,8 +181,8 @@ function codeRanges(elf: ElfFile): CodeRange[] {
   return ranges.sort((a, b) => a.start - b.start);
 }
 
-/** Pointer-sized, aligned words of allocated non-code sections whose value lies in code: [slot, target]. */
-function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): [number, number][] {
+/** Pointer-sized, aligned words of allocated non-code sections whose value `wanted` accepts: [slot, value]. */
+function scanDataWords(elf: ElfFile, wanted: (value: number) => boolean): [number, number][] {
   const word = elf.class === 64 ? 8 : 4;
   const found: [number, number][] = [];
   for (const section of elf.sections) {
@@ -177,26 +193,37 @@ function scanDataPointers(elf: ElfFile, inCode: (address: number) => boolean): [
     const skew = (word - (section.addr % word)) % word;
     for (let offset = skew; offset + word <= bytes.length; offset += word) {
       const value = word === 8 ? Number(view.getBigUint64(offset, elf.littleEndian)) : view.getUint32(offset, elf.littleEndian);
-      if (value !== 0 && inCode(value)) found.push([section.addr + offset, value]);
+      if (value !== 0 && wanted(value)) found.push([section.addr + offset, value]);
     }
   }
   return found;
 }
 
-/** NUL-terminated identifier-like strings of `.rodata*` sections. */
-function* readOnlyStrings(elf: ElfFile): Generator<string> {
+/** An identifier as a C symbol name (what `dlsym` is given). */
+const IDENTIFIER_CHAR = /[A-Za-z0-9_.]/;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+/**
+ * Identifier-like NUL-terminated strings of `.rodata*` sections, with their addresses: each
+ * string, and each identifier tail of it (a linker that merges strings may let "accept" be the
+ * tail of "raccept"; code then points into the longer one).
+ */
+function* readOnlyStrings(elf: ElfFile): Generator<[number, string]> {
   for (const section of elf.sections) {
     if (!section.name.startsWith('.rodata') || !section.hasFileData) continue;
     const bytes = elf.sectionBytes(section.name);
     if (!bytes) continue;
     let start = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] !== 0) continue;
-      if (i - start >= 2 && i - start <= 128) {
-        const text = Buffer.from(bytes.subarray(start, i)).toString('latin1');
-        if (/^[A-Za-z_][A-Za-z0-9_.]*$/.test(text)) yield text;
+    for (let end = 0; end < bytes.length; end++) {
+      if (bytes[end] !== 0) continue;
+      // Only the identifier tail of [start, end) can be a name, and only at most 128 bytes of it.
+      let tail = end;
+      while (tail > start && end - tail < 128 && IDENTIFIER_CHAR.test(String.fromCharCode(bytes[tail - 1]!))) tail--;
+      for (let from = tail; from <= end - 2; from++) {
+        const text = Buffer.from(bytes.subarray(from, end)).toString('latin1');
+        if (IDENTIFIER.test(text)) yield [section.addr + from, text];
       }
-      start = i + 1;
+      start = end + 1;
     }
   }
 }
