@@ -95,9 +95,10 @@ async function fill(kb: KnowledgeBase): Promise<void> {
       initialisers: [],
       reaches,
       callbacks: [],
-      dataPointers: 0,
+      dataRegions: [{ address: 0, reach: 0, holds: [], always: true }],
       exports: Array.from({ length: 200 }, (_, e) => ({ symbol: e === 0 ? 'getaddrinfo@@GLIBC_2.2.5' : `bench_fn${e}`, address: 0x1000 + e * 16, reach: e % 20 })),
       unresolved: [],
+      symbolNames: [],
       pathStrings: [],
       stats: { functions: 200, syscallSites: 10, resolvedSites: 10, codeBytes: 1000 },
     };

@@ -38,12 +38,31 @@ export interface Reach {
   readonly unresolvedArguments?: number;
   /**
    * True when an indirect call is reachable: its callee may be any callback that reached code (of
-   * any loaded object) took the address of, or that data holds (`main` handed to
+   * any loaded object) took the address of, or that held data holds (`main` handed to
    * `__libc_start_main`, a `qsort` comparator): the linker adds those callbacks' reaches.
    */
   readonly indirect: boolean;
   /** Callbacks (indices into `ObjectFacts.callbacks`) whose address reachable code takes. */
   readonly callbacks: readonly number[];
+  /** Data regions (indices into `ObjectFacts.dataRegions`) reachable code references; absent when none. */
+  readonly dataRegions?: readonly number[];
+}
+
+/**
+ * A data object that holds function pointers (or the address of one that does): its pointers are
+ * callable once it is held and any indirect call is reached (worker/native/data-regions.ts).
+ */
+export interface DataRegion {
+  /** Its first address (0: pointers of several places, held whatever runs). */
+  readonly address: number;
+  /** What it hands out: imports taken by address and the callbacks it holds (a reach index). */
+  readonly reach: number;
+  /** Regions whose address it holds: held with it. */
+  readonly holds: readonly number[];
+  /** Exported data symbols that start in it (absent when none): held once a loaded object imports or copies one. */
+  readonly symbols?: readonly string[];
+  /** Held whatever code runs: data no taken address names, and unsplit data. */
+  readonly always: boolean;
 }
 
 /** A function whose address is taken in the object, and its reach when entered through a pointer. */
@@ -99,14 +118,22 @@ export interface ObjectFacts {
   /** Every function whose address is taken in code or data, sorted by address. */
   readonly callbacks: readonly Callback[];
   /**
-   * The reach of function pointers held in data (relocations, init/fini arrays, pointer tables):
-   * imports taken by address and data-held callbacks. Reached as soon as any indirect call is.
+   * Function pointers held in data (relocations, init/fini arrays, pointer tables), by the data
+   * object holding them. An analyser that does not split data gives one region, always held.
    */
-  readonly dataPointers: number;
+  readonly dataRegions: readonly DataRegion[];
   /** Every defined, exported function symbol, sorted by symbol. */
   readonly exports: readonly ExportSummary[];
   /** All unresolved sites of the object, sorted by address. */
   readonly unresolved: readonly UnresolvedSite[];
+  /**
+   * Identifier strings the object's code hands out or its data holds, sorted: the symbol names it
+   * may look up in other objects (`dlsym`; glibc's ld.so finds `__libc_early_init` and libc's
+   * malloc by name). The linker roots the exports they name.
+   */
+  readonly symbolNames: readonly string[];
+  /** Data symbols the object copies into its own memory at load time (R_*_COPY; absent when none). */
+  readonly copiedData?: readonly string[];
   /** Strings of read-only data that are absolute paths or library names (exec/dlopen decisions), sorted, capped. */
   readonly pathStrings: readonly string[];
   readonly stats: {

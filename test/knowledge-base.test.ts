@@ -45,11 +45,13 @@ function keyOf(facts: ObjectFacts): FactsKey {
 /** A root with its reach written inline; `compact` turns facts of these into `ObjectFacts`. */
 type InlineSummary = Omit<ExportSummary, 'reach'> & Reach;
 
-type InlineFacts = Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataPointers' | 'exports' | 'reaches'> & {
+type InlineRegion = InlineSummary & { holds: number[]; always: boolean };
+
+type InlineFacts = Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataRegions' | 'exports' | 'reaches'> & {
   entry?: InlineSummary;
   initialisers: InlineSummary[];
   callbacks: InlineSummary[];
-  dataPointers: InlineSummary;
+  dataRegions: InlineRegion[];
   exports: InlineSummary[];
 };
 
@@ -61,8 +63,8 @@ function summary(symbol: string, syscalls: string[], extra: Partial<InlineSummar
 function compact(inline: InlineFacts): ObjectFacts {
   const reaches: Reach[] = [];
   const ids = new Map<string, number>();
-  const idOf = ({ syscalls, imports, unresolvedCount, indirect, callbacks }: InlineSummary): number => {
-    const reach = { syscalls, imports, unresolvedCount, indirect, callbacks };
+  const idOf = ({ syscalls, imports, unresolvedCount, indirect, callbacks, dataRegions }: InlineSummary): number => {
+    const reach = { syscalls, imports, unresolvedCount, indirect, callbacks, ...(dataRegions ? { dataRegions } : {}) };
     const key = JSON.stringify(reach);
     if (!ids.has(key)) {
       ids.set(key, reaches.length);
@@ -71,13 +73,13 @@ function compact(inline: InlineFacts): ObjectFacts {
     return ids.get(key)!;
   };
   const root = (item: InlineSummary): ExportSummary => ({ symbol: item.symbol, address: item.address, reach: idOf(item) });
-  const { entry, initialisers, callbacks, dataPointers, exports, ...rest } = inline;
+  const { entry, initialisers, callbacks, dataRegions, exports, ...rest } = inline;
   return {
     ...rest,
     ...(entry ? { entry: root(entry) } : {}),
     initialisers: initialisers.map(root),
     callbacks: callbacks.map((item) => ({ address: item.address, reach: idOf(item) })),
-    dataPointers: idOf(dataPointers),
+    dataRegions: dataRegions.map((item) => ({ address: item.address, reach: idOf(item), holds: item.holds, always: item.always })),
     exports: exports.map(root),
     reaches,
   };
@@ -104,9 +106,12 @@ function libraryInline(overrides: Partial<InlineFacts> = {}): InlineFacts {
     entry: summary('_start', ['exit', 'exit_group', 'read', 'write'], { imports: ['__libc_start_main@GLIBC_2.34'], indirect: true }),
     initialisers: [summary('frame_dummy', [])],
     callbacks: [summary('callback', ['close', 'openat'], { indirect: true, callbacks: [0] })],
-    dataPointers: summary('<data>', [], { imports: ['free'], callbacks: [0] }),
+    dataRegions: [
+      { ...summary('<data>', [], { imports: ['free'], callbacks: [0] }), holds: [1], always: false },
+      { ...summary('<more data>', [], { callbacks: [0] }), holds: [], always: true },
+    ],
     exports: [
-      summary('example_open', ['close', 'open', 'openat'], { imports: ['malloc@GLIBC_2.2.5'], unresolvedCount: 1, indirect: true }),
+      summary('example_open', ['close', 'open', 'openat'], { imports: ['malloc@GLIBC_2.2.5'], unresolvedCount: 1, indirect: true, dataRegions: [0] }),
       summary('example_read@@EXAMPLE_1.0', ['pread64', 'read']),
       summary('example_read@EXAMPLE_0.9', ['read']),
       // Addresses above 2^32: the column is a bigint.
@@ -116,6 +121,7 @@ function libraryInline(overrides: Partial<InlineFacts> = {}): InlineFacts {
       { address: 0x1234, kind: 'syscall-number', detail: 'rax from memory' },
       { address: 0x2000, kind: 'indirect-jump-table' },
     ],
+    symbolNames: ['example_hook', 'malloc'],
     pathStrings: ['/etc/example.conf', '/usr/lib/example'],
     stats: { functions: 42, syscallSites: 7, resolvedSites: 6, codeBytes: 12_345 },
     ...overrides,
@@ -136,9 +142,10 @@ function staticFacts(): ObjectFacts {
     flags: { static: true, pie: false, go: true, stripped: false },
     initialisers: [],
     callbacks: [],
-    dataPointers: summary('<data>', []),
+    dataRegions: [],
     exports: [],
     unresolved: [],
+    symbolNames: [],
     pathStrings: [],
     stats: { functions: 0, syscallSites: 0, resolvedSites: 0, codeBytes: 0 },
   });

@@ -102,7 +102,7 @@ describe('golden facts', () => {
         entry: facts.entry ? reachOf(facts, facts.entry) : null,
         initialisers: facts.initialisers.map((init) => ({ symbol: init.symbol, ...reachOf(facts, init) })),
         callbacks: facts.callbacks.length,
-        dataPointers: reachOf(facts, facts.dataPointers),
+        dataRegions: facts.dataRegions.map((region) => ({ always: region.always, holds: region.holds.length, ...reachOf(facts, region.reach) })),
         unresolved: facts.unresolved.length,
       };
       const file = path.join(GOLDEN_DIR, `${name}.${toolchain}.json`);

@@ -26,6 +26,8 @@ function model(code: number[], functions: Record<string, number>): CodeModel {
     dataCodePointers: [],
     gotCodePointers: new Map(),
     exportNameStrings: new Map(),
+    identifierStrings: new Map(),
+    dataNames: [],
     goStaticData: [],
     exports: Object.entries(functions).map(([name, offset]) => ({ name, address: BASE + offset })),
     initialisers: [],

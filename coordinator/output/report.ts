@@ -5,7 +5,7 @@
  */
 import { formatPlatform } from '../../extractor/manifest.js';
 import { RUNTIME_SYSCALLS } from '../plan/runtime-syscalls.js';
-import type { ScanResult } from '../plan/scan.js';
+import { SYSCALL_ORIGINS, type ScanResult, type SyscallOrigin } from '../plan/scan.js';
 
 export interface ScanReport {
   readonly reference: string;
@@ -15,6 +15,12 @@ export interface ScanReport {
   readonly entrypoint: readonly string[];
   readonly unsure: boolean;
   readonly counts: { readonly syscalls: number; readonly programs: number; readonly objects: number };
+  /**
+   * How many allowed syscalls come from each origin, each counted once, by the most certain way it
+   * is reached: direct calls, callbacks taken by reached code, pointers in reached data, lookups by
+   * name, objects loaded at run time, the container runtime, the Docker-default fallback.
+   */
+  readonly breakdown: Readonly<Record<SyscallOrigin, number>>;
   readonly programs: ScanResult['programs'];
   readonly objects: ScanResult['objects'];
   readonly decisions: ScanResult['decisions'];
@@ -32,12 +38,20 @@ export function scanReport(result: ScanResult): ScanReport {
     entrypoint: [...(result.config.entrypoint ?? []), ...(result.config.cmd ?? [])],
     unsure: result.unsure,
     counts: { syscalls: result.syscalls.size, programs: result.programs.length, objects: result.objects.length },
+    breakdown: originCounts(result),
     programs: result.programs,
     objects: result.objects,
     decisions: result.decisions,
     runtime: RUNTIME_SYSCALLS,
     syscalls: Object.fromEntries(result.syscalls),
   };
+}
+
+/** Allowed syscalls per origin (every origin present, zeros included). */
+export function originCounts(result: Pick<ScanResult, 'origins'>): Record<SyscallOrigin, number> {
+  const counts = Object.fromEntries(SYSCALL_ORIGINS.map((origin) => [origin, 0])) as Record<SyscallOrigin, number>;
+  for (const origin of Object.values(result.origins)) counts[origin]++;
+  return counts;
 }
 
 /** The readable summary printed by `scan`. */
@@ -48,6 +62,7 @@ export function reportText(result: ScanResult): string {
     `programs  ${result.programs.map((p) => p.path).join(', ') || 'none'}`,
     `objects   ${result.objects.length} (${result.analysed.fresh} analysed now, ${result.analysed.objects - result.analysed.fresh - result.analysed.failed} known, ${result.analysed.failed} failed)`,
     `syscalls  ${result.syscalls.size} allowed${result.unsure ? ' — UNSURE: fallbacks applied, see below' : ''}`,
+    `from      ${Object.entries(originCounts(result)).filter(([, count]) => count > 0).map(([origin, count]) => `${origin} ${count}`).join(', ')}`,
     '',
   ];
   const byKind = new Map<string, string[]>();

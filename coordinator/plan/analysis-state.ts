@@ -12,7 +12,7 @@ import dockerDefault from './data/docker-default-seccomp.json' with { type: 'jso
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 
 /** Bumped whenever a scan of the same image with the same facts would differ. */
-export const SCAN_GENERATOR_VERSION = 3;
+export const SCAN_GENERATOR_VERSION = 4;
 
 /** The options of a scan that change its result. */
 export interface StateOptions {

@@ -4,7 +4,8 @@
  * global scope (the executable, then its dependencies breadth-first) that exports the name, and
  * what that export reaches is followed in turn, to a fixpoint. Also reached: the loader's own entry,
  * every loaded object's initialisers, and — once any reached code makes an indirect call — the
- * callbacks that reached code took the address of, and those held in data, of every loaded object
+ * callbacks that reached code took the address of, and those held in data that reached code
+ * references (or that held data points at, or that any code may read), of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
 import { appletsOf, type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
@@ -26,6 +27,11 @@ export interface LinkInput {
    */
   readonly loadedAtRunTime?: readonly LoadedObject[];
   /**
+   * Of those, the ones that came only as dependencies of another (DT_NEEDED of a dlopen'd module):
+   * bound through the imports that reach them, like any dependency; their exports are not roots.
+   */
+  readonly loadedAsDependency?: ReadonlySet<LoadedObject>;
+  /**
    * A multi-call program (its `busybox-applet:*` exports): the applets that run, by name. Absent,
    * or a name it has no applet for: every applet (what it runs is not known).
    */
@@ -41,6 +47,8 @@ export interface LinkedReach {
   readonly witnesses: ReadonlyMap<string, readonly string[]>;
   /** Imported symbols reached (bound or not): what decides dlopen, NSS, exec and the like. */
   readonly reachedImports: ReadonlySet<string>;
+  /** How each syscall is reached at best (the witness is that way): what the width of a profile comes from. */
+  readonly ways: ReadonlyMap<string, ReachWay>;
   /** Objects with unresolved sites in reached code, and how many. */
   readonly unresolvedBy: ReadonlyMap<string, number>;
   /**
@@ -54,6 +62,16 @@ export interface LinkedReach {
 const baseName = (symbol: string): string => symbol.split('@')[0]!;
 
 /**
+ * How code is reached, from the most certain to the least: calls and imports from the roots; a
+ * callback whose address reached code took; a function pointer held in reached data; an export
+ * found by name (`dlsym`, the loader's lookups); any export of an object loaded at run time. Work
+ * is done in this order (lowest first), so each syscall's witness takes the most certain way.
+ */
+export const REACH_WAYS = ['direct', 'callback', 'data', 'lookup', 'run-time module'] as const;
+export type ReachWay = (typeof REACH_WAYS)[number];
+const WAY = { direct: 0, callback: 1, data: 2, lookup: 3, module: 4 } as const;
+
+/**
  * Syscalls the kernel makes a process perform without any call site: after a signal handler
  * returns, the kernel jumps to the `sa_restorer` trampoline installed with the handler, which
  * calls `rt_sigreturn` (i386: `sigreturn` too). Kept as data, each with its reason.
@@ -63,10 +81,15 @@ export const IMPLIED_SYSCALLS: readonly { readonly when: string; readonly then: 
   { when: 'sigaction', then: ['sigreturn', 'rt_sigreturn'], why: 'legacy i386 handlers return through sigreturn' },
 ];
 
+/** Imports that look a symbol up by a name the caller passes (dlfcn.h). */
+const LOOKUP_IMPORTS = ['dlsym', 'dlvsym'];
+
 interface Pending {
   readonly object: LoadedObject;
   readonly reach: number;
   readonly path: readonly string[];
+  /** Index into REACH_WAYS: the least certain step on the way here. */
+  readonly way: number;
 }
 
 export function linkFacts(input: LinkInput): LinkedReach {
@@ -98,47 +121,126 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const unresolvedWitnesses = new Map<string, readonly string[]>();
   let unresolvedCount = 0;
   let indirectReached = false;
-  /** Callbacks whose address reached code took, per object, not yet entered. */
-  const takenCallbacks = new Map<LoadedObject, Set<number>>();
-  const enterCallbacks = (object: LoadedObject, indices: Iterable<number>, path: readonly string[]): void => {
-    const pending = takenCallbacks.get(object) ?? new Set<number>();
+  /** The way by which the first indirect call was reached. */
+  let indirectWay = 0;
+  /** Callbacks whose address reached code took, per object, not yet entered: index → way taken. */
+  const takenCallbacks = new Map<LoadedObject, Map<number, number>>();
+  const enterCallbacks = (object: LoadedObject, indices: Iterable<number>, path: readonly string[], way: number): void => {
+    const pending = takenCallbacks.get(object) ?? new Map<number, number>();
     takenCallbacks.set(object, pending);
-    for (const index of indices) pending.add(index);
+    for (const index of indices) pending.set(index, Math.min(pending.get(index) ?? way, way));
     if (!indirectReached) return;
-    for (const index of pending) {
+    for (const [index, taken] of pending) {
       const callback = object.facts.callbacks[index];
-      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`]);
+      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`], Math.max(taken, indirectWay, WAY.callback));
     }
     pending.clear();
   };
+  /**
+   * Data regions held per object (reached code references them, a held region holds their address,
+   * or they are always held); their pointers are entered once an indirect call is reached.
+   */
+  /** Held regions per object: index → the way it was held and the path that held it. */
+  const heldRegions = new Map<LoadedObject, Map<number, { way: number; path: readonly string[] }>>();
+  const enterRegion = (object: LoadedObject, index: number, path: readonly string[], way: number): void => {
+    const region = object.facts.dataRegions[index];
+    if (region) push(object, region.reach, [...path, `${object.path}:<function pointers in data at 0x${region.address.toString(16)}>`], Math.max(way, indirectWay, WAY.data));
+  };
+  const holdRegions = (object: LoadedObject, indices: Iterable<number>, path: readonly string[], way: number): void => {
+    const held = heldRegions.get(object) ?? new Map<number, { way: number; path: readonly string[] }>();
+    heldRegions.set(object, held);
+    const work = [...indices];
+    while (work.length > 0) {
+      const index = work.pop()!;
+      const known = held.get(index);
+      if (known && known.way <= way) continue;
+      held.set(index, { way, path });
+      if (indirectReached) enterRegion(object, index, path, way);
+      work.push(...(object.facts.dataRegions[index]?.holds ?? []));
+    }
+  };
+  /** Work by way (lowest first); a reach is done once, by the most certain way found first. */
+  const queues: Pending[][] = REACH_WAYS.map(() => []);
+  const best = new Map<string, number>();
   const done = new Set<string>();
-  const queue: Pending[] = [];
-  const push = (object: LoadedObject, reach: number, path: readonly string[]): void => {
-    const key = `${objects.indexOf(object)}:${reach}`;
-    if (done.has(key)) return;
-    done.add(key);
-    queue.push({ object, reach, path });
+  const keyOf = (object: LoadedObject, reach: number): string => `${objects.indexOf(object)}:${reach}`;
+  const push = (object: LoadedObject, reach: number, path: readonly string[], way: number): void => {
+    const key = keyOf(object, reach);
+    if (done.has(key) || (best.get(key) ?? Number.POSITIVE_INFINITY) <= way) return;
+    best.set(key, way);
+    queues[way]!.push({ object, reach, path, way });
+  };
+  const next = (): Pending | undefined => {
+    for (const queue of queues) {
+      while (queue.length > 0) {
+        const item = queue.shift()!;
+        const key = keyOf(item.object, item.reach);
+        if (done.has(key) || best.get(key) !== item.way) continue;
+        done.add(key);
+        return item;
+      }
+    }
+    return undefined;
   };
 
   const [program] = input.scope;
-  if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`]);
-  if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`]);
+  if (program?.facts.entry) push(program, program.facts.entry.reach, [`${program.path}:_start`], WAY.direct);
+  if (input.interpreter?.facts.entry) push(input.interpreter, input.interpreter.facts.entry.reach, [`${input.interpreter.path}:_start`], WAY.direct);
   if (program) {
     const applets = appletsOf(program.facts);
     const named = applets.filter((applet) => input.applets?.includes(applet.name));
     const running = input.applets && named.length === input.applets.length ? named : applets;
-    for (const { name, root } of running) push(program, root.reach, [`${program.path}:${name} applet`]);
+    for (const { name, root } of running) push(program, root.reach, [`${program.path}:${name} applet`], WAY.direct);
   }
-  for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`]);
-  for (const object of runTime) for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`]);
+  for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`], WAY.direct);
+  /** Exported data by name: held once reached code imports the name, or a loaded object copies it. */
+  const dataSymbols = new Map<string, { object: LoadedObject; index: number }[]>();
+  for (const object of objects) {
+    for (const [index, region] of object.facts.dataRegions.entries()) {
+      for (const name of region.symbols ?? []) dataSymbols.set(name, [...(dataSymbols.get(name) ?? []), { object, index }]);
+    }
+  }
+  const holdDataSymbol = (name: string, path: readonly string[], way: number): void => {
+    for (const { object, index } of dataSymbols.get(name) ?? []) holdRegions(object, [index], [...path, `${object.path}:${name}`], way);
+  };
+  for (const object of objects) {
+    const always = object.facts.dataRegions.flatMap((region, index) => (region.always ? [index] : []));
+    holdRegions(object, always, [`${object.path}:<data any code may read>`], WAY.direct);
+    for (const name of object.facts.copiedData ?? []) holdDataSymbol(name, [`${object.path}:<copies ${name}>`], WAY.direct);
+  }
+  for (const object of runTime) {
+    if (input.loadedAsDependency?.has(object)) continue;
+    for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`], WAY.module);
+  }
 
-  while (queue.length > 0) {
-    const { object, reach: index, path } = queue.shift()!;
+  // Symbols found by name: the loader's own lookups (glibc's ld.so calls libc's
+  // `__libc_early_init` and binds its malloc by name) always, other objects' once `dlsym` or
+  // `dlvsym` is reached. The exports those names denote, in any loaded object, are roots.
+  const lookedUp = new Set<LoadedObject>();
+  const rootLookedUpNames = (): void => {
+    const lookups = LOOKUP_IMPORTS.some((name) => reachedImports.has(name));
+    for (const object of objects) {
+      if (lookedUp.has(object) || (object !== input.interpreter && !lookups)) continue;
+      lookedUp.add(object);
+      const names = new Set(object.facts.symbolNames);
+      for (const other of objects) {
+        if (other === object) continue;
+        for (const item of other.facts.exports) {
+          if (names.has(baseName(item.symbol))) push(other, item.reach, [`${object.path}:<looks up "${baseName(item.symbol)}" by name>`, `${other.path}:${item.symbol}`], WAY.lookup);
+        }
+      }
+    }
+  };
+  rootLookedUpNames();
+  const ways = new Map<string, ReachWay>();
+  for (let item = next(); item !== undefined; item = next() ?? (rootLookedUpNames(), next())) {
+    const { object, reach: index, path, way } = item;
     const reach: Reach = reachOf(object.facts, index);
     for (const name of reach.syscalls) {
       if (!syscalls.has(name)) {
         syscalls.add(name);
         witnesses.set(name, path);
+        ways.set(name, REACH_WAYS[way]!);
       }
     }
     unresolvedCount += reach.unresolvedCount;
@@ -150,22 +252,25 @@ export function linkFacts(input: LinkInput): LinkedReach {
     if (reach.unresolvedCount > 0 && !unresolvedWitnesses.has(object.path)) unresolvedWitnesses.set(object.path, path);
     for (const symbol of reach.imports) {
       reachedImports.add(baseName(symbol));
+      holdDataSymbol(baseName(symbol), path, way);
       const definition = definitions.get(baseName(symbol));
       if (!definition) {
         unbound.add(symbol);
         continue;
       }
-      push(definition.object, definition.reach, [...path, `${definition.object.path}:${definition.symbol}`]);
+      push(definition.object, definition.reach, [...path, `${definition.object.path}:${definition.symbol}`], way);
     }
     if (reach.indirect && !indirectReached) {
-      // From now on every taken callback may be called: enter those already taken, and data's.
+      // From now on every taken callback may be called: enter those already taken, and held data's.
       indirectReached = true;
+      indirectWay = way;
       for (const other of objects) {
-        push(other, other.facts.dataPointers, [...path, `${other.path}:<function pointers in data>`]);
-        enterCallbacks(other, [], path);
+        for (const [held, { way: heldWay, path: heldPath }] of heldRegions.get(other) ?? []) enterRegion(other, held, heldPath, heldWay);
+        enterCallbacks(other, [], path, way);
       }
     }
-    enterCallbacks(object, reach.callbacks, path);
+    holdRegions(object, reach.dataRegions ?? [], path, way);
+    enterCallbacks(object, reach.callbacks, path, way);
   }
   for (const rule of IMPLIED_SYSCALLS) {
     if (!syscalls.has(rule.when)) continue;
@@ -173,7 +278,8 @@ export function linkFacts(input: LinkInput): LinkedReach {
       if (syscalls.has(name)) continue;
       syscalls.add(name);
       witnesses.set(name, [...(witnesses.get(rule.when) ?? []), `kernel: ${rule.why}`]);
+      ways.set(name, ways.get(rule.when) ?? 'direct');
     }
   }
-  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses, reachedImports, unresolvedBy, unresolvedWitnesses };
+  return { syscalls, unresolvedCount, unboundImports: [...unbound].sort(), witnesses, ways, reachedImports, unresolvedBy, unresolvedWitnesses };
 }

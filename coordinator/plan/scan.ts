@@ -25,7 +25,7 @@ import { baseName } from '../../extractor/paths.js';
 import { parseReference } from '../../extractor/reference.js';
 import { peekImageDigest } from '../../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
-import { type LoadedObject, linkFacts } from './link.js';
+import { type LoadedObject, linkFacts, REACH_WAYS, type ReachWay } from './link.js';
 import { spanSync, withSpan } from '../../infra/telemetry.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
@@ -81,11 +81,20 @@ export interface ScanResult {
   readonly edges: readonly GraphEdge[];
   /** Syscall name → one witness chain (program, then objects and symbols, outermost first). */
   readonly syscalls: ReadonlyMap<string, readonly string[]>;
+  /** Syscall name → where it comes from at best (the witness shows that way). */
+  readonly origins: Readonly<Record<string, SyscallOrigin>>;
   readonly decisions: readonly Decision[];
   /** True when something reachable could not be analysed exactly and a fallback was applied. */
   readonly unsure: boolean;
   readonly analysed: { readonly objects: number; readonly fresh: number; readonly failed: number };
 }
+
+/**
+ * Where an allowed syscall comes from: a way programs reach it (link.ts `REACH_WAYS`, most
+ * certain first), the container runtime's own needs, or the Docker-default fallback.
+ */
+export type SyscallOrigin = ReachWay | 'runtime' | 'fallback';
+export const SYSCALL_ORIGINS: readonly SyscallOrigin[] = [...REACH_WAYS, 'runtime', 'fallback'];
 
 export interface ScanOptions extends InspectOptions {
   /** Fail instead of applying the fallback when the analysis is unsure. */
@@ -211,6 +220,7 @@ class ScanPlanner {
   private readonly programs = new Map<string, ProgramNode>();
   private readonly edges = new Map<string, GraphEdge>();
   private readonly syscalls = new Map<string, readonly string[]>();
+  private readonly origins = new Map<string, SyscallOrigin>();
   private readonly facts = new Map<string, ObjectFacts | null>();
   private readonly objectPaths = new Map<string, string>();
   private readonly queue: Invocation[] = [];
@@ -298,7 +308,9 @@ class ScanPlanner {
       await this.invoke(invocation);
     }
     for (const { name, reason } of RUNTIME_SYSCALLS) {
-      if (!this.syscalls.has(name)) this.syscalls.set(name, [`container runtime: ${reason}`]);
+      if (this.syscalls.has(name)) continue;
+      this.syscalls.set(name, [`container runtime: ${reason}`]);
+      this.origins.set(name, 'runtime');
     }
     this.decide('runtime', `${RUNTIME_SYSCALLS.length} syscalls the container runtime makes after installing the filter and before exec`);
     this.applyFallbacks();
@@ -685,6 +697,7 @@ class ScanPlanner {
     if (this.linkedPrograms.has(variant(true)) || (!followExecStrings && this.linkedPrograms.has(variant(false)))) return;
     this.linkedPrograms.add(variant(followExecStrings));
     const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
+    const loadedAsDependency = new Set<LoadedObject>();
     const considered = new Set<string>();
     // An applet that runs another one in its own process (BusyBox's FEATURE_PREFER_APPLETS) does
     // what an exec of that applet does: those are followed like any program's exec targets.
@@ -693,12 +706,19 @@ class ScanPlanner {
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6 && !this.outOfTime(); round++) {
       const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () =>
-        linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, ...(applets ? { applets } : {}) }),
+        linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, loadedAsDependency, ...(applets ? { applets } : {}) }),
       );
-      const added = await this.runTimeAdditions(path, scope, loadedAtRunTime, linked.reachedImports, linked.syscalls, considered, via, followExecStrings);
+      const added = await this.runTimeAdditions(path, scope, { loaded: loadedAtRunTime, asDependency: loadedAsDependency }, linked.reachedImports, linked.syscalls, considered, via, followExecStrings);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {
-        for (const [name, witness] of linked.witnesses) if (!this.syscalls.has(name)) this.syscalls.set(name, [...via, ...witness]);
+        for (const [name, witness] of linked.witnesses) {
+          // Each syscall keeps the most certain way any program reaches it, and that way's witness.
+          const way = linked.ways.get(name) ?? 'direct';
+          const known = this.origins.get(name);
+          if (known !== undefined && SYSCALL_ORIGINS.indexOf(known) <= SYSCALL_ORIGINS.indexOf(way)) continue;
+          this.syscalls.set(name, [...via, ...witness]);
+          this.origins.set(name, way);
+        }
         for (const [object, count] of linked.unresolvedBy) {
           const witness = [...via, ...(linked.unresolvedWitnesses.get(object) ?? [])].join(' → ');
           this.fallBack(
@@ -724,7 +744,7 @@ class ScanPlanner {
   private async runTimeAdditions(
     programPath: string,
     scope: readonly LoadedObject[],
-    loaded: LoadedObject[],
+    { loaded, asDependency }: { loaded: LoadedObject[]; asDependency: Set<LoadedObject> },
     imports: ReadonlySet<string>,
     syscalls: ReadonlySet<string>,
     considered: Set<string>,
@@ -732,23 +752,39 @@ class ScanPlanner {
     followExecStrings: boolean,
   ): Promise<number> {
     const before = loaded.length;
+    let promoted = 0;
     const objects = [...scope, ...loaded];
-    const addLibrary = async (name: string, requester: LoadedObject, kind: DecisionKind, why: string): Promise<void> => {
-      const key = `lib:${name}`;
+    /**
+     * Adds a library loaded at run time. One the program opens itself (`dependency` false) has every
+     * export as a root, since `dlsym` may fetch any of them; one that comes only as a dependency of
+     * such a library is bound like any DT_NEEDED library: through the imports that reach it.
+     */
+    const addLibrary = async (name: string, requester: LoadedObject, kind: DecisionKind, why: string, dependency = false): Promise<void> => {
+      const key = `lib:${name}:${dependency}`;
       if (considered.has(key)) return;
       considered.add(key);
       const found = findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
       if (!found?.file.sha256) return;
       await this.factsOf([{ path: found.path, sha256: found.file.sha256 }]);
       const facts = this.facts.get(found.file.sha256);
-      if (!facts || objects.some((o) => o.facts.sha256 === facts.sha256)) return;
+      if (!facts) return;
+      const known = objects.find((o) => o.facts.sha256 === facts.sha256);
+      if (known) {
+        // Opened by name now, after it came as a dependency: its exports become roots.
+        if (!dependency && asDependency.delete(known)) {
+          promoted++;
+          this.decide(kind, `${known.path} loaded at run time by ${programPath}: ${why}`, known.path);
+        }
+        return;
+      }
       const object = { path: found.path, facts };
       loaded.push(object);
       objects.push(object);
+      if (dependency) asDependency.add(object);
       this.edge(requester.path, found.path, 'loads');
       this.decide(kind, `${found.path} loaded at run time by ${programPath}: ${why}`, found.path);
       // Its own dependencies come with it.
-      for (const needed of facts.needed) await addLibrary(needed, object, kind, `needed by ${found.path}`);
+      for (const needed of facts.needed) await addLibrary(needed, object, kind, `needed by ${found.path}`, true);
     };
     if (imports.has('dlopen') || imports.has('dlmopen')) {
       for (const object of [...objects]) {
@@ -783,7 +819,7 @@ class ScanPlanner {
         }
       }
     }
-    return loaded.length - before;
+    return loaded.length - before + promoted;
   }
 
   private enqueueExec(target: string, programPath: string, why: string, via: readonly string[]): void {
@@ -835,6 +871,7 @@ class ScanPlanner {
     for (const name of DOCKER_DEFAULT_FALLBACK_SYSCALLS(this.config.platform)) {
       if (!this.syscalls.has(name)) {
         this.syscalls.set(name, ['fallback: code the analysis could not follow may run; Docker\'s default profile is allowed']);
+        this.origins.set(name, 'fallback');
         added.push(name);
       }
     }
@@ -851,6 +888,7 @@ class ScanPlanner {
       objects,
       edges: [...this.edges.values()],
       syscalls: new Map([...this.syscalls.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+      origins: Object.fromEntries([...this.origins.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
       decisions: this.decisions,
       unsure: this.unsure,
       analysed: { objects: this.facts.size, fresh: this.fresh, failed: this.failed },

@@ -1,6 +1,6 @@
 /**
  * Turns one object's call graph into its `ObjectFacts`: the reach of every root (exports, entry
- * point, initialisers, callbacks, data-held pointers), deduplicated, plus the header facts the
+ * point, initialisers, callbacks, data regions), deduplicated, plus the header facts the
  * linker needs. Shared by every analyser, so facts differ only where the graphs do.
  * Facts are sorted and free of run-dependent values, so equal bytes give equal facts.
  */
@@ -52,11 +52,13 @@ export function assembleFacts(
     const syscalls = new Set<string>();
     const imports = new Set<string>();
     const callbacks = new Set<number>();
+    const dataRegions = new Set<number>();
     let unresolvedCount = 0;
     let unresolvedArguments = 0;
     let indirect = false;
     for (const closure of parts) {
       for (const address of closure.callbacks) callbacks.add(callbackIndex.get(address)!);
+      for (const region of closure.dataRegions) dataRegions.add(region);
       for (const key of closure.syscalls) {
         const [table, number] = key.split(':');
         syscalls.add(syscallName(table === 'i386' ? 'i386' : nativeArch, Number(number)));
@@ -74,6 +76,7 @@ export function assembleFacts(
       ...(unresolvedArguments > 0 ? { unresolvedArguments } : {}),
       indirect,
       callbacks: [...callbacks].sort((a, b) => a - b),
+      ...(dataRegions.size > 0 ? { dataRegions: [...dataRegions].sort((a, b) => a - b) } : {}),
     };
     const key = JSON.stringify(reach);
     let id = reachIds.get(key);
@@ -103,7 +106,14 @@ export function assembleFacts(
   const initialisers = roots.initialisers.map((item) => summarise(item.name, [item.address]));
   const entry = roots.entry !== undefined && graph.functions.has(roots.entry) ? summarise('_start', [roots.entry]) : undefined;
   const callbacks = callbackAddresses.map((address) => ({ address, reach: reachOfClosures([closures.callbackClosure(address)]) }));
-  const dataPointers = reachOfClosures([closures.dataClosure()]);
+  const dataRegions = graph.dataRegions.map((region, k) => ({
+    address: region.address,
+    reach: reachOfClosures([closures.regionClosure(k)]),
+    holds: region.holds,
+    ...(region.symbols.length > 0 ? { symbols: region.symbols } : {}),
+    always: region.always,
+  }));
+  const copiedData = copyRelocatedSymbols(elf);
 
   const unresolved: UnresolvedSite[] = [];
   for (const fn of graph.functions.values()) for (const site of fn.unresolved) unresolved.push(site);
@@ -115,9 +125,11 @@ export function assembleFacts(
     initialisers,
     exports,
     callbacks,
-    dataPointers,
+    dataRegions,
     reaches,
     unresolved,
+    symbolNames: graph.namesTaken,
+    ...(copiedData.length > 0 ? { copiedData } : {}),
     pathStrings: pathStrings(elf),
     stats: {
       functions: graph.functions.size,
@@ -140,7 +152,7 @@ function rootsOf(graph: ObjectGraph, address: number): number[] {
   return implementations ? [address, ...implementations] : [address];
 }
 
-function headerFacts(elf: ElfFile, sha256: string, identity: AnalyserIdentity): Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataPointers' | 'exports' | 'reaches' | 'unresolved' | 'pathStrings' | 'stats'> {
+function headerFacts(elf: ElfFile, sha256: string, identity: AnalyserIdentity): Omit<ObjectFacts, 'entry' | 'initialisers' | 'callbacks' | 'dataRegions' | 'exports' | 'reaches' | 'unresolved' | 'symbolNames' | 'copiedData' | 'pathStrings' | 'stats'> {
   return {
     sha256,
     analyser: identity.name,
@@ -154,6 +166,17 @@ function headerFacts(elf: ElfFile, sha256: string, identity: AnalyserIdentity): 
     runpath: [...(elf.dynamic?.runpath ?? [])],
     flags: { static: elf.isStatic, pie: elf.isPie, go: elf.go !== undefined, stripped: elf.stripped },
   };
+}
+
+/** R_X86_64_COPY and R_386_COPY (psABI): the loader copies the named object into the program. */
+const COPY_RELOCATION = 5;
+
+/** Names of the data objects a program copies at load time (their initial bytes hold the library's pointers). */
+function copyRelocatedSymbols(elf: ElfFile): string[] {
+  if (elf.arch !== 'x86_64' && elf.arch !== 'i386') return [];
+  const names = new Set<string>();
+  for (const relocation of elf.relocations) if (relocation.type === COPY_RELOCATION && relocation.symbolName) names.add(relocation.symbolName);
+  return [...names].sort();
 }
 
 /** Library names as dlopen takes them: `libfoo.so`, `libfoo.so.1.2`, `libnss_files.so.2`. */

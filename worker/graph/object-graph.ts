@@ -32,6 +32,8 @@ export interface GraphFunction {
   readonly takesFunctions: ReadonlySet<number>;
   /** Syscall sites whose number is a parameter: counted as unresolved only when reached indirectly. */
   readonly wrapperSites: number;
+  /** Data regions (indices into `ObjectGraph.dataRegions`) this function references. */
+  readonly dataRegions: ReadonlySet<number>;
 }
 
 /** A `GraphFunction` while an analyser builds it. */
@@ -43,22 +45,42 @@ export interface GraphFunctionBuilder extends GraphFunction {
   indirect: boolean;
   readonly takesFunctions: Set<number>;
   wrapperSites: number;
+  dataRegions: Set<number>;
   /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
   readonly ifuncCalls: Set<number>;
 }
 
 export function emptyGraphFunction(): GraphFunctionBuilder {
-  return { callees: new Set(), imports: new Set(), syscalls: new Map(), unresolved: [], indirect: false, takesFunctions: new Set(), wrapperSites: 0, ifuncCalls: new Set() };
+  return { callees: new Set(), imports: new Set(), syscalls: new Map(), unresolved: [], indirect: false, takesFunctions: new Set(), wrapperSites: 0, dataRegions: new Set(), ifuncCalls: new Set() };
+}
+
+export interface GraphDataRegion {
+  /** Where it starts (0: pointers of several places, held whatever runs). */
+  readonly address: number;
+  /** Functions whose address it holds. */
+  readonly taken: readonly number[];
+  /** Imported functions whose address it holds. */
+  readonly imports: readonly string[];
+  /** Regions whose address it holds: held with it. */
+  readonly holds: readonly number[];
+  /** Exported data symbols that start in it: held once a loaded object imports (or copies) one. */
+  readonly symbols: readonly string[];
+  /** Held whatever code runs (data no taken address names, unsplit data). */
+  readonly always: boolean;
 }
 
 export interface ObjectGraph {
   readonly functions: ReadonlyMap<number, GraphFunction>;
   /** Functions whose address is taken in code or data: the possible targets of indirect calls. */
   readonly addressTaken: ReadonlySet<number>;
-  /** The subset whose address is held in data (relocations, init/fini arrays, pointer scans). */
-  readonly dataTaken: ReadonlySet<number>;
-  /** Imports whose address data holds: reached like address-taken functions. */
-  readonly dataImports: readonly string[];
+  /**
+   * Function pointers and imports held in data, by the data object that holds them: callable once
+   * reached code references that object (or a held object holds its address), or always. An
+   * analyser that does not split data gives one region, always held, with all of them.
+   */
+  readonly dataRegions: readonly GraphDataRegion[];
+  /** Identifier strings code takes the address of or data holds: symbol names it may look up (sorted). */
+  readonly namesTaken: readonly string[];
   /** IFUNC resolver → the implementations it may return. */
   readonly ifuncImplementations: ReadonlyMap<number, readonly number[]>;
   readonly stats: { readonly syscallSites: number; readonly resolvedSites: number };

@@ -1,10 +1,10 @@
 /**
  * Reachability summaries inside one object. From a root, the closure follows direct calls and tail
  * jumps, and records whether an indirect call is reachable and which functions' addresses the
- * reached code takes. The linker (coordinator/plan/link.ts) then lets indirect calls reach exactly the
- * callbacks whose address reachable code took (or data holds), across all loaded objects: the
- * address-taken set limited to what reachable code can hand out (sysfilter, RAID 2020, refined as
- * in B-Side).
+ * reached code takes, and which data regions it references. The linker (coordinator/plan/link.ts)
+ * then lets indirect calls reach exactly the callbacks whose address reachable code took (or held
+ * data holds), across all loaded objects: the address-taken set limited to what reachable code can
+ * hand out (sysfilter, RAID 2020, refined as in B-Side).
  *
  * Summaries are computed once per strongly connected component of the direct call graph, bottom
  * up (Tarjan), as bitsets: the summary of a function is its own facts joined with its callees'.
@@ -23,6 +23,8 @@ export interface Closure {
   readonly indirect: boolean;
   /** Address-taken functions whose address reachable code takes, sorted. */
   readonly callbacks: readonly number[];
+  /** Data regions (indices into `ObjectGraph.dataRegions`) reachable code references, sorted. */
+  readonly dataRegions: readonly number[];
 }
 
 /** A growable bitset over interned ids. */
@@ -87,16 +89,19 @@ interface Summary {
   readonly unresolved: Bits;
   /** Functions whose address reached code takes, by interned id. */
   readonly takes: Bits;
+  /** Data regions reached code references, by index. */
+  readonly regions: Bits;
   indirect: boolean;
 }
 
-const emptySummary = (): Summary => ({ syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), takes: new Bits(), indirect: false });
+const emptySummary = (): Summary => ({ syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), takes: new Bits(), regions: new Bits(), indirect: false });
 
 function join(into: Summary, other: Summary): void {
   into.syscalls.or(other.syscalls);
   into.imports.or(other.imports);
   into.unresolved.or(other.unresolved);
   into.takes.or(other.takes);
+  into.regions.or(other.regions);
   if (other.indirect) into.indirect = true;
 }
 
@@ -119,6 +124,7 @@ export class ClosureComputer {
     for (const symbol of fn.imports) into.imports.add(this.importIds.id(symbol));
     for (const site of fn.unresolved) into.unresolved.add(this.siteIds.id(`${site.address}:${site.kind}`));
     for (const taken of fn.takesFunctions) into.takes.add(this.functionIds.id(String(taken)));
+    for (const region of fn.dataRegions) into.regions.add(region);
     if (fn.indirect) into.indirect = true;
   }
 
@@ -187,7 +193,7 @@ export class ClosureComputer {
     for (const part of parts) join(joined, part);
     for (const site of extraUnresolved) joined.unresolved.add(this.siteIds.id(site));
     // Equal bitsets give the same closure object: callers may memoise by identity.
-    const key = `${joined.indirect ? 1 : 0}|${joined.syscalls.key()}|${joined.imports.key()}|${joined.unresolved.key()}|${joined.takes.key()}`;
+    const key = `${joined.indirect ? 1 : 0}|${joined.syscalls.key()}|${joined.imports.key()}|${joined.unresolved.key()}|${joined.takes.key()}|${joined.regions.key()}`;
     const known = this.byContent.get(key);
     if (known) return known;
     let unresolvedCount = 0;
@@ -203,6 +209,7 @@ export class ClosureComputer {
       unresolvedArguments,
       indirect: joined.indirect,
       callbacks: [...joined.takes.ids()].map((id) => Number(this.functionIds.names[id])).sort((a, b) => a - b),
+      dataRegions: [...joined.regions.ids()],
     };
     this.byContent.set(key, closure);
     return closure;
@@ -232,11 +239,12 @@ export class ClosureComputer {
     return this.toClosure(summary ? [summary] : [], sites);
   }
 
-  /** What function pointers held in data hand out: imports taken by address and data callbacks. */
-  dataClosure(): Closure {
+  /** What a data region hands out once held: the imports and callbacks whose address it holds. */
+  regionClosure(region: number): Closure {
     const summary = emptySummary();
-    for (const symbol of this.graph.dataImports) summary.imports.add(this.importIds.id(symbol));
-    for (const address of this.graph.dataTaken) summary.takes.add(this.functionIds.id(String(address)));
+    const held = this.graph.dataRegions[region];
+    for (const symbol of held?.imports ?? []) summary.imports.add(this.importIds.id(symbol));
+    for (const address of held?.taken ?? []) summary.takes.add(this.functionIds.id(String(address)));
     return this.toClosure([summary]);
   }
 }

@@ -7,8 +7,9 @@
 import { type Instruction, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type ConstantMemory, type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
-import type { GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
+import type { GraphDataRegion, GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';
 import { type CodeModel, inCode } from './code-model.js';
+import { splitData } from './data-regions.js';
 
 export type { SyscallRef, UnresolvedRef };
 
@@ -24,6 +25,8 @@ export interface FunctionNode extends GraphFunctionBuilder {
   readonly takes: Set<number>;
   /** Parameters that carry a syscall number into a syscall site (empty unless a wrapper). */
   readonly wrapperParams: Set<string>;
+  /** Data addresses the function references (objects with a `dataLayout`): its `dataRegions` come from them. */
+  readonly dataRefs: Set<number>;
 }
 
 export interface CallGraph extends ObjectGraph {
@@ -154,6 +157,8 @@ function analyse(
       indirect: false,
       wrapperParams: new Set(),
       wrapperSites: 0,
+      dataRegions: new Set(),
+      dataRefs: new Set(),
     });
   }
   const containing = (address: number): number | undefined => {
@@ -218,7 +223,51 @@ function analyse(
   const takeNamedExport = (address: number, taker: FunctionNode): void => {
     const exported = model.exportNameStrings.get(address);
     if (exported !== undefined) takeAddress(exported, taker);
+    const name = model.identifierStrings.get(address);
+    if (name !== undefined) namesTaken.add(name);
   };
+  /**
+   * Identifier strings code hands out or data holds: names the object may look up in others. i386
+   * PIC code reaches strings through the GOT pointer, which the sweep does not follow: all of them.
+   */
+  const namesTaken = new Set<string>(table.bitness === 32 ? model.identifierStrings.values() : model.dataNames);
+
+  // Data references (worker/native/data-regions.ts), for objects whose data is split into regions.
+  const layout = model.dataLayout;
+  const takenData = new Set<number>();
+  const unownedData = new Set<number>();
+  /** Code addresses that code outside every function reads from `.got` slots: held whatever runs. */
+  const unownedCode = new Set<number>();
+  const noteDataReference = (i: number, fn: FunctionNode | undefined): void => {
+    const op = table.op[i]!;
+    const target = table.target[i]!;
+    if (Number.isNaN(target) || inCode(model, target)) return;
+    const into = fn?.dataRefs ?? unownedData;
+    const code = model.gotCodePointers.get(target);
+    if (code !== undefined) {
+      // A `.got` slot the loader fills with a code address: code that reads it takes that address
+      // (a range check only compares with it; dataHeldPointers decides the same).
+      if (op === Op.CompareMemory || (op === Op.LoadRip && comparedOnly(redecoder, table, i))) return;
+      if (fn) takeAddress(code, fn);
+      else unownedCode.add(code);
+      return;
+    }
+    if (op === Op.LeaRip) {
+      takenData.add(target);
+      into.add(target);
+    } else if (op === Op.LoadRip || op === Op.CallIndirect || op === Op.JmpIndirect || op === Op.KnownMemory || op === Op.CompareMemory) {
+      const held = layout?.gotData.get(target);
+      if (held !== undefined) {
+        takenData.add(held);
+        into.add(held);
+      } else into.add(target);
+    }
+  };
+  if (layout) {
+    // Code before the first function start belongs to none: what it references is always held.
+    const first = starts.length > 0 ? lowerBound(table.ip, starts[0]!) : table.count;
+    for (let i = 0; i < first; i++) noteDataReference(i, undefined);
+  }
 
   const callSites = new Map<number, CallSite[]>();
   const reachableCache = new Map<number, Set<number> | 'all'>();
@@ -250,6 +299,7 @@ function analyse(
     for (let i = fn.span.first; i < fn.span.end; i++) {
       const op = table.op[i]!;
       const target = table.target[i]!;
+      if (layout) noteDataReference(i, fn);
       switch (op) {
         case Op.Syscall:
         case Op.Int80:
@@ -409,7 +459,23 @@ function analyse(
   }
   const ifuncImplementations = new Map<number, number[]>();
   for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
-  return { functions, addressTaken, dataTaken, dataImports: model.dataImports, thunks, ifuncImplementations, table, stats };
+  let dataRegions: readonly GraphDataRegion[] = [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], always: true }];
+  if (layout) {
+    const ownerOf = (address: number): number | undefined => {
+      const owner = functions.has(address) ? address : containing(address);
+      return owner !== undefined && dataTaken.has(owner) ? owner : undefined;
+    };
+    const split = splitData({ ...layout, alwaysCode: [...layout.alwaysCode, ...unownedCode] }, { taken: takenData, unowned: unownedData }, ownerOf);
+    dataRegions = split.regions;
+    for (const fn of functions.values()) {
+      for (const address of fn.dataRefs) {
+        const region = split.regionOf(address);
+        if (region !== undefined) fn.dataRegions.add(region);
+      }
+      fn.dataRefs.clear();
+    }
+  }
+  return { functions, addressTaken, dataRegions, namesTaken: [...namesTaken].sort(), thunks, ifuncImplementations, table, stats };
 }
 
 /**

@@ -51,15 +51,55 @@ export interface CodeModel {
    */
   readonly exportNameStrings: ReadonlyMap<number, number>;
   /**
+   * Every identifier-like read-only string by address (tails included): code that takes one may
+   * look up a symbol of that name in another object (`dlsym`, ld.so finding `__libc_early_init`).
+   */
+  readonly identifierStrings: ReadonlyMap<number, string>;
+  /** Identifier strings whose address data holds (relocations; aligned words of an ET_EXEC). */
+  readonly dataNames: readonly string[];
+  /**
    * Initialised data of a Go program that nothing relocates (static: no PT_DYNAMIC, no PT_INTERP,
    * no relocations): its non-executable, file-backed PT_LOAD bytes by virtual address, which a load
    * reads as they are in the file unless code writes them (call-graph.ts `unwrittenVariables`).
    * Empty for every other object.
    */
   readonly goStaticData: readonly CodeRange[];
+  /**
+   * Where data keeps its pointers, for objects whose every pointer in data is a relocation (x86-64
+   * ET_DYN: shared libraries and PIE programs); absent for the others, whose data-held pointers all
+   * count as held (see `DataLayout`).
+   */
+  readonly dataLayout?: DataLayout;
   readonly exports: readonly NamedAddress[];
   readonly entry?: number;
   readonly initialisers: readonly NamedAddress[];
+}
+
+/**
+ * The pointers data holds, by the slot that holds them, so that a pointer counts only once the data
+ * object holding it is reachable (worker/native/data-regions.ts). `dataCodePointers` and
+ * `dataImports` stay complete; this says where each lives.
+ */
+export interface DataLayout {
+  /** Data sections split into objects at the addresses code and data take: [start, end). */
+  readonly sections: readonly { readonly start: number; readonly end: number }[];
+  /** Code pointers in those sections: [slot, target]. */
+  readonly codeSlots: readonly (readonly [number, number])[];
+  /** Imported functions whose address those sections hold: [slot, symbol]. */
+  readonly importSlots: readonly (readonly [number, string])[];
+  /** Data addresses data holds (RELATIVE relocations, absolute ones to defined data): [slot, target]. */
+  readonly dataSlots: readonly (readonly [number, number])[];
+  /** `.got` slots that receive a data address: code that reads the slot takes that address. */
+  readonly gotData: ReadonlyMap<number, number>;
+  /**
+   * Exported data objects: held once a loaded object's reached code imports the name (a GOT
+   * slot), or a loaded program copies it (R_*_COPY), and not before.
+   */
+  readonly exportedData: readonly { readonly address: number; readonly name: string }[];
+  /** Code pointers held elsewhere (init/fini arrays, other sections, named by held strings): always held. */
+  readonly alwaysCode: readonly number[];
+  /** Imports whose address is held elsewhere: always held. */
+  readonly alwaysImports: readonly string[];
 }
 
 /** Whether `address` lies in the object's executable bytes. */

@@ -4,7 +4,7 @@
  */
 import type { ElfFile } from '../elf/index.js';
 import type { CodeRange } from '../x86/sweep.js';
-import type { CodeModel, FunctionSeed, NamedAddress } from './code-model.js';
+import type { CodeModel, DataLayout, FunctionSeed, NamedAddress } from './code-model.js';
 import { APPLET_EXPORT_PREFIX } from '../../store/facts.js';
 
 const SHF_ALLOC = 0x2;
@@ -55,6 +55,9 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   /** Code pointers at known data slots (relocations, or aligned words of an ET_EXEC): [slot, target]. */
   const slotPointers: [number, number][] = [];
   const dataImports = new Set<string>();
+  /** Imports whose address a data slot holds, and data addresses a data slot holds: [slot, ...]. */
+  const importSlots: [number, string][] = [];
+  const dataSlots: [number, number][] = [];
   const dynamicSymbols = elf.dynamicSymbols;
   for (const relocation of elf.relocations) {
     if (relocation.type === irelative && inCode(relocation.addend)) {
@@ -63,9 +66,12 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     } else if (relocation.type === ABSOLUTE[arch] && relocation.symbolName) {
       const symbol = relocation.table.includes('dyn') || relocation.table.startsWith('DT_') ? dynamicSymbols[relocation.symbolIndex] : undefined;
       if (symbol?.defined) {
-        if (inCode(symbol.value + relocation.addend)) slotPointers.push([relocation.offset, symbol.value + relocation.addend]);
+        const value = symbol.value + relocation.addend;
+        if (inCode(value)) slotPointers.push([relocation.offset, value]);
+        else dataSlots.push([relocation.offset, value]);
       } else if (symbol) {
         dataImports.add(relocation.symbolName);
+        importSlots.push([relocation.offset, relocation.symbolName]);
       }
     }
   }
@@ -76,9 +82,13 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   const got = elf.sections.find((section) => section.name === '.got' && section.size > 0);
   const inGot = (slot: number): boolean => got !== undefined && slot >= got.addr && slot + (arch === 'i386' ? 4 : 8) <= got.addr + got.size;
   const gotCodePointers = new Map<number, number>();
+  const gotData = new Map<number, number>();
   for (const [slot, target] of elf.relativeSlots()) {
-    if (!inCode(target)) continue;
-    if (inGot(slot) && !irelativeSlots.has(slot)) gotCodePointers.set(slot, target);
+    if (irelativeSlots.has(slot)) continue;
+    if (!inCode(target)) {
+      if (inGot(slot)) gotData.set(slot, target);
+      else dataSlots.push([slot, target]);
+    } else if (inGot(slot)) gotCodePointers.set(slot, target);
     else slotPointers.push([slot, target]);
   }
   const dynamic = elf.dynamic;
@@ -96,7 +106,17 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   // the one invoked (an export per applet; coordinator/plan/link.ts roots the invoked one).
   const applets = multiCallApplets(elf, slotPointers, elf.class === 64 ? 8 : 4);
   const inTable = (slot: number): boolean => applets !== undefined && slot >= applets.tableStart && slot < applets.tableEnd;
-  for (const [slot, target] of slotPointers) if (!inTable(slot)) dataCodePointers.add(target);
+  // Code pointers held outside the sections split into data objects are held whatever code runs.
+  const partitioned = elf.type === 'dyn' && arch === 'x86_64' ? partitionedSections(elf) : undefined;
+  const inPartition = (slot: number): boolean => partitioned?.some((section) => slot >= section.start && slot < section.end) ?? false;
+  const alwaysCode = new Set(dataCodePointers);
+  const codeSlots: [number, number][] = [];
+  for (const [slot, target] of slotPointers) {
+    if (inTable(slot)) continue;
+    dataCodePointers.add(target);
+    if (inPartition(slot)) codeSlots.push([slot, target]);
+    else alwaysCode.add(target);
+  }
   for (const applet of applets?.mains ?? []) {
     exports.push({ name: `${APPLET_EXPORT_PREFIX}${applet.name}`, address: applet.address });
     seeds.push({ address: applet.address, names: [`${applet.name}_main`] });
@@ -109,21 +129,42 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   // code reaches strings through the GOT pointer, which the sweep does not follow: there every such
   // string counts as held in data.
   const exportByName = new Map(exports.map((item) => [item.name.split('@')[0]!, item.address]));
+  const identifierStrings = new Map(readOnlyStrings(elf));
   const exportNameStrings = new Map<number, number>();
-  for (const [address, text] of readOnlyStrings(elf)) {
+  for (const [address, text] of identifierStrings) {
     const exported = exportByName.get(text);
     if (exported !== undefined) exportNameStrings.set(address, exported);
+  }
+  const heldStrings = [...elf.relativeSlots().values(), ...(elf.type === 'exec' ? scanDataWords(elf, (value) => identifierStrings.has(value)).map(([, value]) => value) : [])];
+  const dataNames = new Set<string>();
+  for (const address of heldStrings) {
+    const text = identifierStrings.get(address);
+    if (text !== undefined) dataNames.add(text);
   }
   if (arch === 'i386') {
     for (const exported of exportNameStrings.values()) dataCodePointers.add(exported);
     exportNameStrings.clear();
   } else {
-    const heldStrings = [...elf.relativeSlots().values(), ...(elf.type === 'exec' ? scanDataWords(elf, (value) => exportNameStrings.has(value)).map(([, value]) => value) : [])];
     for (const address of heldStrings) {
       const exported = exportNameStrings.get(address);
-      if (exported !== undefined) dataCodePointers.add(exported);
+      if (exported === undefined) continue;
+      dataCodePointers.add(exported);
+      alwaysCode.add(exported);
     }
   }
+
+  const dataLayout: DataLayout | undefined = partitioned && {
+    sections: partitioned,
+    codeSlots,
+    importSlots: importSlots.filter(([slot]) => inPartition(slot)),
+    dataSlots,
+    gotData,
+    exportedData: elf.dynamicSymbols
+      .filter((symbol) => symbol.defined && symbol.type === 'object' && symbol.bind !== 'local' && symbol.visibility !== 'hidden' && symbol.visibility !== 'internal')
+      .map((symbol) => ({ address: symbol.value, name: symbol.name })),
+    alwaysCode: [...alwaysCode].sort((a, b) => a - b),
+    alwaysImports: [...new Set(importSlots.filter(([slot]) => !inPartition(slot)).map(([, name]) => name))].sort(),
+  };
 
   const entry = elf.entry !== 0 && inCode(elf.entry) ? elf.entry : undefined;
   const goStaticData: CodeRange[] = [];
@@ -147,8 +188,11 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     dataCodePointers: [...dataCodePointers].sort((a, b) => a - b),
     gotCodePointers,
     exportNameStrings,
+    identifierStrings,
+    dataNames: [...dataNames].sort(),
     dataImports: [...dataImports].sort(),
     goStaticData,
+    ...(dataLayout ? { dataLayout } : {}),
     exports,
     ...(entry !== undefined ? { entry } : {}),
     initialisers: initialisers.filter((item) => inCode(item.address)),
@@ -179,6 +223,19 @@ function codeRanges(elf: ElfFile): CodeRange[] {
   const entryLost = elf.entry !== 0 && !covers(fromSections, elf.entry) && covers(fromSegments, elf.entry);
   const ranges = fromSections.length > 0 && !entryLost ? fromSections : fromSegments;
   return ranges.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * Sections whose pointers are split by data object: allocated, not code, with file bytes. Not the
+ * GOT (its slots are read one by one by the code that names them), the init/fini arrays (the
+ * loader reads them), TLS images (reached through the thread pointer) or the dynamic section.
+ */
+function partitionedSections(elf: ElfFile): { start: number; end: number }[] {
+  const excluded = new Set(['.got', '.got.plt', '.init_array', '.fini_array', '.preinit_array', '.tdata', '.dynamic']);
+  return elf.sections
+    .filter((section) => (section.flags & SHF_ALLOC) !== 0 && (section.flags & SHF_EXECINSTR) === 0 && section.hasFileData && section.size > 0 && !excluded.has(section.name))
+    .map((section) => ({ start: section.addr, end: section.addr + section.size }))
+    .sort((a, b) => a.start - b.start);
 }
 
 /** Pointer-sized, aligned words of allocated non-code sections whose value `wanted` accepts: [slot, value]. */

@@ -174,8 +174,8 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
   return {
     functions,
     addressTaken,
-    dataTaken,
-    dataImports: model.dataImports,
+    namesTaken: [...new Set(model.identifierStrings.values())].sort(),
+    dataRegions: [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], always: true }],
     ifuncImplementations,
     stats: { syscallSites: sites.size, resolvedSites },
   };
