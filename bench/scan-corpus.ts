@@ -18,7 +18,8 @@ import { embeddedRuntime } from '../coordinator/runtime/embedded.js';
 import { type AnalyserIdentity, analyserNamed, DEFAULT_ANALYSER } from '../worker/analysers.js';
 import { buildDockerProfile } from '../coordinator/output/policy.js';
 import { DEFAULT_PROFILE_SYSCALLS } from '../coordinator/plan/platforms.js';
-import { scanImage } from '../coordinator/plan/scan.js';
+import { scanImage, type SyscallOrigin } from '../coordinator/plan/scan.js';
+import { originCounts } from '../coordinator/output/report.js';
 import { DEFAULT_LIMITS } from '../infra/limits.js';
 import { baseImageId, buildImage } from './corpus/build.js';
 import { type CorpusImage, selectImages } from './corpus/images.js';
@@ -36,6 +37,8 @@ export interface CorpusRow {
   readonly warmSeconds: number;
   readonly unsure: boolean;
   readonly detail: string;
+  /** Allowed syscalls per origin (the report's breakdown). */
+  readonly breakdown: Readonly<Record<SyscallOrigin, number>>;
 }
 
 const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
@@ -73,6 +76,7 @@ export async function benchImage(image: CorpusImage, work: string, analyser: Ana
     warmSeconds: warm.seconds,
     unsure: cold.result.unsure,
     detail: run.passed ? '' : run.detail,
+    breakdown: originCounts(cold.result),
   };
 }
 
@@ -103,11 +107,11 @@ async function main(): Promise<void> {
     return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   };
   console.log(`analyser: ${analyser.name} v${analyser.version}${values['shared-cache'] ? '; one cache for all images (an object is analysed once for the corpus: "cold" scans reuse earlier images\' facts)' : ''}\n`);
-  console.log('| image | allowed | seen by strace | missed | under profile | under Docker default | cold scan | warm scan |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| image | allowed | from: direct / callback / data / lookup / run-time module / runtime / fallback | seen by strace | missed | under profile | under Docker default | cold scan | warm scan |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     console.log(
-      `| ${row.name} | ${row.allowed}${row.unsure ? ' (fallback)' : ''} | ${row.traced} | ${row.missed.length === 0 ? '0' : `${row.missed.length}: ${row.missed.join(' ')}`} | ${row.passed ? 'pass' : 'FAIL'} | ${row.passedDefault ? 'pass' : 'FAIL'} (${dockerDefault}) | ${row.coldSeconds.toFixed(1)} s | ${row.warmSeconds.toFixed(2)} s (${((100 * row.warmSeconds) / row.coldSeconds).toFixed(1)} %) |`,
+      `| ${row.name} | ${row.allowed}${row.unsure ? ' (fallback)' : ''} | ${Object.values(row.breakdown).join(' / ')} | ${row.traced} | ${row.missed.length === 0 ? '0' : `${row.missed.length}: ${row.missed.join(' ')}`} | ${row.passed ? 'pass' : 'FAIL'} | ${row.passedDefault ? 'pass' : 'FAIL'} (${dockerDefault}) | ${row.coldSeconds.toFixed(1)} s | ${row.warmSeconds.toFixed(2)} s (${((100 * row.warmSeconds) / row.coldSeconds).toFixed(1)} %) |`,
     );
   }
   console.log(

@@ -211,6 +211,9 @@ export function linkFacts(input: LinkInput): LinkedReach {
   for (const object of runTime) {
     if (input.loadedAsDependency?.has(object)) continue;
     for (const item of object.facts.exports) push(object, item.reach, [`${object.path}:${item.symbol} (loaded at run time)`], WAY.module);
+    // `dlsym` fetches exported data as well (an Apache module's `module` structure of hooks).
+    const exportedData = object.facts.dataRegions.flatMap((region, index) => ((region.symbols?.length ?? 0) > 0 ? [index] : []));
+    holdRegions(object, exportedData, [`${object.path}:<exported data> (loaded at run time)`], WAY.module);
   }
 
   // Symbols found by name: the loader's own lookups (glibc's ld.so calls libc's
@@ -223,6 +226,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
       if (lookedUp.has(object) || (object !== input.interpreter && !lookups)) continue;
       lookedUp.add(object);
       const names = new Set(object.facts.symbolNames);
+      for (const name of names) if (dataSymbols.has(name)) holdDataSymbol(name, [`${object.path}:<looks up "${name}" by name>`], WAY.lookup);
       for (const other of objects) {
         if (other === object) continue;
         for (const item of other.facts.exports) {

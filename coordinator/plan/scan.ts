@@ -672,6 +672,32 @@ class ScanPlanner {
   private readonly runTimeModules = new Map<string, LoadedObject[]>();
 
   /** Each program's load set, computed once. */
+  private configured?: Promise<{ config: string; module: string }[]>;
+
+  /**
+   * ELF shared objects of the image that a text file under /etc names by absolute path (the
+   * extractor keeps those files when they are at most maxShellScriptBytes), in path order.
+   */
+  private configuredModules(): Promise<{ config: string; module: string }[]> {
+    this.configured ??= (async () => {
+      const found = new Map<string, string>();
+      for (const file of this.tree.files()) {
+        if (!file.path.startsWith('/etc/') || file.type !== 'file' || file.kind !== 'other' || file.size > this.runtime.limits.maxShellScriptBytes) continue;
+        const bytes = await this.keptCopy(file);
+        // Text only: /etc/ld.so.cache lists every library, and no program reads a module from it.
+        if (!bytes || bytes.includes(0)) continue;
+        const text = bytes.toString('latin1');
+        for (const [path] of text.matchAll(/\/[\w.+@/-]+\.so(?:\.[\d.]+)?(?![\w.])/g)) {
+          if (found.has(path)) continue;
+          const target = safeResolve(this.tree, path);
+          if (target?.type === 'file' && target.kind === 'elf') found.set(path, file.path);
+        }
+      }
+      return [...found].map(([module, config]) => ({ config, module }));
+    })();
+    return this.configured;
+  }
+
   private readonly loadSets = new Map<string, Promise<{ scope: LoadedObject[]; interpreter?: LoadedObject }>>();
 
   /** Programs linked so far: path, applet (`*`: all) and whether their strings' exec targets were followed. */
@@ -791,6 +817,14 @@ class ScanPlanner {
         for (const text of object.facts.pathStrings) {
           if (/\.so(\.[\d.]+)?$/.test(text)) await addLibrary(text, object, 'dlopen', `dlopen is reached and ${object.path} names ${text}`);
         }
+      }
+      // A path read at run time (Apache's LoadModule, nginx's load_module) is no string of any
+      // object: the shared objects named by the configuration files under a directory (or file)
+      // the loaded objects name, such as /etc/apache2, are candidates.
+      const configPlaces = objects.flatMap((object) => object.facts.pathStrings.filter((text) => text.startsWith('/etc/') && text.length > '/etc/'.length));
+      const configured = (config: string): boolean => configPlaces.some((place) => config === place || config.startsWith(`${place.replace(/\/$/, '')}/`));
+      for (const { config, module } of await this.configuredModules()) {
+        if (configured(config)) await addLibrary(module, scope[0]!, 'dlopen', `dlopen is reached, ${config} names ${module}`);
       }
     }
     if ([...imports].some((name) => NSS_FUNCTIONS.has(name))) {

@@ -402,6 +402,8 @@ function analyse(
 
   // A function whose code runs on into the next start (the hot part of a function that a jump from
   // its cold part split, a shared tail) continues there: an edge, and a tail-call site for wrappers.
+  // Alignment padding between them does not stop it: gcc aligns a loop head with a `nop` after the
+  // last instruction before it, and a jump into the loop makes the head a start.
   const fallthroughSites = new Set<number>();
   for (const [k, start] of starts.entries()) {
     const fn = functions.get(start)!;
@@ -409,7 +411,7 @@ function analyse(
     if (next === undefined || thunks.has(start) || fn.span.end >= table.count || table.ip[fn.span.end] !== next) continue;
     let last = fn.span.end - 1;
     while (last >= fn.span.first && table.op[last] === Op.Padding) last--;
-    if (last < fn.span.first || last !== fn.span.end - 1) continue;
+    if (last < fn.span.first) continue;
     if (!fallsThrough(table.op[last]!) || table.noReturnCalls.has(last)) continue;
     fn.callees.add(next);
     fallthroughSites.add(fn.span.end);
