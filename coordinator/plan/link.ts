@@ -125,14 +125,16 @@ export function linkFacts(input: LinkInput): LinkedReach {
   let indirectWay = 0;
   /** Callbacks whose address reached code took, per object, not yet entered: index → way taken. */
   const takenCallbacks = new Map<LoadedObject, Map<number, number>>();
-  const enterCallbacks = (object: LoadedObject, indices: Iterable<number>, path: readonly string[], way: number): void => {
+  /** `floor`: the least certain way a callback is entered (`main`, which `_start` hands over, is direct). */
+  const enterCallbacks = (object: LoadedObject, indices: Iterable<number>, path: readonly string[], way: number, floor: number = WAY.callback): void => {
     const pending = takenCallbacks.get(object) ?? new Map<number, number>();
     takenCallbacks.set(object, pending);
-    for (const index of indices) pending.set(index, Math.min(pending.get(index) ?? way, way));
+    const taken = Math.max(way, floor);
+    for (const index of indices) pending.set(index, Math.min(pending.get(index) ?? taken, taken));
     if (!indirectReached) return;
-    for (const [index, taken] of pending) {
+    for (const [index, takenWay] of pending) {
       const callback = object.facts.callbacks[index];
-      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`], Math.max(taken, indirectWay, WAY.callback));
+      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`], Math.max(takenWay, indirectWay));
     }
     pending.clear();
   };
@@ -274,7 +276,8 @@ export function linkFacts(input: LinkInput): LinkedReach {
       }
     }
     holdRegions(object, reach.dataRegions ?? [], path, way);
-    enterCallbacks(object, reach.callbacks, path, way);
+    const fromEntry = object === program && index === program.facts.entry?.reach;
+    enterCallbacks(object, reach.callbacks, path, way, fromEntry ? WAY.direct : WAY.callback);
   }
   for (const rule of IMPLIED_SYSCALLS) {
     if (!syscalls.has(rule.when)) continue;
