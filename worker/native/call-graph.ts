@@ -45,6 +45,8 @@ interface TakenAddresses {
   readonly dataPointers: readonly number[];
   /** Function starts known only because their address is taken (no symbol, FDE or direct call). */
   readonly pointerOnly: ReadonlySet<number>;
+  /** Function starts known only as targets of jumps from another function (a split function's parts). */
+  readonly jumpOnly: ReadonlySet<number>;
 }
 
 interface CallSite {
@@ -105,6 +107,7 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
       }
     }
     let starts = [...startSet].sort((a, b) => a - b);
+    const jumpOnly = new Set<number>();
     for (let round = 0; round < 8; round++) {
       let added = 0;
       for (let i = 0; i < table.count; i++) {
@@ -117,13 +120,14 @@ export function buildCallGraph(model: CodeModel, maxInstructions: number): CallG
         const to = starts[here + 1] ?? Number.POSITIVE_INFINITY;
         if (target < from || target >= to) {
           startSet.add(target);
+          jumpOnly.add(target);
           added++;
         }
       }
       if (added === 0) break;
       starts = [...startSet].sort((a, b) => a - b);
     }
-    return analyse(model, table, starts, names, redecoder, { dataLeas, dataPointers, pointerOnly });
+    return analyse(model, table, starts, names, redecoder, { dataLeas, dataPointers, pointerOnly, jumpOnly });
   } finally {
     redecoder.free();
   }
@@ -137,7 +141,7 @@ function analyse(
   redecoder: Redecoder,
   taken: TakenAddresses,
 ): CallGraph {
-  const { dataLeas, dataPointers, pointerOnly } = taken;
+  const { dataLeas, dataPointers, pointerOnly, jumpOnly } = taken;
   const functions = new Map<number, FunctionNode>();
   const firstIndex = (address: number): number => lowerBound(table.ip, address);
   for (const [k, start] of starts.entries()) {
@@ -402,8 +406,9 @@ function analyse(
 
   // A function whose code runs on into the next start (the hot part of a function that a jump from
   // its cold part split, a shared tail) continues there: an edge, and a tail-call site for wrappers.
-  // Alignment padding between them does not stop it: gcc aligns a loop head with a `nop` after the
-  // last instruction before it, and a jump into the loop makes the head a start.
+  // Alignment padding before a start that only a jump made (gcc aligns a loop head with a `nop`,
+  // and a jump from the function's cold part makes the head a start) does not stop it; padding
+  // before a declared start (symbol, FDE, call target) ends the function.
   const fallthroughSites = new Set<number>();
   for (const [k, start] of starts.entries()) {
     const fn = functions.get(start)!;
@@ -411,7 +416,7 @@ function analyse(
     if (next === undefined || thunks.has(start) || fn.span.end >= table.count || table.ip[fn.span.end] !== next) continue;
     let last = fn.span.end - 1;
     while (last >= fn.span.first && table.op[last] === Op.Padding) last--;
-    if (last < fn.span.first) continue;
+    if (last < fn.span.first || (last !== fn.span.end - 1 && !jumpOnly.has(next))) continue;
     if (!fallsThrough(table.op[last]!) || table.noReturnCalls.has(last)) continue;
     fn.callees.add(next);
     fallthroughSites.add(fn.span.end);
