@@ -140,9 +140,9 @@ export function linkFacts(input: LinkInput): LinkedReach {
   };
   /**
    * Data regions held per object (reached code references them, a held region holds their address,
-   * or they are always held); their pointers are entered once an indirect call is reached.
+   * or they are always held), each with the way and path that held it; their pointers are entered
+   * once an indirect call is reached.
    */
-  /** Held regions per object: index → the way it was held and the path that held it. */
   const heldRegions = new Map<LoadedObject, Map<number, { way: number; path: readonly string[] }>>();
   const enterRegion = (object: LoadedObject, index: number, path: readonly string[], way: number): void => {
     const region = object.facts.dataRegions[index];

@@ -122,6 +122,21 @@ export class ElfFile {
     return out;
   }
 
+  /** Names of the data objects the loader copies into this executable (COPY relocations), sorted. */
+  copyRelocatedSymbols(): string[] {
+    const o = this.#o;
+    const k = o.relocationKinds();
+    const names = new Set<string>();
+    if (!k || this.type === 'rel') return [];
+    const rel = o.relocations.get();
+    for (let i = 0; i < rel.count; i++) {
+      if (rel.types[i] !== k.copy) continue;
+      const name = relocationSymbolName(o, rel, i);
+      if (name) names.add(name);
+    }
+    return [...names].sort();
+  }
+
   /**
    * Addresses stored into data by RELATIVE (RELR included) and IRELATIVE relocations, sorted and
    * unique: pointers in initialised data (function tables, vtables), and ifunc resolvers.

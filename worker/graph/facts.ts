@@ -113,7 +113,7 @@ export function assembleFacts(
     ...(region.symbols.length > 0 ? { symbols: region.symbols } : {}),
     always: region.always,
   }));
-  const copiedData = copyRelocatedSymbols(elf);
+  const copiedData = elf.copyRelocatedSymbols();
 
   const unresolved: UnresolvedSite[] = [];
   for (const fn of graph.functions.values()) for (const site of fn.unresolved) unresolved.push(site);
@@ -166,17 +166,6 @@ function headerFacts(elf: ElfFile, sha256: string, identity: AnalyserIdentity): 
     runpath: [...(elf.dynamic?.runpath ?? [])],
     flags: { static: elf.isStatic, pie: elf.isPie, go: elf.go !== undefined, stripped: elf.stripped },
   };
-}
-
-/** R_X86_64_COPY and R_386_COPY (psABI): the loader copies the named object into the program. */
-const COPY_RELOCATION = 5;
-
-/** Names of the data objects a program copies at load time (their initial bytes hold the library's pointers). */
-function copyRelocatedSymbols(elf: ElfFile): string[] {
-  if (elf.arch !== 'x86_64' && elf.arch !== 'i386') return [];
-  const names = new Set<string>();
-  for (const relocation of elf.relocations) if (relocation.type === COPY_RELOCATION && relocation.symbolName) names.add(relocation.symbolName);
-  return [...names].sort();
 }
 
 /** Library names as dlopen takes them: `libfoo.so`, `libfoo.so.1.2`, `libnss_files.so.2`. */
