@@ -46,6 +46,11 @@ export interface Reach {
   readonly callbacks: readonly number[];
   /** Data regions (indices into `ObjectFacts.dataRegions`) reachable code references; absent when none. */
   readonly dataRegions?: readonly number[];
+  /**
+   * Identifier strings reachable code takes the address of (for a data region's reach: that the
+   * region holds): symbol names it may look up in other objects; absent when none.
+   */
+  readonly names?: readonly string[];
 }
 
 /**
@@ -86,9 +91,30 @@ export interface ExportSummary {
  */
 export const APPLET_EXPORT_PREFIX = 'busybox-applet:';
 
+/** The symbol without its ELF version suffix (`name@V`, `name@@V`): the name the loader binds. */
+export function symbolName(symbol: string): string {
+  const at = symbol.indexOf('@');
+  return at < 0 ? symbol : symbol.slice(0, at);
+}
+
 /** A multi-call binary's applets among an object's exports, with their names (none for other objects). */
 export function appletsOf(facts: Pick<ObjectFacts, 'exports'>): { readonly name: string; readonly root: ExportSummary }[] {
-  return facts.exports.filter((root) => root.symbol.startsWith(APPLET_EXPORT_PREFIX)).map((root) => ({ name: root.symbol.slice(APPLET_EXPORT_PREFIX.length), root }));
+  return exportsNamed(facts, APPLET_EXPORT_PREFIX);
+}
+
+/**
+ * Exports named `command:<name>` are the records of a program's command table (openssl's, git's;
+ * worker/native/command-tables.ts): the command that runs is the one its first argument names.
+ */
+export const COMMAND_EXPORT_PREFIX = 'command:';
+
+/** A program's commands among its exports, with their names (none for other objects). */
+export function commandsOf(facts: Pick<ObjectFacts, 'exports'>): { readonly name: string; readonly root: ExportSummary }[] {
+  return exportsNamed(facts, COMMAND_EXPORT_PREFIX);
+}
+
+function exportsNamed(facts: Pick<ObjectFacts, 'exports'>, prefix: string): { readonly name: string; readonly root: ExportSummary }[] {
+  return facts.exports.filter((root) => root.symbol.startsWith(prefix)).map((root) => ({ name: root.symbol.slice(prefix.length), root }));
 }
 
 export interface ObjectFacts {
@@ -127,9 +153,10 @@ export interface ObjectFacts {
   /** All unresolved sites of the object, sorted by address. */
   readonly unresolved: readonly UnresolvedSite[];
   /**
-   * Identifier strings the object's code hands out or its data holds, sorted: the symbol names it
-   * may look up in other objects (`dlsym`; glibc's ld.so finds `__libc_early_init` and libc's
-   * malloc by name). The linker roots the exports they name.
+   * Identifier strings the object may hand out whatever code runs, sorted (data outside the split
+   * regions holds them; every one, for analysers that cannot tell): symbol names it may look up in
+   * other objects (`dlsym`; glibc's ld.so finds `__libc_early_init` and libc's malloc by name).
+   * With the names of reached code and held data (`Reach.names`), the linker roots the exports they name.
    */
   readonly symbolNames: readonly string[];
   /** Data symbols the object copies into its own memory at load time (R_*_COPY; absent when none). */

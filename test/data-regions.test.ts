@@ -19,6 +19,8 @@ const LAYOUT: DataLayout = {
     [0x1040, 0x520],
     [0x1088, 0x530],
   ],
+  nameSlots: [],
+  commandData: [],
   importSlots: [[0x1048, 'free']],
   dataSlots: [[0x1010, 0x1080]],
   gotData: new Map(),
@@ -36,14 +38,14 @@ describe('data split into objects at taken addresses', () => {
     const second = regionOf(0x1040)!;
     const third = regionOf(0x1080)!;
     assert.deepEqual(regions[first]!.taken, [0x500, 0x510]);
-    assert.deepEqual(regions[second], { address: 0x1040, taken: [0x520], imports: ['free'], holds: [], symbols: [], always: false });
+    assert.deepEqual(regions[second], { address: 0x1040, taken: [0x520], imports: ['free'], holds: [], symbols: [], names: [], always: false });
     assert.deepEqual(regions[first]!.holds, [third]);
     assert.deepEqual(regions[third]!.taken, [0x530]);
     // A field read inside a table (no new start) belongs to the table.
     assert.equal(regionOf(0x1008), first);
     // The exported object holds no pointer: not kept. Pointers held elsewhere: one region, always held.
     assert.equal(regionOf(0x10c0), undefined);
-    assert.deepEqual(regions.at(-1), { address: 0, taken: [0x540], imports: [], holds: [], symbols: [], always: true });
+    assert.deepEqual(regions.at(-1), { address: 0, taken: [0x540], imports: [], holds: [], symbols: [], names: [], always: true });
   });
 
   it('holds what code outside every function references, and a section start no address names', () => {
@@ -123,5 +125,32 @@ describe('the linker enters the pointers of held data only', () => {
     const user = (imports: string[]): LoadedObject => object('/bin/user', [reach(['read'], { indirect: true, imports })], [], [], 0);
     assert.deepEqual([...linkFacts({ scope: [user([]), library] }).syscalls], ['read']);
     assert.deepEqual([...linkFacts({ scope: [user(['ops_table']), library] }).syscalls].sort(), ['kill', 'read']);
+  });
+});
+
+describe('names looked up by dlsym count once the code taking them (or the data holding them) is reached', () => {
+  const NAMES_LAYOUT: DataLayout = { ...LAYOUT, nameSlots: [[0x1050, 'plugin_init']] };
+  it('keeps a region that holds only a name, with the name', () => {
+    const { regions, regionOf } = splitData({ ...NAMES_LAYOUT, codeSlots: [], importSlots: [], dataSlots: [] }, { taken: [0x1050], unowned: [] }, ownerOf);
+    assert.deepEqual(regions[regionOf(0x1050)!]!.names, ['plugin_init']);
+  });
+
+  // The program: its entry reaches dlsym (and an indirect call); reach 1 takes the name "mount".
+  const library = (): LoadedObject => {
+    const base = object('/lib/libc.so.6', [reach(['mount']), reach(['read'])], [], []);
+    return { ...base, facts: { ...base.facts, exports: [{ symbol: 'mount@@GLIBC_2.2.5', address: 0x900, reach: 0 }, { symbol: 'dlsym@@GLIBC_2.34', address: 0x910, reach: 1 }] } };
+  };
+  const program = (entryCallbacks: number[]): LoadedObject => {
+    const base = object('/bin/app', [reach([], { imports: ['dlsym'], indirect: true, callbacks: entryCallbacks }), reach([], { names: ['mount'] })], [], [{ address: 0x500, reach: 1 }], 0);
+    return base;
+  };
+  it('does not look up a name only unreached code takes', () => {
+    assert.deepEqual([...linkFacts({ scope: [program([]), library()] }).syscalls], ['read']);
+  });
+  it('looks up a name reached code takes', () => {
+    const linked = linkFacts({ scope: [program([0]), library()] });
+    assert.deepEqual([...linked.syscalls].sort(), ['mount', 'read']);
+    assert.equal(linked.ways.get('mount'), 'lookup');
+    assert.match(linked.witnesses.get('mount')!.join(' > '), /<looks up "mount" by name> > \/lib\/libc.so.6:mount@@GLIBC_2.2.5/);
   });
 });

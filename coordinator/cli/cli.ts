@@ -27,7 +27,7 @@ import { once } from 'node:events';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesName, kubernetesProfile } from '../output/policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
 import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
-import { type ExportSummary, reachOf } from '../../store/facts.js';
+import { type ExportSummary, reachOf, symbolName } from '../../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../../worker/analysers.js';
 import { type ScanImageDone, scanImageUnitId, UNIT_SCAN_IMAGE, UNIT_SCAN_IMAGE_BULK } from '../../worker/contracts.js';
 import type { JetStreamBus } from '../../infra/jetstream-bus.js';
@@ -280,7 +280,7 @@ function buildProgram(telemetry: Telemetry): Command {
         const results = await analyzeFiles(runtime, files);
         const selected = results.map((result) => ({
           ...result,
-          ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => baseSymbol(e.symbol) === flags.export) } } : {}),
+          ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => symbolName(e.symbol) === flags.export) } } : {}),
         }));
         process.stdout.write(flags.json ? `${JSON.stringify(selected, null, 2)}\n` : selected.map((r) => analyzeText(r, flags.export)).join('\n'));
         if (results.some((result) => result.failure)) process.exitCode = 1;
@@ -292,7 +292,6 @@ function buildProgram(telemetry: Telemetry): Command {
   return program;
 }
 
-const baseSymbol = (symbol: string): string => symbol.split('@')[0]!;
 
 interface ScanFlags extends ImageFlags, ClusterFlags {
   strict?: boolean;

@@ -8,7 +8,7 @@
  * references (or that held data points at, or that any code may read), of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
-import { appletsOf, type ObjectFacts, type Reach, reachOf } from '../../store/facts.js';
+import { appletsOf, commandsOf, type ObjectFacts, type Reach, reachOf, symbolName } from '../../store/facts.js';
 
 export interface LoadedObject {
   /** Where the object was found (its path in the image), for witness paths. */
@@ -36,6 +36,12 @@ export interface LinkInput {
    * or a name it has no applet for: every applet (what it runs is not known).
    */
   readonly applets?: readonly string[];
+  /**
+   * A program with a command table (its `command:*` exports): the words that may name the command
+   * it runs (the name it is invoked as, its file's name, its first argument when the command line
+   * says it). The commands they name run; when none names one, every command (what runs is not known).
+   */
+  readonly commandWords?: readonly string[];
 }
 
 export interface LinkedReach {
@@ -59,7 +65,6 @@ export interface LinkedReach {
   readonly unresolvedWitnesses: ReadonlyMap<string, readonly string[]>;
 }
 
-const baseName = (symbol: string): string => symbol.split('@')[0]!;
 
 /**
  * How code is reached, from the most certain to the least: calls and imports from the roots; a
@@ -105,7 +110,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
   for (const object of objects) {
     const own = new Map<string, { reach: number; symbol: string; isDefault: boolean }>();
     for (const item of object.facts.exports) {
-      const name = baseName(item.symbol);
+      const name = symbolName(item.symbol);
       const isDefault = !item.symbol.includes('@') || item.symbol.includes('@@');
       const previous = own.get(name);
       if (!previous || (isDefault && !previous.isDefault)) own.set(name, { reach: item.reach, symbol: item.symbol, isDefault });
@@ -193,6 +198,9 @@ export function linkFacts(input: LinkInput): LinkedReach {
     const named = applets.filter((applet) => input.applets?.includes(applet.name));
     const running = input.applets && named.length === input.applets.length ? named : applets;
     for (const { name, root } of running) push(program, root.reach, [`${program.path}:${name} applet`], WAY.direct);
+    const commands = commandsOf(program.facts);
+    const invoked = commands.filter((command) => input.commandWords?.includes(command.name));
+    for (const { name, root } of invoked.length > 0 ? invoked : commands) push(program, root.reach, [`${program.path}:${name} command`], WAY.direct);
   }
   for (const object of objects) for (const init of object.facts.initialisers) push(object, init.reach, [`${object.path}:${init.symbol}`], WAY.direct);
   /** Exported data by name: held once reached code imports the name, or a loaded object copies it. */
@@ -220,21 +228,42 @@ export function linkFacts(input: LinkInput): LinkedReach {
 
   // Symbols found by name: the loader's own lookups (glibc's ld.so calls libc's
   // `__libc_early_init` and binds its malloc by name) always, other objects' once `dlsym` or
-  // `dlvsym` is reached. The exports those names denote, in any loaded object, are roots.
-  const lookedUp = new Set<LoadedObject>();
+  // `dlvsym` is reached. The names an object may look up are those its reached code takes and its
+  // held data holds (and those it may hand out whatever runs); the exports they denote, in any
+  // loaded object, are roots.
+  const namesOf = new Map<LoadedObject, { path: readonly string[]; way: number; names: readonly string[] }[]>();
+  const noteNames = (object: LoadedObject, names: readonly string[] | undefined, path: readonly string[], way: number): void => {
+    if (!names || names.length === 0) return;
+    namesOf.set(object, [...(namesOf.get(object) ?? []), { path, way, names }]);
+  };
+  for (const object of objects) noteNames(object, object.facts.symbolNames, [object.path], WAY.direct);
+  const exportsByName = new Map<string, { object: LoadedObject; item: ObjectFacts['exports'][number] }[]>();
+  for (const object of objects) {
+    for (const item of object.facts.exports) {
+      const name = symbolName(item.symbol);
+      exportsByName.set(name, [...(exportsByName.get(name) ?? []), { object, item }]);
+    }
+  }
+  const lookedUp = new Map<LoadedObject, Set<string>>();
   const rootLookedUpNames = (): void => {
     const lookups = LOOKUP_IMPORTS.some((name) => reachedImports.has(name));
     for (const object of objects) {
-      if (lookedUp.has(object) || (object !== input.interpreter && !lookups)) continue;
-      lookedUp.add(object);
-      const names = new Set(object.facts.symbolNames);
-      for (const name of names) if (dataSymbols.has(name)) holdDataSymbol(name, [`${object.path}:<looks up "${name}" by name>`], WAY.lookup);
-      for (const other of objects) {
-        if (other === object) continue;
-        for (const item of other.facts.exports) {
-          if (names.has(baseName(item.symbol))) push(other, item.reach, [`${object.path}:<looks up "${baseName(item.symbol)}" by name>`, `${other.path}:${item.symbol}`], WAY.lookup);
+      if (object !== input.interpreter && !lookups) continue;
+      const done = lookedUp.get(object) ?? new Set<string>();
+      lookedUp.set(object, done);
+      for (const { path, way, names } of namesOf.get(object) ?? []) {
+        for (const name of names) {
+          if (done.has(name)) continue;
+          done.add(name);
+          const from = [...path, `${object.path}:<looks up "${name}" by name>`];
+          const lookupWay = Math.max(way, WAY.lookup);
+          if (dataSymbols.has(name)) holdDataSymbol(name, from, lookupWay);
+          for (const { object: other, item } of exportsByName.get(name) ?? []) {
+            if (other !== object) push(other, item.reach, [...from, `${other.path}:${item.symbol}`], lookupWay);
+          }
         }
       }
+      namesOf.delete(object);
     }
   };
   rootLookedUpNames();
@@ -257,9 +286,9 @@ export function linkFacts(input: LinkInput): LinkedReach {
     }
     if (reach.unresolvedCount > 0 && !unresolvedWitnesses.has(object.path)) unresolvedWitnesses.set(object.path, path);
     for (const symbol of reach.imports) {
-      reachedImports.add(baseName(symbol));
-      holdDataSymbol(baseName(symbol), path, way);
-      const definition = definitions.get(baseName(symbol));
+      reachedImports.add(symbolName(symbol));
+      holdDataSymbol(symbolName(symbol), path, way);
+      const definition = definitions.get(symbolName(symbol));
       if (!definition) {
         unbound.add(symbol);
         continue;
@@ -276,6 +305,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
       }
     }
     holdRegions(object, reach.dataRegions ?? [], path, way);
+    noteNames(object, reach.names, path, way);
     const fromEntry = object === program && index === program.facts.entry?.reach;
     enterCallbacks(object, reach.callbacks, path, way, fromEntry ? WAY.direct : WAY.callback);
   }

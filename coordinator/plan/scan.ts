@@ -14,7 +14,7 @@
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
 import { withDeadline } from '../../infra/deadline.js';
 import { DockergateError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
-import { appletsOf, type ObjectFacts } from '../../store/facts.js';
+import { appletsOf, commandsOf, type ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
 import { analyseObjects } from './analyze.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -25,7 +25,7 @@ import { baseName } from '../../extractor/paths.js';
 import { parseReference } from '../../extractor/reference.js';
 import { peekImageDigest } from '../../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
-import { type LoadedObject, linkFacts, REACH_WAYS, type ReachWay } from './link.js';
+import { type LinkedReach, type LoadedObject, linkFacts, REACH_WAYS, type ReachWay } from './link.js';
 import { spanSync, withSpan } from '../../infra/telemetry.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
@@ -410,7 +410,12 @@ class ScanPlanner {
     if (roles.some((r) => INTERPRETERS.test(r))) await this.addInterpreterModules(path);
     // The applet a multi-call binary runs: the name it is invoked as (busybox's own name: its first argument).
     const applet = multiCall ? (command === argv ? undefined : role) : invokedAs;
-    await this.runElf(path, file, chain, !knownExecs, applet);
+    // The words that may name the command a program with a command table runs: the name it runs
+    // as, and its first argument (not for shells and interpreters, whose first argument is a
+    // script that may share a builtin's name).
+    const interprets = roles.some((r) => SHELLS.has(r) || INTERPRETERS.test(r));
+    const firstArgument = !interprets && typeof command.items[1] === 'string' ? [command.items[1]] : [];
+    await this.runElf(path, file, chain, !knownExecs, applet, [...new Set([...roles, ...firstArgument])]);
   }
 
   /** A #! script: its interpreter runs with the script's path and arguments (execve(2)). */
@@ -671,7 +676,6 @@ class ScanPlanner {
 
   private readonly runTimeModules = new Map<string, LoadedObject[]>();
 
-  /** Each program's load set, computed once. */
   private configured?: Promise<{ config: string; module: string }[]>;
 
   /**
@@ -698,6 +702,7 @@ class ScanPlanner {
     return this.configured;
   }
 
+  /** Each program's load set, computed once. */
   private readonly loadSets = new Map<string, Promise<{ scope: LoadedObject[]; interpreter?: LoadedObject }>>();
 
   /** Programs linked so far: path, applet (`*`: all) and whether their strings' exec targets were followed. */
@@ -709,7 +714,7 @@ class ScanPlanner {
    * wrapper), so the executables its strings name are followed; a later invocation that needs
    * them links the program again. `applet`: the name a multi-call program runs as (busybox).
    */
-  private async runElf(path: string, file: TreeFile, via: readonly string[], followExecStrings: boolean, applet?: string): Promise<void> {
+  private async runElf(path: string, file: TreeFile, via: readonly string[], followExecStrings: boolean, applet?: string, commandWords: readonly string[] = []): Promise<void> {
     if (!this.programs.has(path)) this.programs.set(path, { path, kind: 'elf', sha256: file.sha256!, via });
     let loading = this.loadSets.get(path);
     if (!loading) {
@@ -719,7 +724,8 @@ class ScanPlanner {
     const { scope, interpreter } = await loading;
     if (scope.length === 0) return;
     const multiCall = appletsOf(scope[0]!.facts).length > 0;
-    const variant = (strings: boolean): string => `${path}\0${multiCall ? (applet ?? '*') : ''}\0${strings}`;
+    const commands = [...new Set(commandsOf(scope[0]!.facts).flatMap((item) => (commandWords.includes(item.name) ? [item.name] : [])))].sort();
+    const variant = (strings: boolean): string => `${path}\0${multiCall ? (applet ?? '*') : ''}\0${commands.join(' ')}\0${strings}`;
     if (this.linkedPrograms.has(variant(true)) || (!followExecStrings && this.linkedPrograms.has(variant(false)))) return;
     this.linkedPrograms.add(variant(followExecStrings));
     const loadedAtRunTime: LoadedObject[] = [...(this.runTimeModules.get(path) ?? [])];
@@ -729,12 +735,13 @@ class ScanPlanner {
     // what an exec of that applet does: those are followed like any program's exec targets.
     const applets = multiCall && applet ? [applet] : undefined;
     if (applets) this.decide('program', `${path} runs as its ${applet} applet: only that applet of the multi-call binary is linked`, path);
+    if (commands.length > 0) this.decide('program', `${path} runs its ${commands.join(', ')} command: of its command table, only that is linked`, path);
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6 && !this.outOfTime(); round++) {
       const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () =>
-        linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, loadedAsDependency, ...(applets ? { applets } : {}) }),
+        linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, loadedAsDependency, ...(applets ? { applets } : {}), ...(commands.length > 0 ? { commandWords: commands } : {}) }),
       );
-      const added = await this.runTimeAdditions(path, scope, { loaded: loadedAtRunTime, asDependency: loadedAsDependency }, linked.reachedImports, linked.syscalls, considered, via, followExecStrings);
+      const added = await this.runTimeAdditions(path, scope, { loaded: loadedAtRunTime, asDependency: loadedAsDependency }, linked, considered, via, followExecStrings);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {
         for (const [name, witness] of linked.witnesses) {
@@ -771,8 +778,7 @@ class ScanPlanner {
     programPath: string,
     scope: readonly LoadedObject[],
     { loaded, asDependency }: { loaded: LoadedObject[]; asDependency: Set<LoadedObject> },
-    imports: ReadonlySet<string>,
-    syscalls: ReadonlySet<string>,
+    { reachedImports: imports, syscalls }: Pick<LinkedReach, 'reachedImports' | 'syscalls'>,
     considered: Set<string>,
     via: readonly string[],
     followExecStrings: boolean,
@@ -831,14 +837,13 @@ class ScanPlanner {
       for (const module of await this.nssModules()) await addLibrary(module, scope[0]!, 'nss', `NSS functions are reached and /etc/nsswitch.conf names it`);
     }
     if (imports.has('iconv_open')) {
-      for (const file of this.tree.files()) {
-        if (file.kind === 'elf' && /\/gconv\/[^/]+\.so$/.test(file.path)) await addLibrary(file.path, scope[0]!, 'gconv', 'iconv_open is reached');
-      }
+      for (const module of this.gconvModules()) await addLibrary(module, scope[0]!, 'gconv', 'iconv_open is reached');
     }
     const runModules = this.runTimeModules.get(programPath) ?? [];
     for (const module of runModules) if (!loaded.includes(module)) loaded.push(module);
     // exec: system/popen run /bin/sh; and, unless the command line says what it runs, the
-    // absolute paths of executables in the strings of loaded objects.
+    // absolute paths of executables in the strings of loaded objects (a program that execs a
+    // computed path, such as a CGI script, runs what no string names; these stand in for it).
     const execs = syscalls.has('execve') || syscalls.has('execveat') || [...imports].some((name) => EXEC_FUNCTIONS.has(name));
     if (execs) {
       if (imports.has('system') || imports.has('popen')) this.enqueueExec('/bin/sh', programPath, 'system/popen is reached', via);
@@ -863,15 +868,29 @@ class ScanPlanner {
     this.enqueue({ argv, via: [...via] });
   }
 
-  private async nssModules(): Promise<string[]> {
-    // glibc's default when the file is absent (nss/nsswitch.c): files, and dns for hosts.
-    const text = (await this.imageFile('/etc/nsswitch.conf'))?.toString('utf8') ?? 'passwd: files\ngroup: files\nhosts: files dns\n';
-    const services = new Set<string>();
-    for (const line of text.split('\n')) {
-      const [, sources] = line.replace(/#.*/, '').split(':');
-      for (const word of (sources ?? '').split(/\s+/)) if (/^[a-z][\w-]*$/.test(word)) services.add(word);
-    }
-    return [...services].map((service) => `libnss_${service}.so.2`);
+  private nss?: Promise<string[]>;
+
+  /** The NSS modules /etc/nsswitch.conf names, read once per scan. */
+  private nssModules(): Promise<string[]> {
+    this.nss ??= (async () => {
+      // glibc's default when the file is absent (nss/nsswitch.c): files, and dns for hosts.
+      const text = (await this.imageFile('/etc/nsswitch.conf'))?.toString('utf8') ?? 'passwd: files\ngroup: files\nhosts: files dns\n';
+      const services = new Set<string>();
+      for (const line of text.split('\n')) {
+        const [, sources] = line.replace(/#.*/, '').split(':');
+        for (const word of (sources ?? '').split(/\s+/)) if (/^[a-z][\w-]*$/.test(word)) services.add(word);
+      }
+      return [...services].map((service) => `libnss_${service}.so.2`);
+    })();
+    return this.nss;
+  }
+
+  private gconv?: string[];
+
+  /** The image's gconv modules (iconv's converters), listed once per scan. */
+  private gconvModules(): string[] {
+    this.gconv ??= [...this.tree.files()].flatMap((file) => (file.kind === 'elf' && /\/gconv\/[^/]+\.so$/.test(file.path) ? [file.path] : []));
+    return this.gconv;
   }
 
   private async addInterpreterModules(interpreter: string): Promise<void> {

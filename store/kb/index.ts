@@ -288,11 +288,7 @@ export function keysNotIn(keys: readonly FactsKey[], known: readonly { sha256: s
   return keys.filter((key) => !found.has(keyString(key)));
 }
 
-/** The symbol without its ELF version suffix (`name@V`, `name@@V`). */
-export function symbolName(symbol: string): string {
-  const at = symbol.indexOf('@');
-  return at < 0 ? symbol : symbol.slice(0, at);
-}
+export { symbolName } from '../facts.js';
 
 export function durationOf(durationMs: number): number {
   return Number.isFinite(durationMs) ? Math.max(0, Math.round(durationMs)) : 0;

@@ -53,12 +53,14 @@ export function assembleFacts(
     const imports = new Set<string>();
     const callbacks = new Set<number>();
     const dataRegions = new Set<number>();
+    const names = new Set<string>();
     let unresolvedCount = 0;
     let unresolvedArguments = 0;
     let indirect = false;
     for (const closure of parts) {
       for (const address of closure.callbacks) callbacks.add(callbackIndex.get(address)!);
       for (const region of closure.dataRegions) dataRegions.add(region);
+      for (const name of closure.names) names.add(name);
       for (const key of closure.syscalls) {
         const [table, number] = key.split(':');
         syscalls.add(syscallName(table === 'i386' ? 'i386' : nativeArch, Number(number)));
@@ -77,6 +79,7 @@ export function assembleFacts(
       indirect,
       callbacks: [...callbacks].sort((a, b) => a - b),
       ...(dataRegions.size > 0 ? { dataRegions: [...dataRegions].sort((a, b) => a - b) } : {}),
+      ...(names.size > 0 ? { names: [...names].sort() } : {}),
     };
     const key = JSON.stringify(reach);
     let id = reachIds.get(key);

@@ -30,6 +30,8 @@ export interface GraphFunction {
   readonly indirect: boolean;
   /** Functions whose address this function takes: callbacks it may hand out. */
   readonly takesFunctions: ReadonlySet<number>;
+  /** Identifier strings whose address this function takes: symbol names it may look up (`dlsym`). */
+  readonly takesNames: ReadonlySet<string>;
   /** Syscall sites whose number is a parameter: counted as unresolved only when reached indirectly. */
   readonly wrapperSites: number;
   /** Data regions (indices into `ObjectGraph.dataRegions`) this function references. */
@@ -44,6 +46,7 @@ export interface GraphFunctionBuilder extends GraphFunction {
   readonly unresolved: UnresolvedRef[];
   indirect: boolean;
   readonly takesFunctions: Set<number>;
+  readonly takesNames: Set<string>;
   wrapperSites: number;
   dataRegions: Set<number>;
   /** IFUNC resolvers called through IRELATIVE slots: edges to their implementations, added last. */
@@ -51,7 +54,7 @@ export interface GraphFunctionBuilder extends GraphFunction {
 }
 
 export function emptyGraphFunction(): GraphFunctionBuilder {
-  return { callees: new Set(), imports: new Set(), syscalls: new Map(), unresolved: [], indirect: false, takesFunctions: new Set(), wrapperSites: 0, dataRegions: new Set(), ifuncCalls: new Set() };
+  return { callees: new Set(), imports: new Set(), syscalls: new Map(), unresolved: [], indirect: false, takesFunctions: new Set(), takesNames: new Set(), wrapperSites: 0, dataRegions: new Set(), ifuncCalls: new Set() };
 }
 
 export interface GraphDataRegion {
@@ -65,6 +68,8 @@ export interface GraphDataRegion {
   readonly holds: readonly number[];
   /** Exported data symbols that start in it: held once a loaded object imports (or copies) one. */
   readonly symbols: readonly string[];
+  /** Identifier strings whose address it holds: symbol names code may look up once it is held. */
+  readonly names: readonly string[];
   /** Held whatever code runs (data no taken address names, unsplit data). */
   readonly always: boolean;
 }
@@ -79,7 +84,11 @@ export interface ObjectGraph {
    * analyser that does not split data gives one region, always held, with all of them.
    */
   readonly dataRegions: readonly GraphDataRegion[];
-  /** Identifier strings code takes the address of or data holds: symbol names it may look up (sorted). */
+  /**
+   * Identifier strings that may be looked up whatever code runs (sorted): held by data outside the
+   * split regions, or all of them for an analyser that cannot tell (the names a function takes, or a
+   * region holds, count once it is reached).
+   */
   readonly namesTaken: readonly string[];
   /** IFUNC resolver → the implementations it may return. */
   readonly ifuncImplementations: ReadonlyMap<number, readonly number[]>;

@@ -25,6 +25,8 @@ export interface Closure {
   readonly callbacks: readonly number[];
   /** Data regions (indices into `ObjectGraph.dataRegions`) reachable code references, sorted. */
   readonly dataRegions: readonly number[];
+  /** Identifier strings reachable code takes, or a region holds: names it may look up. */
+  readonly names: ReadonlySet<string>;
 }
 
 /** A growable bitset over interned ids. */
@@ -91,10 +93,12 @@ interface Summary {
   readonly takes: Bits;
   /** Data regions reached code references, by index. */
   readonly regions: Bits;
+  /** Identifier strings reached code takes, by interned id. */
+  readonly names: Bits;
   indirect: boolean;
 }
 
-const emptySummary = (): Summary => ({ syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), takes: new Bits(), regions: new Bits(), indirect: false });
+const emptySummary = (): Summary => ({ syscalls: new Bits(), imports: new Bits(), unresolved: new Bits(), takes: new Bits(), regions: new Bits(), names: new Bits(), indirect: false });
 
 function join(into: Summary, other: Summary): void {
   into.syscalls.or(other.syscalls);
@@ -102,6 +106,7 @@ function join(into: Summary, other: Summary): void {
   into.unresolved.or(other.unresolved);
   into.takes.or(other.takes);
   into.regions.or(other.regions);
+  into.names.or(other.names);
   if (other.indirect) into.indirect = true;
 }
 
@@ -110,6 +115,7 @@ export class ClosureComputer {
   private readonly importIds = new Interner();
   private readonly siteIds = new Interner();
   private readonly functionIds = new Interner();
+  private readonly nameIds = new Interner();
   /** Summary per function (shared by every member of one component). */
   private readonly summaries = new Map<number, Summary>();
   private readonly closures = new WeakMap<Summary, Closure>();
@@ -125,6 +131,7 @@ export class ClosureComputer {
     for (const site of fn.unresolved) into.unresolved.add(this.siteIds.id(`${site.address}:${site.kind}`));
     for (const taken of fn.takesFunctions) into.takes.add(this.functionIds.id(String(taken)));
     for (const region of fn.dataRegions) into.regions.add(region);
+    for (const name of fn.takesNames) into.names.add(this.nameIds.id(name));
     if (fn.indirect) into.indirect = true;
   }
 
@@ -193,7 +200,7 @@ export class ClosureComputer {
     for (const part of parts) join(joined, part);
     for (const site of extraUnresolved) joined.unresolved.add(this.siteIds.id(site));
     // Equal bitsets give the same closure object: callers may memoise by identity.
-    const key = `${joined.indirect ? 1 : 0}|${joined.syscalls.key()}|${joined.imports.key()}|${joined.unresolved.key()}|${joined.takes.key()}|${joined.regions.key()}`;
+    const key = `${joined.indirect ? 1 : 0}|${joined.syscalls.key()}|${joined.imports.key()}|${joined.unresolved.key()}|${joined.takes.key()}|${joined.regions.key()}|${joined.names.key()}`;
     const known = this.byContent.get(key);
     if (known) return known;
     let unresolvedCount = 0;
@@ -210,6 +217,7 @@ export class ClosureComputer {
       indirect: joined.indirect,
       callbacks: [...joined.takes.ids()].map((id) => Number(this.functionIds.names[id])).sort((a, b) => a - b),
       dataRegions: [...joined.regions.ids()],
+      names: new Set([...joined.names.ids()].map((id) => this.nameIds.names[id]!)),
     };
     this.byContent.set(key, closure);
     return closure;
@@ -239,12 +247,13 @@ export class ClosureComputer {
     return this.toClosure(summary ? [summary] : [], sites);
   }
 
-  /** What a data region hands out once held: the imports and callbacks whose address it holds. */
+  /** What a data region hands out once held: the imports, callbacks and names whose address it holds. */
   regionClosure(region: number): Closure {
     const summary = emptySummary();
     const held = this.graph.dataRegions[region];
     for (const symbol of held?.imports ?? []) summary.imports.add(this.importIds.id(symbol));
     for (const address of held?.taken ?? []) summary.takes.add(this.functionIds.id(String(address)));
+    for (const name of held?.names ?? []) summary.names.add(this.nameIds.id(name));
     return this.toClosure([summary]);
   }
 }

@@ -155,6 +155,7 @@ function analyse(
       imports: new Set(),
       takes: new Set(),
       takesFunctions: new Set(),
+      takesNames: new Set(),
       ifuncCalls: new Set(),
       syscalls: new Map(),
       unresolved: [],
@@ -228,11 +229,12 @@ function analyse(
     const exported = model.exportNameStrings.get(address);
     if (exported !== undefined) takeAddress(exported, taker);
     const name = model.identifierStrings.get(address);
-    if (name !== undefined) namesTaken.add(name);
+    if (name !== undefined) taker.takesNames.add(name);
   };
   /**
-   * Identifier strings code hands out or data holds: names the object may look up in others. i386
-   * PIC code reaches strings through the GOT pointer, which the sweep does not follow: all of them.
+   * Identifier strings looked up whatever runs: those data outside the split regions holds (all
+   * data, without a split). i386 PIC code reaches strings through the GOT pointer, which the sweep
+   * does not follow: all of them.
    */
   const namesTaken = new Set<string>(table.bitness === 32 ? model.identifierStrings.values() : model.dataNames);
 
@@ -466,12 +468,17 @@ function analyse(
   }
   const ifuncImplementations = new Map<number, number[]>();
   for (const resolver of model.ifuncResolvers) ifuncImplementations.set(resolver, implementationsOf(resolver));
-  let dataRegions: readonly GraphDataRegion[] = [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], always: true }];
+  let dataRegions: readonly GraphDataRegion[] = [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], names: [], always: true }];
   if (layout) {
     const ownerOf = (address: number): number | undefined => {
       const owner = functions.has(address) ? address : containing(address);
       return owner !== undefined && dataTaken.has(owner) ? owner : undefined;
     };
+    // A command's record data (its options) is referenced by the command's function.
+    for (const [command, data] of layout.commandData) {
+      const owner = functions.has(command) ? command : containing(command);
+      if (owner !== undefined) functions.get(owner)!.dataRefs.add(data);
+    }
     const split = splitData({ ...layout, alwaysCode: [...layout.alwaysCode, ...unownedCode] }, { taken: takenData, unowned: unownedData }, ownerOf);
     dataRegions = split.regions;
     for (const fn of functions.values()) {

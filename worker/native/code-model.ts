@@ -55,7 +55,10 @@ export interface CodeModel {
    * look up a symbol of that name in another object (`dlsym`, ld.so finding `__libc_early_init`).
    */
   readonly identifierStrings: ReadonlyMap<number, string>;
-  /** Identifier strings whose address data holds (relocations; aligned words of an ET_EXEC). */
+  /**
+   * Identifier strings whose address data outside the split sections holds (relocations; aligned
+   * words of an ET_EXEC; all data when it is not split): looked up whatever runs.
+   */
   readonly dataNames: readonly string[];
   /**
    * Initialised data of a Go program that nothing relocates (static: no PT_DYNAMIC, no PT_INTERP,
@@ -87,6 +90,13 @@ export interface DataLayout {
   readonly codeSlots: readonly (readonly [number, number])[];
   /** Imported functions whose address those sections hold: [slot, symbol]. */
   readonly importSlots: readonly (readonly [number, string])[];
+  /** Identifier strings those sections hold (names code may look up once the region is held): [slot, name]. */
+  readonly nameSlots: readonly (readonly [number, string])[];
+  /**
+   * Data a command-table record points at besides its name (worker/native/command-tables.ts):
+   * [the command's function, data address]; the function holds it, the table does not.
+   */
+  readonly commandData: readonly (readonly [number, number])[];
   /** Data addresses data holds (RELATIVE relocations, absolute ones to defined data): [slot, target]. */
   readonly dataSlots: readonly (readonly [number, number])[];
   /** `.got` slots that receive a data address: code that reads the slot takes that address. */

@@ -22,7 +22,7 @@ import { lowerBound } from '../x86/sweep.js';
 import type { DataLayout } from './code-model.js';
 
 export interface DataRegions {
-  /** Regions that hold a code pointer, an import, or (transitively) a region that does. */
+  /** Regions that hold a code pointer, an import, a name, or (transitively) a region that does. */
   readonly regions: readonly GraphDataRegion[];
   /** The kept region holding `address`, if any. */
   regionOf(address: number): number | undefined;
@@ -52,11 +52,12 @@ export function splitData(layout: DataLayout, references: DataReferences, ownerO
   };
   for (const address of references.taken) addStart(address);
   for (const [, target] of layout.dataSlots) addStart(target);
+  for (const [, target] of layout.commandData) addStart(target);
   for (const { address } of layout.exportedData) addStart(address);
   const anchors = [...starts].sort((a, b) => a - b);
   const rawOf = (address: number): number | undefined => (sectionOf(address) === undefined ? undefined : lowerBound(anchors, address + 1) - 1);
 
-  const raw = anchors.map((address) => ({ address, taken: new Set<number>(), imports: new Set<string>(), holds: new Set<number>(), symbols: new Set<string>(), always: !named.has(address) }));
+  const raw = anchors.map((address) => ({ address, taken: new Set<number>(), imports: new Set<string>(), holds: new Set<number>(), symbols: new Set<string>(), names: new Set<string>(), always: !named.has(address) }));
   for (const [slot, target] of layout.codeSlots) {
     const owner = ownerOf(target);
     const at = rawOf(slot);
@@ -78,17 +79,21 @@ export function splitData(layout: DataLayout, references: DataReferences, ownerO
     const at = rawOf(address);
     if (at !== undefined) raw[at]!.symbols.add(name);
   }
+  for (const [slot, name] of layout.nameSlots) {
+    const at = rawOf(slot);
+    if (at !== undefined) raw[at]!.names.add(name);
+  }
   for (const address of references.unowned) {
     const at = rawOf(address);
     if (at !== undefined) raw[at]!.always = true;
   }
 
-  // Keep what leads to a pointer: regions with one, and regions holding kept regions (to a fixpoint
-  // over the reversed holds edges).
+  // Keep what leads to a pointer or a name: regions with one, and regions holding kept regions (to
+  // a fixpoint over the reversed holds edges).
   const heldBy = raw.map(() => [] as number[]);
   for (const [from, region] of raw.entries()) for (const to of region.holds) heldBy[to]!.push(from);
   const kept = new Set<number>();
-  const work = raw.flatMap((region, k) => (region.taken.size > 0 || region.imports.size > 0 ? [k] : []));
+  const work = raw.flatMap((region, k) => (region.taken.size > 0 || region.imports.size > 0 || region.names.size > 0 ? [k] : []));
   for (const k of work) kept.add(k);
   while (work.length > 0) {
     for (const from of heldBy[work.pop()!]!) {
@@ -107,12 +112,13 @@ export function splitData(layout: DataLayout, references: DataReferences, ownerO
       imports: [...region.imports].sort(),
       holds: [...region.holds].flatMap((to) => (newId.has(to) ? [newId.get(to)!] : [])).sort((a, b) => a - b),
       symbols: [...region.symbols].sort(),
+      names: [...region.names].sort(),
       always: region.always,
     };
   });
   // Pointers held outside the split sections, in one region of their own.
   const alwaysTaken = [...new Set(layout.alwaysCode.flatMap((target) => ownerOf(target) ?? []))].sort((a, b) => a - b);
-  if (alwaysTaken.length > 0 || layout.alwaysImports.length > 0) regions.push({ address: 0, taken: alwaysTaken, imports: [...layout.alwaysImports], holds: [], symbols: [], always: true });
+  if (alwaysTaken.length > 0 || layout.alwaysImports.length > 0) regions.push({ address: 0, taken: alwaysTaken, imports: [...layout.alwaysImports], holds: [], symbols: [], names: [], always: true });
   return {
     regions,
     regionOf: (address) => {

@@ -5,7 +5,8 @@
 import type { ElfFile } from '../elf/index.js';
 import type { CodeRange } from '../x86/sweep.js';
 import type { CodeModel, DataLayout, FunctionSeed, NamedAddress } from './code-model.js';
-import { APPLET_EXPORT_PREFIX } from '../../store/facts.js';
+import { APPLET_EXPORT_PREFIX, COMMAND_EXPORT_PREFIX } from '../../store/facts.js';
+import { findCommandTable } from './command-tables.js';
 
 const SHF_ALLOC = 0x2;
 const SHF_EXECINSTR = 0x4;
@@ -104,8 +105,11 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   if (elf.type === 'exec') slotPointers.push(...scanDataWords(elf, inCode));
   // A multi-call binary's applet table is not "function pointers in data": the applet that runs is
   // the one invoked (an export per applet; coordinator/plan/link.ts roots the invoked one).
-  const applets = multiCallApplets(elf, slotPointers, elf.class === 64 ? 8 : 4);
-  const inTable = (slot: number): boolean => applets !== undefined && slot >= applets.tableStart && slot < applets.tableEnd;
+  const word = elf.class === 64 ? 8 : 4;
+  const applets = multiCallApplets(elf, slotPointers, word);
+  // A PIE program's command table (openssl's, git's): likewise, the command that runs is the one invoked.
+  const commands = elf.isPie && elf.interpreter !== undefined && arch === 'x86_64' ? findCommandTable(slotPointers, stringSlots(elf, dataSlots), dataSlots, word) : undefined;
+  const inTable = (slot: number): boolean => (applets !== undefined && slot >= applets.tableStart && slot < applets.tableEnd) || (commands?.functionSlots.has(slot) ?? false);
   // Code pointers held outside the sections split into data objects are held whatever code runs.
   const partitioned = elf.type === 'dyn' && arch === 'x86_64' ? partitionedSections(elf) : undefined;
   const inPartition = (slot: number): boolean => partitioned?.some((section) => slot >= section.start && slot < section.end) ?? false;
@@ -121,6 +125,7 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     exports.push({ name: `${APPLET_EXPORT_PREFIX}${applet.name}`, address: applet.address });
     seeds.push({ address: applet.address, names: [`${applet.name}_main`] });
   }
+  for (const command of commands?.commands ?? []) exports.push({ name: `${COMMAND_EXPORT_PREFIX}${command.name}`, address: command.address });
 
   // Functions found by name at run time (dlsym on the object itself, musl's loader finding its next
   // stage): an exported function whose name is a read-only string may be called once that string's
@@ -135,11 +140,16 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
     const exported = exportByName.get(text);
     if (exported !== undefined) exportNameStrings.set(address, exported);
   }
-  const heldStrings = [...elf.relativeSlots().values(), ...(elf.type === 'exec' ? scanDataWords(elf, (value) => identifierStrings.has(value)).map(([, value]) => value) : [])];
+  const heldStringSlots = [...elf.relativeSlots(), ...(elf.type === 'exec' ? scanDataWords(elf, (value) => identifierStrings.has(value)) : [])];
+  const heldStrings = heldStringSlots.map(([, value]) => value);
+  // Names in split data count once their region is held; the rest whatever runs.
+  const nameSlots: [number, string][] = [];
   const dataNames = new Set<string>();
-  for (const address of heldStrings) {
+  for (const [slot, address] of heldStringSlots) {
     const text = identifierStrings.get(address);
-    if (text !== undefined) dataNames.add(text);
+    if (text === undefined) continue;
+    if (inPartition(slot)) nameSlots.push([slot, text]);
+    else dataNames.add(text);
   }
   if (arch === 'i386') {
     for (const exported of exportNameStrings.values()) dataCodePointers.add(exported);
@@ -156,8 +166,10 @@ export function buildCodeModel(elf: ElfFile): CodeModel {
   const dataLayout: DataLayout | undefined = partitioned && {
     sections: partitioned,
     codeSlots,
+    nameSlots,
+    commandData: commands?.recordData ?? [],
     importSlots: importSlots.filter(([slot]) => inPartition(slot)),
-    dataSlots,
+    dataSlots: commands ? dataSlots.filter(([slot]) => !commands.dataSlots.has(slot)) : dataSlots,
     gotData,
     exportedData: elf.dynamicSymbols
       .filter((symbol) => symbol.defined && symbol.type === 'object' && symbol.bind !== 'local' && symbol.visibility !== 'hidden' && symbol.visibility !== 'internal')
@@ -283,6 +295,16 @@ function* readOnlyStrings(elf: ElfFile): Generator<[number, string]> {
       start = end + 1;
     }
   }
+}
+
+/** Data slots that point at a read-only NUL-terminated string: [slot, text] (at most 64 bytes read). */
+function stringSlots(elf: ElfFile, dataSlots: readonly (readonly [number, number])[]): [number, string][] {
+  const rodata = elf.sections.filter((section) => section.name.startsWith('.rodata') && section.hasFileData);
+  const inRodata = (address: number): boolean => rodata.some((section) => address >= section.addr && address < section.addr + section.size);
+  return dataSlots.flatMap(([slot, target]) => {
+    const text = inRodata(target) ? elf.cString(target, 64) : undefined;
+    return text === undefined ? [] : [[slot, text] as [number, string]];
+  });
 }
 
 /** Applet names: lower-case words, digits, `_.-`, and busybox's `[` and `[[`. */

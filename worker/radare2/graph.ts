@@ -175,7 +175,7 @@ export function buildRadare2Graph(model: CodeModel, answers: Radare2Answers): Ob
     functions,
     addressTaken,
     namesTaken: [...new Set(model.identifierStrings.values())].sort(),
-    dataRegions: [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], always: true }],
+    dataRegions: [{ address: 0, taken: [...dataTaken].sort((a, b) => a - b), imports: [...model.dataImports], holds: [], symbols: [], names: [], always: true }],
     ifuncImplementations,
     stats: { syscallSites: sites.size, resolvedSites },
   };
