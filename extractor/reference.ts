@@ -37,7 +37,7 @@ export function parseReference(input: string): SourceReference {
   const rest = colon === -1 ? '' : input.slice(colon + 1);
   switch (transport) {
     case 'docker':
-      if (!rest.startsWith('//')) throw new InvalidInputError(`${input}: docker transport needs docker://host/repo:tag`);
+      if (!rest.startsWith('//') || rest === '//') throw new InvalidInputError(`${input}: docker transport needs docker://host/repo:tag`);
       return parseRegistryReference(rest.slice(2));
     case 'docker-daemon':
       if (!rest) throw new InvalidInputError(`${input}: docker-daemon needs an image name or id`);

@@ -14,7 +14,10 @@ export type ErrorCode =
   | 'auth'
   | 'unavailable'
   | 'aborted'
-  | 'poisoned';
+  | 'poisoned'
+  | 'permission-denied'
+  | 'io-error'
+  | 'usage';
 
 export abstract class DockergateError extends Error {
   abstract readonly code: ErrorCode;
@@ -93,6 +96,49 @@ export class AbortedError extends DockergateError {
 /** A work unit that was delivered its maximum number of times without an answer (its worker died or hung). */
 export class PoisonedUnitError extends DockergateError {
   readonly code = 'poisoned';
+}
+
+/** The operating system refused access to a file the user named (EACCES, EPERM, EROFS). */
+export class PermissionDeniedError extends DockergateError {
+  readonly code = 'permission-denied';
+}
+
+/** A file could not be read or written for another reason of the operating system (ENOSPC, EIO, ...). */
+export class IoError extends DockergateError {
+  readonly code = 'io-error';
+}
+
+/** A command line that cannot be run as given: an unknown command or option, a malformed flag value. Exit code 2. */
+export class UsageError extends DockergateError {
+  readonly code = 'usage';
+}
+
+/**
+ * A Node.js file-system error as a typed error that names the file and what it was for, e.g.
+ * `not-found: profile /tmp/p.json: no such file or directory` instead of a bare `ENOENT: ...`.
+ * `what` says what the file is ("profile", "output"); errors that are not errno errors pass through.
+ */
+export function fileError(err: unknown, file: string, what: string): unknown {
+  if (err instanceof DockergateError || !(err instanceof Error) || typeof (err as NodeJS.ErrnoException).code !== 'string') return err;
+  const code = (err as NodeJS.ErrnoException).code!;
+  const subject = `${what} ${file}`;
+  switch (code) {
+    case 'ENOENT':
+      return new NotFoundError(`${subject}: no such file or directory`, { cause: err });
+    case 'ENOTDIR':
+      return new NotFoundError(`${subject}: a component of the path is not a directory`, { cause: err });
+    case 'EISDIR':
+      return new InvalidInputError(`${subject} is a directory`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new PermissionDeniedError(`${subject}: permission denied`, { cause: err });
+    case 'EROFS':
+      return new PermissionDeniedError(`${subject}: read-only file system`, { cause: err });
+    case 'ENOSPC':
+      return new IoError(`${subject}: no space left on device`, { cause: err });
+    default:
+      return new IoError(`${subject}: ${code}`, { cause: err });
+  }
 }
 
 /** An error as it crosses the bus: its code and message, enough to act on it as the sender would. */

@@ -251,6 +251,19 @@ describe('verifyImage with the real Docker daemon', { timeout: 300_000 }, () => 
     assert.ok(allowRule(profile)!.names.length < DEFAULT_PROFILE_SYSCALLS(AMD64).length / 5);
   });
 
+  it('auto mode: a command that exits 0 passes as a command, one that keeps running as a service, one that fails fails', async () => {
+    const profile = dockerProfile(DEFAULT_PROFILE_SYSCALLS(AMD64), AMD64);
+    const command = await verifyImage(BASE_IMAGE, profile, { cmd: ['/bin/true'], mode: 'auto', timeoutMs: 60_000 });
+    assert.equal(command.passed, true, `${command.reason}\n${command.logs}`);
+    assert.match(command.reason ?? '', /judged as a command/);
+    const service = await verifyImage(BASE_IMAGE, profile, { cmd: ['/bin/sleep', '30'], mode: 'auto', settleMs: 1_000, timeoutMs: 60_000 });
+    assert.equal(service.passed, true, `${service.reason}\n${service.logs}`);
+    assert.match(service.reason ?? '', /running after 1000 ms/);
+    const failing = await verifyImage(BASE_IMAGE, profile, { cmd: ['/bin/false'], mode: 'auto', timeoutMs: 60_000 });
+    assert.equal(failing.passed, false);
+    assert.equal(failing.exitCode, 1);
+  });
+
   it('(b) fails without execve', async () => {
     const names = [...trueSyscalls, ...runtimeNames()].filter((name) => name !== 'execve');
     const result = await verifyImage(BASE_IMAGE, dockerProfile(names, AMD64), { cmd: ['/bin/true'] });

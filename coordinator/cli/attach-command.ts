@@ -2,13 +2,13 @@
  * `scan --attach`, `attach` and `fetch-profile`: profiles pushed next to their images, and read
  * back verified (`coordinator/attach/attach.ts`).
  */
-import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatPlatform, parseManifestOrIndex, parsePlatformSpec, selectPlatform } from '../../extractor/manifest.js';
 import { parseReference, type RegistryReference } from '../../extractor/reference.js';
 import { RegistryClient, type RegistryOptions } from '../../extractor/sources/registry.js';
 import type { Digest } from '../../extractor/types.js';
-import { InvalidInputError } from '../../infra/errors.js';
+import { InvalidInputError, UsageError } from '../../infra/errors.js';
+import { writeNamedFile } from './files.js';
 import { DEFAULT_LIMITS } from '../../infra/limits.js';
 import { PACKAGE_VERSION } from '../../infra/versions.js';
 import type { AnalyserIdentity } from '../../worker/analysers.js';
@@ -25,7 +25,7 @@ export interface AttachFlags {
 /** A `docker://` reference (profiles live in registries only); checked before any scan. */
 export function registryReferenceOf(text: string, command: string): RegistryReference {
   const ref = parseReference(text);
-  if (ref.transport !== 'docker') throw new InvalidInputError(`${command} needs a registry image (docker://host/repo:tag), not ${text}`);
+  if (ref.transport !== 'docker') throw new UsageError(`${command} needs a registry image (docker://host/repo:tag), not ${text}`);
   return ref;
 }
 
@@ -78,11 +78,11 @@ export function registerFetchProfile(program: Command): void {
       const options = registryOptions(flags);
       const subject = await subjectOf(ref, flags.platform, options);
       const fetched = await fetchProfile(ref.registry, ref.repository, subject, options);
-      if (flags.output) await fs.writeFile(flags.output, fetched.profileJson);
+      if (flags.output) await writeNamedFile(flags.output, fetched.profileJson, 'output');
       else process.stdout.write(fetched.profileJson);
       if (flags.k8s) {
         if (!fetched.kubernetesYaml) throw new InvalidInputError(`the attached profile ${fetched.artifact} has no Kubernetes profile`);
-        await fs.writeFile(flags.k8s, fetched.kubernetesYaml);
+        await writeNamedFile(flags.k8s, fetched.kubernetesYaml, 'Kubernetes profile');
       }
       const state = fetched.annotations[ANNOTATIONS.state];
       process.stderr.write(

@@ -2,12 +2,14 @@
  * The `dockergate` command line. Each command is a thin shell over a coordinator function;
  * errors print one line naming their kind and exit non-zero.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { formatPlatform, parsePlatformSpec } from '../../extractor/manifest.js';
+import { namesOf, platformSpec } from '../plan/platforms.js';
 import type { DirImageConfig } from '../../extractor/source.js';
 import { defaultCacheDir } from '../../infra/config.js';
 import { type ClusterFlags, clusterConfig } from '../../infra/cluster-config.js';
-import { DockergateError, InvalidInputError, NotFoundError } from '../../infra/errors.js';
+import { DockergateError, fileError, InvalidInputError, NotFoundError, UsageError } from '../../infra/errors.js';
+import { checkWritable, readJsonFile, writeNamedFile } from './files.js';
 import { DEFAULT_LIMITS } from '../../infra/limits.js';
 import { formatBytes, terminalCountProgress, terminalProgress } from '../../infra/progress.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
@@ -22,7 +24,6 @@ import type { Platform } from '../../extractor/types.js';
 import { fileJson, type InspectOptions, type InspectResult, inspectImage } from '../plan/inspect.js';
 import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import { once } from 'node:events';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesName, kubernetesProfile } from '../output/policy.js';
 import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
@@ -71,9 +72,18 @@ function imageOptions(command: Command): Command {
     .option('--user <user>', 'dir: sources: User');
 }
 
+/** `--platform`'s value; a malformed one is a usage error. */
+function platformFlag(value: string): Platform {
+  try {
+    return parsePlatformSpec(value);
+  } catch (err) {
+    throw new UsageError(`--platform: ${(err as Error).message}`);
+  }
+}
+
 function sourceOptionsOf(flags: ImageFlags): InspectOptions['source'] {
   return {
-    platform: parsePlatformSpec(flags.platform),
+    platform: platformFlag(flags.platform),
     insecure: Boolean(flags.insecure),
     ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}),
     dirConfig: dirConfigOf(flags),
@@ -84,7 +94,8 @@ function buildProgram(telemetry: Telemetry): Command {
   const program = new Command('dockergate')
     .description('Static analysis of container images into tight seccomp profiles')
     .version(versionText(), '-V, --version', 'print the version and those of the extractor, analysers and generator')
-    .showHelpAfterError()
+    // Usage errors are printed by runProgram as one `dockergate: usage: …` line, not by commander.
+    .configureOutput({ outputError: () => {} })
     .exitOverride();
 
   imageOptions(
@@ -125,19 +136,21 @@ function buildProgram(telemetry: Telemetry): Command {
     .option('--attach', 'also push the profile to the registry as an OCI artifact whose subject is the scanned manifest (docker:// images)')
     .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS'; attach?: boolean }) => {
       if (flags.attach) registryReferenceOf(ref, 'scan --attach');
+      const outputs: [string | undefined, string][] = [[flags.output, 'output'], [flags.k8s, 'Kubernetes profile'], [flags.report, 'report'], [flags.graph, 'graph']];
+      for (const [file, what] of outputs) if (file) await checkWritable(file, what);
       await withScan(ref, flags, async (result) => {
         const { profile, dropped } = spanSync('policy', { 'dockergate.syscalls': result.syscalls.size }, () =>
           buildDockerProfile(result.syscalls.keys(), result.platform, { errno: flags.errno }),
         );
         const profileJson = `${JSON.stringify(profile, null, 2)}\n`;
-        await fs.writeFile(flags.output, profileJson);
-        if (flags.k8s) await fs.writeFile(flags.k8s, kubernetesProfile(profile, kubernetesName(result.reference)));
+        await writeNamedFile(flags.output, profileJson, 'output');
+        if (flags.k8s) await writeNamedFile(flags.k8s, kubernetesProfile(profile, kubernetesName(result.reference)), 'Kubernetes profile');
         if (flags.attach) {
           const attached = await attachScanResult(ref, result, profileJson, kubernetesProfile(profile, kubernetesName(result.reference)), analyserNamed(flags.analyser), flags);
           process.stdout.write(attachedText(ref, result, attached));
         }
-        if (flags.report) await fs.writeFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`);
-        if (flags.graph) await fs.writeFile(flags.graph, dotGraph(result));
+        if (flags.report) await writeNamedFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`, 'report');
+        if (flags.graph) await writeNamedFile(flags.graph, dotGraph(result), 'graph');
         process.stdout.write(reportText(result));
         if (dropped.length > 0) process.stdout.write(`not in the ${result.platform.architecture} syscall table, left out: ${dropped.join(' ')}\n`);
         process.stdout.write(`wrote ${flags.output}${flags.k8s ? `, ${flags.k8s}` : ''}${flags.report ? `, ${flags.report}` : ''}${flags.graph ? `, ${flags.graph}` : ''}\n`);
@@ -161,6 +174,10 @@ function buildProgram(telemetry: Telemetry): Command {
     .argument('<ref>', 'image reference')
     .argument('<syscall>', 'syscall name, e.g. openat')
     .action(async (ref: string, syscall: string, flags: ScanFlags) => {
+      const platform = platformFlag(flags.platform);
+      if (!namesOf(platformSpec(platform).table).has(syscall)) {
+        throw new UsageError(`${JSON.stringify(syscall)} is not a syscall of ${formatPlatform(platform)} (e.g. openat, connect, clone3)`);
+      }
       await withScan(ref, flags, async (result) => {
         process.stdout.write(explainText(result, syscall));
       });
@@ -207,7 +224,7 @@ function buildProgram(telemetry: Telemetry): Command {
     const { startWorker, WORKER_ROLES, log } = await import('../../worker/serve.js');
     const roles = flags.roles.split(',').map((role) => role.trim());
     const unknown = roles.filter((role) => !(WORKER_ROLES as readonly string[]).includes(role));
-    if (unknown.length > 0 || roles.length === 0) throw new InvalidInputError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
+    if (unknown.length > 0 || roles.length === 0) throw new UsageError(`--roles: unknown role ${unknown.join(', ')} (roles: ${WORKER_ROLES.join(', ')})`);
     const concurrency = flags.concurrency === undefined ? undefined : positiveInteger(flags.concurrency, '--concurrency');
     const worker = await startWorker(clusterConfig(flags), DEFAULT_LIMITS, { roles: roles as typeof WORKER_ROLES[number][], ...(concurrency ? { concurrency } : {}) });
     const health = await serveHealth(log, flags, telemetry, worker.services.bus, () => worker.metrics(), () => ({ dockergate_objects_analysing: worker.analysing() }));
@@ -245,17 +262,22 @@ function buildProgram(telemetry: Telemetry): Command {
     .requiredOption('--profile <file>', 'the seccomp profile (Docker JSON)')
     .option('--smoke <command>', 'a smoke test run in a sidecar container sharing the network, e.g. "curl -f localhost:8080"')
     .option('--network <none|host>', 'network of the tested container', 'none')
-    .option('--oneshot', 'the image runs to completion: it must exit 0')
+    .option('--oneshot', 'the image runs to completion: it must exit 0 (default: judged by what it does, see below)')
+    .option('--service', 'the image is a service: it must stay up past the settle time (default with --smoke)')
     .option('--timeout <seconds>', 'budget for start, settle and smoke test', '60')
-    .action(async (image: string, flags: { profile: string; smoke?: string; network: string; oneshot?: boolean; timeout: string }) => {
+    .addHelpText('after', '\nWithout --oneshot or --service, a container that exits within the settle time (3 s) is judged as a\ncommand (it must exit 0), one still running then as a service (it must stay up; --smoke then runs).')
+    .action(async (image: string, flags: { profile: string; smoke?: string; network: string; oneshot?: boolean; service?: boolean; timeout: string }) => {
+      if (flags.network !== 'none' && flags.network !== 'host') throw new UsageError(`--network must be none or host, not ${JSON.stringify(flags.network)}`);
+      if (flags.oneshot && (flags.service || flags.smoke)) throw new UsageError('--oneshot cannot be combined with --service or --smoke');
+      const timeoutSeconds = Number(flags.timeout);
+      if (!(Number.isFinite(timeoutSeconds) && timeoutSeconds > 0)) throw new UsageError(`--timeout must be a positive number of seconds, not ${JSON.stringify(flags.timeout)}`);
+      const profile = seccompProfileOf(await readJsonFile(flags.profile, 'profile'), flags.profile);
       const { verifyImage } = await import('./verify.js');
-      const profile = JSON.parse(await fs.readFile(flags.profile, 'utf8')) as DockerSeccompProfile;
-      if (flags.network !== 'none' && flags.network !== 'host') throw new Error('--network must be none or host');
       const result = await verifyImage(image.replace(/^docker-daemon:/, ''), profile, {
         ...(flags.smoke ? { smoke: ['/bin/sh', '-c', flags.smoke] } : {}),
         network: flags.network,
-        mode: flags.oneshot ? 'oneshot' : 'service',
-        timeoutMs: Number(flags.timeout) * 1000,
+        mode: flags.oneshot ? 'oneshot' : flags.service || flags.smoke ? 'service' : 'auto',
+        timeoutMs: timeoutSeconds * 1000,
       });
       process.stdout.write(`${result.passed ? 'PASS' : 'FAIL'}${result.reason ? `: ${result.reason}` : ''}\n`);
       if (result.smoke) process.stdout.write(`smoke exit ${result.smoke.exitCode}\n${result.smoke.output}\n`);
@@ -282,8 +304,13 @@ function buildProgram(telemetry: Telemetry): Command {
           ...result,
           ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => symbolName(e.symbol) === flags.export) } } : {}),
         }));
-        process.stdout.write(flags.json ? `${JSON.stringify(selected, null, 2)}\n` : selected.map((r) => analyzeText(r, flags.export)).join('\n'));
-        if (results.some((result) => result.failure)) process.exitCode = 1;
+        const analysed = selected.filter((result) => result.facts);
+        process.stdout.write(flags.json ? `${JSON.stringify(selected, null, 2)}\n` : analysed.map((r) => analyzeText(r, flags.export)).join('\n'));
+        // Failures are errors: one line each on stderr (in --json they are also in the document).
+        for (const { path: file, failure } of selected) if (failure) process.stderr.write(`dockergate: ${failure.code}: ${file}: ${failure.message}\n`);
+        const withoutExport = flags.export ? analysed.filter((result) => result.facts!.exports.length === 0) : [];
+        for (const { path: file } of withoutExport) process.stderr.write(`dockergate: not-found: ${file} has no export named ${flags.export}\n`);
+        if (results.some((result) => result.failure) || withoutExport.length > 0) process.exitCode = 1;
       } finally {
         await runtime.close();
       }
@@ -407,7 +434,7 @@ interface RescanFlags extends TagCheckFlags {
 }
 
 function checkRegistryArgument(registry: string): void {
-  if (/[/@]|^[a-z]+:\/\//.test(registry)) throw new InvalidInputError(`expected a registry host[:port] (e.g. 127.0.0.1:5000), not ${JSON.stringify(registry)}`);
+  if (/[/@]|^[a-z]+:\/\//.test(registry)) throw new UsageError(`expected a registry host[:port] (e.g. 127.0.0.1:5000), not ${JSON.stringify(registry)}`);
 }
 
 /** `crawl`: every tag of a registry, scanned embedded or on the cluster, only what is not current. */
@@ -436,7 +463,7 @@ function runRescan(registries: string[], flags: RescanFlags): Promise<void> {
 /** The options of crawl and rescan, on an embedded or cluster runtime closed afterwards. */
 async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptions) => Promise<void>): Promise<void> {
   const concurrency = Number(flags.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`--concurrency must be a positive integer, not ${JSON.stringify(flags.concurrency)}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, not ${JSON.stringify(flags.concurrency)}`);
   const analyser = analyserNamed(flags.analyser);
   const strict = Boolean(flags.strict);
   const runtime = flags.cluster ? await openClusterRuntime(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
@@ -447,7 +474,7 @@ async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptio
       ? (reference, platform) => clusterScanOn(runtime, clusterConfig(flags).prefix, reference, sourceOf(platform), strict, UNIT_SCAN_IMAGE_BULK)
       : (reference, platform) => scanImage(runtime, reference, { source: sourceOf(platform), strict });
     await work({
-      platform: parsePlatformSpec(flags.platform),
+      platform: platformFlag(flags.platform),
       allPlatforms: Boolean(flags.allPlatforms),
       concurrency,
       insecure: Boolean(flags.insecure),
@@ -488,7 +515,7 @@ async function serveHealth(
   telemetry.exportMetrics(source);
   if (flags.healthPort === undefined) return { stopping: () => void (ready = false), close: async () => {} };
   const port = Number(flags.healthPort);
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new InvalidInputError('--health-port must be a port number (0: any free port)');
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError('--health-port must be a port number (0: any free port)');
   const { startHealthServer } = await import('../../infra/health.js');
   const server = await startHealthServer(port, flags.healthAddress, source);
   log(`health on ${server.url}/healthz, /readyz, /metrics`);
@@ -504,7 +531,7 @@ function processOptions(command: Command): Command {
 
 function positiveInteger(value: string, flag: string): number {
   const number = Number(value);
-  if (!(Number.isInteger(number) && number > 0)) throw new InvalidInputError(`${flag} must be a positive integer`);
+  if (!(Number.isInteger(number) && number > 0)) throw new UsageError(`${flag} must be a positive integer`);
   return number;
 }
 
@@ -519,7 +546,6 @@ function untilSignalled(): Promise<void> {
 /** A Kubernetes object name from an image reference (RFC 1123 subdomain). */
 function analyzeText(result: AnalyzedFile, only: string | undefined): string {
   const lines = [`${result.path}  sha256:${result.sha256}${result.cached ? '  (known)' : ''}`];
-  if (result.failure) return `${lines[0]}\n  failed: ${result.failure.code}: ${result.failure.message}\n`;
   const facts = result.facts!;
   const { stats } = facts;
   const resolvedPercent = stats.syscallSites === 0 ? 100 : (100 * stats.resolvedSites) / stats.syscallSites;
@@ -539,18 +565,32 @@ function analyzeText(result: AnalyzedFile, only: string | undefined): string {
     lines.push(`  ${facts.exports.length} exports${facts.exports.length > 0 ? ' (--export NAME to show one)' : ''}`);
   } else {
     for (const summary of facts.exports) lines.push(show(summary));
-    if (facts.exports.length === 0) lines.push(`  no export named ${only}`);
   }
   return `${lines.join('\n')}\n`;
 }
 
 function parseJsonArray(value: string | undefined, flag: string): string[] | undefined {
   if (value === undefined) return undefined;
-  const parsed: unknown = JSON.parse(value);
-  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
-    throw new Error(`${flag} must be a JSON array of strings, e.g. '["/bin/sh","-c","echo hi"]'`);
+  const usage = `${flag} must be a JSON array of strings, e.g. '["/bin/sh","-c","echo hi"]', not ${JSON.stringify(value)}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new UsageError(usage);
   }
+  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) throw new UsageError(usage);
   return parsed as string[];
+}
+
+/** A Docker/OCI seccomp profile read from `file`: the fields `verify` and the daemon rely on, checked. */
+function seccompProfileOf(doc: unknown, file: string): DockerSeccompProfile {
+  const profile = doc as Partial<DockerSeccompProfile> | null;
+  const ok =
+    typeof profile === 'object' && profile !== null && !Array.isArray(profile) &&
+    typeof profile.defaultAction === 'string' &&
+    (profile.syscalls === undefined || (Array.isArray(profile.syscalls) && profile.syscalls.every((rule) => typeof rule === 'object' && rule !== null && Array.isArray(rule.names) && typeof rule.action === 'string')));
+  if (!ok) throw new InvalidInputError(`profile ${file} is not a Docker seccomp profile (it needs defaultAction and a syscalls list of {names, action})`);
+  return profile as DockerSeccompProfile;
 }
 
 function dirConfigOf(flags: ImageFlags): DirImageConfig {
@@ -667,20 +707,34 @@ function versionText(): string {
   return `dockergate ${PACKAGE_VERSION} (extractor ${EXTRACTOR_VERSION}, analysers: ${analysers}, generator ${SCAN_GENERATOR_VERSION})`;
 }
 
+/** The path of a Node.js file-system error (`err.path`), if it is one. */
+function errnoPath(err: unknown): string | undefined {
+  const candidate = err as NodeJS.ErrnoException | null;
+  return candidate instanceof Error && typeof candidate.code === 'string' && typeof candidate.path === 'string' ? candidate.path : undefined;
+}
+
 async function runProgram(program: Command, argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync([...argv]);
     // Commands report failure of what they checked (a failed analysis, a failed verify) this way.
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('commander.')) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // `dockergate` alone, or a command group without its subcommand: commander printed the help.
+      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync') return 2;
+      const command = program.commands.some((known) => known.name() === argv[2]) ? ` ${argv[2]}` : '';
+      process.stderr.write(`dockergate: usage: ${err.message.replace(/^error: /, '')} (see dockergate${command} --help)\n`);
+      return 2;
     }
-    if (err instanceof DockergateError) {
-      process.stderr.write(`dockergate: ${err.code}: ${err.message}\n`);
-      return 1;
+    const typed = err instanceof DockergateError ? err : errnoPath(err) ? fileError(err, errnoPath(err)!, 'file') : err;
+    if (typed instanceof DockergateError) {
+      process.stderr.write(`dockergate: ${typed.code}: ${typed.message}\n`);
+      return typed instanceof UsageError ? 2 : 1;
     }
-    process.stderr.write(`dockergate: ${err instanceof Error ? err.message : String(err)}\n`);
+    // Not a typed error: a bug in dockergate. Still one line; DOCKERGATE_DEBUG=1 prints the stack.
+    process.stderr.write(`dockergate: internal: ${typed instanceof Error ? typed.message : String(typed)}\n`);
+    if (process.env.DOCKERGATE_DEBUG && typed instanceof Error) process.stderr.write(`${typed.stack}\n`);
     return 1;
   }
 }

@@ -4,12 +4,13 @@
  * of `dockergate serve` (also here) sends. Read-only. The embedded store by default (`--cache-dir`), the
  * cluster's PostgreSQL with `--cluster` (`$DATABASE_URL`) or `--database`.
  */
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Command, Option } from 'commander';
 import { defaultCacheDir } from '../../infra/config.js';
-import { InvalidInputError } from '../../infra/errors.js';
+import { InvalidInputError, UsageError } from '../../infra/errors.js';
+import { readNamedFile } from './files.js';
+import { isKnownSyscallName } from '../plan/platforms.js';
 import { isLoopbackHost, kbApiHandler } from '../kb/api.js';
 import type { ExportSyscalls, KnowledgeBase } from '../../store/kb/index.js';
 import { openQueryStore } from '../kb/open.js';
@@ -87,8 +88,9 @@ export function registerKbCommands(program: Command): void {
       .argument('<name>', 'syscall name, e.g. ptrace')
       .option('--limit <n>', 'tags per page', '100')
       .option('--after <cursor>', 'the page after the one that printed this cursor'),
-  ).action((name: string, flags: KbFlags & { limit: string; after?: string }) =>
-    withKb(flags, async (store) => {
+  ).action((name: string, flags: KbFlags & { limit: string; after?: string }) => {
+    if (!isKnownSyscallName(name)) throw new UsageError(`${JSON.stringify(name)} is not a syscall name (e.g. ptrace, openat)`);
+    return withKb(flags, async (store) => {
       const page = await syscallPage(store, name, pageSize(flags.limit, 100, '--limit'), flags.after);
       print(flags, page, () => {
         let text = page.items.length === 0 && !flags.after ? `no known tag allows ${name}\n` : '';
@@ -96,8 +98,8 @@ export function registerKbCommands(program: Command): void {
         if (page.next) text += `more: --after ${page.next}\n`;
         return text;
       });
-    }),
-  );
+    });
+  });
 
   common(kb.command('image').description('a tag\'s profile and its history of changes').argument('<ref>', 'registry/repository:tag')).action((text: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
@@ -174,10 +176,10 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--database <url>', 'the cluster\'s PostgreSQL knowledge base (default $DATABASE_URL)'))
     .action(async (flags: ServeFlags) => {
       const port = Number(flags.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidInputError(`--port must be a port number, not ${JSON.stringify(flags.port)}`);
-      const token = flags.tokenFile ? (await fs.readFile(flags.tokenFile, 'utf8')).trim() : process.env.DOCKERGATE_API_TOKEN?.trim();
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, not ${JSON.stringify(flags.port)}`);
+      const token = flags.tokenFile ? (await readNamedFile(flags.tokenFile, 'token file')).trim() : process.env.DOCKERGATE_API_TOKEN?.trim();
       if (flags.tokenFile && !token) throw new InvalidInputError(`--token-file ${flags.tokenFile} is empty`);
-      if (!isLoopbackHost(flags.host) && !token) throw new InvalidInputError(`serving on ${flags.host} (beyond loopback) needs a bearer token: --token-file <file> or $DOCKERGATE_API_TOKEN`);
+      if (!isLoopbackHost(flags.host) && !token) throw new UsageError(`serving on ${flags.host} (beyond loopback) needs a bearer token: --token-file <file> or $DOCKERGATE_API_TOKEN`);
       const kb = await openQueryStore(flags);
       const server = http.createServer(kbApiHandler({ kb, ...(token ? { token } : {}) }));
       try {

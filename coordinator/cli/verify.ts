@@ -35,8 +35,12 @@ export interface VerifyOptions {
   settleMs?: number;
   /** Default `none`: only loopback. `host` when a smoke client must reach a host service. */
   network?: 'none' | 'host';
-  /** `oneshot`: must exit 0 within the timeout. `service`: must stay up. Default: `service` iff smoke. */
-  mode?: 'oneshot' | 'service';
+  /**
+   * `oneshot`: must exit 0 within the timeout. `service`: must stay up. `auto`: a container that
+   * exits within the settle time is a command (it must exit 0), one still running then a service.
+   * Default: `service` iff smoke, else `oneshot`.
+   */
+  mode?: 'oneshot' | 'service' | 'auto';
   /** The sidecar also joins the service's PID namespace (so `/proc/1` is the service). */
   smokeSharesPid?: boolean;
   signal?: AbortSignal;
@@ -214,6 +218,12 @@ export async function verifyImage(image: string, profile: DockerSeccompProfile, 
     }
 
     const early = await within(exit, Math.min(settleMs, remaining()), signal);
+    if (early.done && mode === 'auto') {
+      const logs = await readLogs(tested);
+      return early.value === 0
+        ? { passed: true, exitCode: 0, logs, reason: `exited 0 within ${settleMs} ms: judged as a command (--service to require it to stay up)` }
+        : { passed: false, exitCode: early.value, logs, reason: `exited with code ${early.value} within ${settleMs} ms` };
+    }
     if (early.done) {
       return { passed: false, exitCode: early.value, logs: await readLogs(tested), reason: `service exited with code ${early.value} within ${settleMs} ms` };
     }

@@ -85,10 +85,11 @@ export function archName(machine: number, is64: boolean, littleEndian: boolean):
 }
 
 export function parseHeader(file: ByteReader): ElfHeader {
-  file.need(0, 16, 'e_ident');
+  // The magic first: a short or foreign file is "not an ELF file", not a truncated one.
   for (let i = 0; i < 4; i++) {
-    if (file.bytes[i] !== ELF_MAGIC[i]) throw new ElfFormatError('not an ELF file (bad magic)', i);
+    if (file.bytes[i] !== ELF_MAGIC[i]) throw new ElfFormatError(`not an ELF file (no \\x7fELF magic; ${file.bytes.length} bytes)`, 0);
   }
+  file.need(0, 16, 'e_ident');
   const cls = file.bytes[4];
   if (cls !== C.ELFCLASS32 && cls !== C.ELFCLASS64) throw new ElfFormatError(`unknown EI_CLASS ${cls}`, 4);
   const data = file.bytes[5];
