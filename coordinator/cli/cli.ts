@@ -11,7 +11,8 @@ import { type ClusterFlags, clusterConfig } from '../../infra/cluster-config.js'
 import { DockergateError, fileError, InvalidInputError, NotFoundError, UsageError } from '../../infra/errors.js';
 import { checkWritable, readJsonFile, writeNamedFile } from './files.js';
 import { DEFAULT_LIMITS } from '../../infra/limits.js';
-import { formatBytes, terminalCountProgress, terminalProgress } from '../../infra/progress.js';
+import { formatBytes, type Progress, progressFor, silentCountProgress, terminalCountProgress } from '../../infra/progress.js';
+import { PhaseTimer } from '../../infra/timings.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
@@ -46,7 +47,7 @@ interface InspectFlags extends ImageFlags {
   files?: boolean;
 }
 
-interface ImageFlags {
+interface ImageFlags extends OutputFlags {
   platform: string;
   insecure?: boolean;
   cacheDir: string;
@@ -58,9 +59,31 @@ interface ImageFlags {
   user?: string;
 }
 
+interface OutputFlags {
+  quiet?: boolean;
+  timings?: boolean;
+}
+
+/** `--quiet` and `--timings`, for commands that do long work. */
+function outputOptions(command: Command): Command {
+  return command
+    .option('-q, --quiet', 'no progress on stderr (errors are still printed)')
+    .option('--timings', 'print where the time went, phase by phase, and the peak RSS on stderr at the end');
+}
+
+/** The progress display, and the phase timer `--timings` prints, of one command. */
+function reporting(flags: OutputFlags): { progress: Progress; timer?: PhaseTimer } {
+  return { progress: progressFor(flags), ...(flags.timings ? { timer: new PhaseTimer() } : {}) };
+}
+
+/** Prints the timings when they were asked for. */
+function printTimings(timer: PhaseTimer | undefined): void {
+  if (timer) process.stderr.write(timer.text());
+}
+
 /** Options every command that reads an image takes (sources, cache, and the config of dir: sources). */
 function imageOptions(command: Command): Command {
-  return command
+  return outputOptions(command)
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image', 'linux/amd64')
     .option('--insecure', 'allow http and unverified TLS for non-loopback registries')
     .option('--cache-dir <dir>', 'CAS, layer records, knowledge base and finished scans', defaultCacheDir())
@@ -108,12 +131,15 @@ function buildProgram(telemetry: Telemetry): Command {
   )
     .action(async (ref: string, flags: InspectFlags) => {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
+      const { progress, timer } = reporting(flags);
       try {
-        const result = await inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress() });
+        const inspect = () => inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress });
+        const result = timer ? await timer.time('inspect', inspect) : await inspect();
         if (flags.json) await writeInspectJson(result, process.stdout);
         else process.stdout.write(inspectText(result, Boolean(flags.files)));
       } finally {
         await runtime.close();
+        printTimings(timer);
       }
     });
 
@@ -288,18 +314,20 @@ function buildProgram(telemetry: Telemetry): Command {
     });
 
   analyserOption(
-    program
-      .command('analyze')
+    outputOptions(program
+      .command('analyze'))
       .description('analyse ELF files: syscalls reachable from each export, the entry point and initialisers')
       .argument('<file...>', 'ELF executables or shared libraries')
       .option('--json', 'print the full facts as JSON')
       .option('--export <name>', 'show only this export (any version)')
       .option('--cache-dir <dir>', 'CAS and knowledge base', defaultCacheDir()),
   )
-    .action(async (files: string[], flags: { json?: boolean; export?: string; cacheDir: string; analyser: string }) => {
+    .action(async (files: string[], flags: OutputFlags & { json?: boolean; export?: string; cacheDir: string; analyser: string }) => {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser: analyserNamed(flags.analyser) });
+      const { progress, timer } = reporting(flags);
       try {
-        const results = await analyzeFiles(runtime, files);
+        const analyse = () => analyzeFiles(runtime, files, progress);
+        const results = timer ? await timer.time('analysis', analyse) : await analyse();
         const selected = results.map((result) => ({
           ...result,
           ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => symbolName(e.symbol) === flags.export) } } : {}),
@@ -313,6 +341,7 @@ function buildProgram(telemetry: Telemetry): Command {
         if (results.some((result) => result.failure) || withoutExport.length > 0) process.exitCode = 1;
       } finally {
         await runtime.close();
+        printTimings(timer);
       }
     });
 
@@ -344,6 +373,7 @@ function tagCheckOptions(command: Command): Command {
         .option('--all-platforms', 'scan every platform of a multi-platform image, each its own scan')
         .option('--concurrency <n>', 'tags resolved and scanned at once', '4')
         .option('--json', 'print the summary as JSON (counts, registry requests, changes, failures)')
+        .option('-q, --quiet', 'no progress bar on stderr')
         .option('--strict', 'fail scans that are unsure instead of applying the documented fallback')
         .option('--cluster', 'run the scans on the cluster\'s coordinators (NATS, S3, PostgreSQL)')
         .option('--insecure', 'allow http and unverified TLS for a non-loopback registry')
@@ -365,11 +395,13 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
   const analyser = analyserNamed(flags.analyser);
   if (flags.cluster) return use(await clusterScan(ref, flags, analyser));
   const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
+  const { progress, timer } = reporting(flags);
   try {
-    const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress: terminalProgress(), strict: Boolean(flags.strict) });
-    await use(result);
+    const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress, strict: Boolean(flags.strict), ...(timer ? { timer } : {}) });
+    await (timer ? timer.time('output', () => use(result)) : use(result));
   } finally {
     await runtime.close();
+    printTimings(timer);
   }
 }
 
@@ -411,6 +443,7 @@ async function clusterScanOn(runtime: Runtime, prefix: string, ref: string, sour
 }
 
 interface TagCheckFlags extends ClusterFlags {
+  quiet?: boolean;
   platform: string;
   allPlatforms?: boolean;
   concurrency: string;
@@ -467,7 +500,7 @@ async function withTagChecks(flags: TagCheckFlags, work: (options: TagCheckOptio
   const analyser = analyserNamed(flags.analyser);
   const strict = Boolean(flags.strict);
   const runtime = flags.cluster ? await openClusterRuntime(flags, analyser) : embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser });
-  const bar = terminalCountProgress('tags');
+  const bar = flags.quiet ? silentCountProgress : terminalCountProgress('tags');
   try {
     const sourceOf = (platform: Platform): InspectOptions['source'] => ({ platform, insecure: Boolean(flags.insecure), ...(flags.dockerConfig ? { dockerConfigPath: flags.dockerConfig } : {}) });
     const scan: Scanner = flags.cluster

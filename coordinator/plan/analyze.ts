@@ -11,6 +11,7 @@ import type { AnalysisFailure, FactsKey } from '../../store/kb/index.js';
 import type { ObjectFacts } from '../../store/facts.js';
 import { type AnalyseObjectDone, type AnalyseObjectUnit, analyseObjectUnitId, UNIT_ANALYSE_OBJECT } from '../../worker/contracts.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { type Progress, silentProgress } from '../../infra/progress.js';
 
 export interface AnalyzedFile {
   readonly path: string;
@@ -53,7 +54,7 @@ async function readInput(file: string, maxBytes: number): Promise<Buffer> {
   }
 }
 
-export async function analyzeFiles(runtime: Runtime, paths: readonly string[]): Promise<AnalyzedFile[]> {
+export async function analyzeFiles(runtime: Runtime, paths: readonly string[], progress: Progress = silentProgress): Promise<AnalyzedFile[]> {
   const inputs = await Promise.all(
     paths.map(async (file) => {
       const bytes = await readInput(file, runtime.limits.maxElfBytes);
@@ -62,7 +63,12 @@ export async function analyzeFiles(runtime: Runtime, paths: readonly string[]): 
       return { path: file, sha256 };
     }),
   );
-  const { facts, failures, cached } = await analyseObjects(runtime, inputs.map(({ sha256 }) => sha256));
+  const phase = progress.phase('analysis', 'files');
+  const distinct = new Set(inputs.map(({ sha256 }) => sha256)).size;
+  phase.add(distinct);
+  const pathOf = new Map(inputs.map(({ sha256, path }) => [sha256, path]));
+  const { facts, failures, cached } = await analyseObjects(runtime, inputs.map(({ sha256 }) => sha256), undefined, (sha256) => phase.done(pathOf.get(sha256) ?? sha256));
+  phase.end(`${cached.size} known, ${facts.size - cached.size} analysed, ${distinct - facts.size} failed`);
   return inputs.map((input) => {
     const found = facts.get(input.sha256);
     const failure = failures.get(input.sha256);
@@ -84,6 +90,8 @@ export async function analyseObjects(
   runtime: Runtime,
   sha256s: readonly string[],
   signal?: AbortSignal,
+  /** Called as each object's unit finishes (progress displays). */
+  onDone: (sha256: string) => void = () => {},
 ): Promise<{ facts: Map<string, ObjectFacts>; failures: Map<string, AnalysisFailure>; cached: Set<string>; fresh: number }> {
   const unique = [...new Set(sha256s)];
   const keyOf = (sha256: string): FactsKey => ({ sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version });
@@ -93,12 +101,15 @@ export async function analyseObjects(
     unique.map(async (sha256): Promise<AnalyseObjectDone> => {
       const unit: AnalyseObjectUnit = { sha256, analyser: runtime.analyser.name, analyserVersion: runtime.analyser.version };
       try {
-        return await runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
+        const done = await runtime.bus.request<AnalyseObjectUnit, AnalyseObjectDone>(UNIT_ANALYSE_OBJECT, analyseObjectUnitId(unit), unit, signal);
+        onDone(sha256);
+        return done;
       } catch (err) {
         if (!(err instanceof DockergateError) || err.retryable || err instanceof AbortedError) throw err;
         const failure = { code: err.code, message: err.message };
         if (err instanceof PoisonedUnitError) await kb.recordFailure(keyOf(sha256), failure, 0);
         unitFailures.set(sha256, failure);
+        onDone(sha256);
         return { sha256, status: 'failed', cached: false };
       }
     }),

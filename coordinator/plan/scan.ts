@@ -27,6 +27,8 @@ import { peekImageDigest } from '../../extractor/sources/index.js';
 import { findLibrary, parseLdSoCache, type Requester, type SearchContext, safeResolve } from './ld-search.js';
 import { type LinkedReach, type LoadedObject, linkFacts, REACH_WAYS, type ReachWay } from './link.js';
 import { spanSync, withSpan } from '../../infra/telemetry.js';
+import { type PhaseProgress, silentProgress } from '../../infra/progress.js';
+import { NO_TIMER, type Timer } from '../../infra/timings.js';
 import { DOCKER_DEFAULT_FALLBACK_SYSCALLS } from './platforms.js';
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';
 import { type ArgList, evaluateScript, knownArgs, loadShellParser, type ShellEvaluation } from './shell-eval.js';
@@ -99,6 +101,8 @@ export const SYSCALL_ORIGINS: readonly SyscallOrigin[] = [...REACH_WAYS, 'runtim
 export interface ScanOptions extends InspectOptions {
   /** Fail instead of applying the fallback when the analysis is unsure. */
   readonly strict?: boolean;
+  /** Where the time goes (`--timings`): open, layers, plan, and inside plan analysis, shell, link. */
+  readonly timer?: Timer;
 }
 
 const SHELLS = new Set(['sh', 'bash', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'busybox']);
@@ -167,7 +171,8 @@ async function scanUntraced(runtime: Runtime, referenceText: string, options: Sc
     const early = (await runtime.scans.get(scanCacheKey(peeked, runtime.analyser, Boolean(options.strict)))) as StoredScan | undefined;
     if (early) return fromStored(early, referenceText);
   }
-  const image = await openImageFor(runtime, referenceText, options);
+  const timer = options.timer ?? NO_TIMER;
+  const image = await timer.time('open', () => openImageFor(runtime, referenceText, options));
   let open = true;
   const closeImage = async (): Promise<void> => {
     if (open) {
@@ -186,7 +191,7 @@ async function scanUntraced(runtime: Runtime, referenceText: string, options: Sc
     return await kb.exclusive(`scan ${key}`, async () => {
       const finished = (await runtime.scans.get(key)) as StoredScan | undefined;
       if (finished) return fromStored(finished, image.reference);
-      const { records } = await withSpan('extract layers', { 'dockergate.layers': image.layers.length }, () => extractImage(runtime, image, options));
+      const { records } = await timer.time('layers', () => withSpan('extract layers', { 'dockergate.layers': image.layers.length }, () => extractImage(runtime, image, options)));
       await closeImage();
       return planAndStore(runtime, key, image, records, options);
     });
@@ -201,7 +206,8 @@ async function planAndStore(runtime: Runtime, key: string, image: OpenedImage, r
   await loadShellParser();
   const config = image.config;
   const planner = new ScanPlanner(runtime, tree, config, options);
-  await withSpan('plan', {}, () => planner.run());
+  await (options.timer ?? NO_TIMER).time('plan', () => withSpan('plan', {}, () => planner.run()));
+  planner.endPhases();
   const result: ScanResult = {
     reference: image.reference,
     manifestDigest: image.manifestDigest,
@@ -233,6 +239,10 @@ class ScanPlanner {
   private planExpired = false;
   private fresh = 0;
   private failed = 0;
+  /** Progress of the objects analysed and the programs linked (the display chose by the command). */
+  private readonly analysisPhase: PhaseProgress;
+  private readonly linkPhase: PhaseProgress;
+  private readonly timer: Timer;
 
   constructor(
     private readonly runtime: Runtime,
@@ -248,6 +258,17 @@ class ScanPlanner {
       // A DT_NEEDED or dlopen name with a `/` is opened relative to the process's working directory.
       workingDir: config.workingDir || '/',
     };
+    const progress = options.progress ?? silentProgress;
+    this.analysisPhase = progress.phase('analysis', 'objects');
+    this.linkPhase = progress.phase('link', 'programs');
+    this.timer = options.timer ?? NO_TIMER;
+  }
+
+  /** Ends the progress phases with their counts (after `run`). */
+  endPhases(): void {
+    const known = this.facts.size - this.fresh - this.failed;
+    this.analysisPhase.end(`${known} known, ${this.fresh} analysed, ${this.failed} failed`);
+    this.linkPhase.end(`${this.syscalls.size} syscalls reached`);
   }
 
   /**
@@ -568,7 +589,7 @@ class ScanPlanner {
     for (let round = 0; ; round++) {
       let evaluation: ShellEvaluation;
       try {
-        evaluation = evaluateScript({ source, name, arg0, args, env, findSourced, sourced, timeoutMs: limits.shellParseTimeoutMs, maxCallDepth: limits.maxShellCallDepth });
+        evaluation = this.timer.timeSync('shell', () => evaluateScript({ source, name, arg0, args, env, findSourced, sourced, timeoutMs: limits.shellParseTimeoutMs, maxCallDepth: limits.maxShellCallDepth }));
       } catch (err) {
         if (err instanceof DockergateError) return err;
         throw err;
@@ -612,7 +633,11 @@ class ScanPlanner {
       this.objectBudgetSpent = true;
       if (unique.length === 0) return;
     }
-    const { facts, failures, fresh } = await analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal);
+    this.analysisPhase.add(unique.length);
+    const pathOf = new Map(unique.map((item) => [item.sha256, item.path]));
+    const { facts, failures, fresh } = await this.timer.time('analysis', () =>
+      analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal, (sha256) => this.analysisPhase.done(pathOf.get(sha256) ?? sha256)),
+    );
     this.fresh += fresh;
     for (const item of unique) {
       const found = facts.get(item.sha256);
@@ -738,9 +763,11 @@ class ScanPlanner {
     if (commands.length > 0) this.decide('program', `${path} runs its ${commands.join(', ')} command: of its command table, only that is linked`, path);
     // Link, then let what is reached add run-time loaded objects and programs, to a fixpoint.
     for (let round = 0; round < 6 && !this.outOfTime(); round++) {
-      const linked = spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () =>
+      if (round === 0) this.linkPhase.add(1);
+      const linked = this.timer.timeSync('link', () => spanSync('link', { 'dockergate.program': path, 'dockergate.objects': scope.length }, () =>
         linkFacts({ scope, ...(interpreter ? { interpreter } : {}), loadedAtRunTime, loadedAsDependency, ...(applets ? { applets } : {}), ...(commands.length > 0 ? { commandWords: commands } : {}) }),
-      );
+      ));
+      if (round === 0) this.linkPhase.done(path);
       const added = await this.runTimeAdditions(path, scope, { loaded: loadedAtRunTime, asDependency: loadedAsDependency }, linked, considered, via, followExecStrings);
       if (added > 0 && round === 5) this.overBudget(`what ${path} loads and runs at run time still grew after 6 rounds of linking`, path);
       if (added === 0 || round === 5) {
@@ -816,9 +843,23 @@ class ScanPlanner {
       this.edge(requester.path, found.path, 'loads');
       this.decide(kind, `${found.path} loaded at run time by ${programPath}: ${why}`, found.path);
       // Its own dependencies come with it.
+      await prefetch(facts.needed.map((needed) => ({ name: needed, requester: object })));
       for (const needed of facts.needed) await addLibrary(needed, object, kind, `needed by ${found.path}`, true);
     };
+    /**
+     * Analyses, in one batch (in parallel on the pool), the libraries `addLibrary` is about to be
+     * called for one by one: the same objects, resolved the same way, so the result is unchanged;
+     * only the waiting is shared.
+     */
+    const prefetch = async (wanted: readonly { name: string; requester: LoadedObject }[]): Promise<void> => {
+      const items = wanted.flatMap(({ name, requester }) => {
+        const found = findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
+        return found?.file.sha256 ? [{ path: found.path, sha256: found.file.sha256 }] : [];
+      });
+      if (items.length > 1) await this.factsOf(items);
+    };
     if (imports.has('dlopen') || imports.has('dlmopen')) {
+      await prefetch(objects.flatMap((object) => object.facts.pathStrings.filter((text) => /\.so(\.[\d.]+)?$/.test(text)).map((text) => ({ name: text, requester: object }))));
       for (const object of [...objects]) {
         for (const text of object.facts.pathStrings) {
           if (/\.so(\.[\d.]+)?$/.test(text)) await addLibrary(text, object, 'dlopen', `dlopen is reached and ${object.path} names ${text}`);
@@ -829,14 +870,18 @@ class ScanPlanner {
       // the loaded objects name, such as /etc/apache2, are candidates.
       const configPlaces = objects.flatMap((object) => object.facts.pathStrings.filter((text) => text.startsWith('/etc/') && text.length > '/etc/'.length));
       const configured = (config: string): boolean => configPlaces.some((place) => config === place || config.startsWith(`${place.replace(/\/$/, '')}/`));
-      for (const { config, module } of await this.configuredModules()) {
+      const configuredModules = (await this.configuredModules()).filter(({ config }) => configured(config));
+      await prefetch(configuredModules.map(({ module }) => ({ name: module, requester: scope[0]! })));
+      for (const { config, module } of configuredModules) {
         if (configured(config)) await addLibrary(module, scope[0]!, 'dlopen', `dlopen is reached, ${config} names ${module}`);
       }
     }
     if ([...imports].some((name) => NSS_FUNCTIONS.has(name))) {
+      await prefetch((await this.nssModules()).map((module) => ({ name: module, requester: scope[0]! })));
       for (const module of await this.nssModules()) await addLibrary(module, scope[0]!, 'nss', `NSS functions are reached and /etc/nsswitch.conf names it`);
     }
     if (imports.has('iconv_open')) {
+      await prefetch(this.gconvModules().map((module) => ({ name: module, requester: scope[0]! })));
       for (const module of this.gconvModules()) await addLibrary(module, scope[0]!, 'gconv', 'iconv_open is reached');
     }
     const runModules = this.runTimeModules.get(programPath) ?? [];
