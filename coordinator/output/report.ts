@@ -65,15 +65,55 @@ export function reportText(result: ScanResult): string {
     `from      ${Object.entries(originCounts(result)).filter(([, count]) => count > 0).map(([origin, count]) => `${origin} ${count}`).join(', ')}`,
     '',
   ];
-  const byKind = new Map<string, string[]>();
-  for (const decision of result.decisions) byKind.set(decision.kind, [...(byKind.get(decision.kind) ?? []), decision.detail]);
-  for (const [kind, details] of byKind) {
-    lines.push(`${kind}:`);
-    for (const detail of details.slice(0, 20)) lines.push(`  ${detail}`);
-    if (details.length > 20) lines.push(`  … ${details.length - 20} more (see the JSON report)`);
+  const byKind = new Map<string, ScanResult['decisions'][number][]>();
+  for (const decision of result.decisions) {
+    const group = byKind.get(decision.kind) ?? [];
+    group.push(decision);
+    byKind.set(decision.kind, group);
+  }
+  for (const [kind, decisions] of byKind) {
+    lines.push(`${kind}${decisions.length > 1 ? ` (${decisions.length})` : ''}:`);
+    const grouped = groupedDecisions(decisions);
+    for (const line of grouped.slice(0, 20)) lines.push(`  ${line}`);
+    if (grouped.length > 20) lines.push(`  … ${grouped.length - 20} more (see the JSON report)`);
   }
   lines.push('', [...result.syscalls.keys()].join(' '));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Decisions of one kind as readable lines: those that say the same thing about different files
+ * (230 gconv modules "loaded at run time by /usr/sbin/nginx: iconv_open is reached") become one
+ * line with their count, the directory they share and a few names; the others stay as they are.
+ */
+export function groupedDecisions(decisions: readonly { detail: string; path?: string }[]): string[] {
+  const groups = new Map<string, { paths: string[]; detail: string }>();
+  for (const decision of decisions) {
+    const at = decision.path ? decision.detail.indexOf(decision.path) : -1;
+    const template = at === -1 ? decision.detail : `${decision.detail.slice(0, at)}\0${decision.detail.slice(at + decision.path!.length)}`;
+    const group = groups.get(template) ?? { paths: [], detail: decision.detail };
+    if (decision.path) group.paths.push(decision.path);
+    groups.set(template, group);
+  }
+  const lines: string[] = [];
+  for (const [template, { paths, detail }] of groups) {
+    if (paths.length <= 3) {
+      for (const path of paths.length > 0 ? paths : [undefined]) lines.push(path === undefined || !template.includes('\0') ? detail : template.replace('\0', path));
+      continue;
+    }
+    const dir = commonDirectory(paths);
+    const names = paths.map((path) => path.slice(dir.length));
+    const examples = `${names.slice(0, 3).join(', ')}, …`;
+    lines.push(template.replace('\0', `${paths.length} files under ${dir} (${examples})`));
+  }
+  return lines;
+}
+
+/** The longest directory prefix (ending in `/`) that every path shares. */
+function commonDirectory(paths: readonly string[]): string {
+  let prefix = paths[0] ?? '';
+  for (const path of paths) while (!path.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix.slice(0, prefix.lastIndexOf('/') + 1) || '/';
 }
 
 /** One witness chain for `syscall`, as `explain` prints it. */

@@ -53,7 +53,7 @@ APP_IMAGE=dockergate-test/app:1
 WHITEOUT_IMAGE=dockergate-test/whiteout:1
 ALL_IMAGES="$BASE_IMAGE $APP_IMAGE $WHITEOUT_IMAGE"
 
-APT_PACKAGES="docker.io skopeo docker-registry debootstrap musl-tools strace zstd golang-go curl"
+APT_PACKAGES="docker.io skopeo docker-registry debootstrap musl-tools strace zstd golang-go curl time"
 
 # The docker 28 CLI in /usr/local/bin has no buildx plugin; the classic builder
 # is what we want anyway: one layer per RUN, and layer diffs made by the
