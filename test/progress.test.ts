@@ -75,6 +75,20 @@ describe('progress of the command line', () => {
     assert.match(stdout, /  layers: 1 read/);
   });
 
+  it('scan --json prints the report and explain --json the witness, as JSON on stdout', { timeout: 300_000 }, async () => {
+    const cache = path.join(work, 'cache-json');
+    const scan = await run(process.execPath, [...CLI, 'scan', `oci:${layout}`, '--cache-dir', cache, '-o', path.join(work, 'j.json'), '--report', path.join(work, 'r.json'), '--json', '-q']);
+    const report = JSON.parse(scan.stdout) as { counts: { syscalls: number }; syscalls: Record<string, string[]> };
+    assert.deepEqual(report, JSON.parse(await fs.readFile(path.join(work, 'r.json'), 'utf8')));
+    assert.ok(report.counts.syscalls > 10);
+    const explained = JSON.parse((await run(process.execPath, [...CLI, 'explain', `oci:${layout}`, 'exit_group', '--cache-dir', cache, '--json', '-q'])).stdout) as { allowed: boolean; witness: string[]; origin: string };
+    assert.equal(explained.allowed, true);
+    assert.deepEqual(explained.witness, report.syscalls.exit_group);
+    assert.equal(explained.witness[0], 'entrypoint');
+    const absent = JSON.parse((await run(process.execPath, [...CLI, 'explain', `oci:${layout}`, 'ptrace', '--cache-dir', cache, '--json', '-q'])).stdout) as { allowed: boolean };
+    assert.equal(absent.allowed, report.syscalls.ptrace !== undefined);
+  });
+
   it('analyze shows its phase too', { timeout: 120_000 }, async () => {
     const { stderr } = await run(process.execPath, [...CLI, 'analyze', '/usr/bin/dash', '--cache-dir', path.join(work, 'cache-analyze')]);
     assert.match(stderr, /^dockergate analysis: 1 files \(0 known, 1 analysed, 0 failed\), [\d.]+ s$/m);

@@ -160,7 +160,8 @@ function buildProgram(telemetry: Telemetry): Command {
     .option('--graph <file>', 'also write a DOT graph of programs and libraries')
     .addOption(new Option('--errno <errno>', 'errno of denied syscalls').choices(['EPERM', 'ENOSYS']).default('EPERM'))
     .option('--attach', 'also push the profile to the registry as an OCI artifact whose subject is the scanned manifest (docker:// images)')
-    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS'; attach?: boolean }) => {
+    .option('--json', 'print the report (as --report writes it) on stdout instead of the summary')
+    .action(async (ref: string, flags: ScanFlags & { output: string; k8s?: string; report?: string; graph?: string; errno: 'EPERM' | 'ENOSYS'; attach?: boolean; json?: boolean }) => {
       if (flags.attach) registryReferenceOf(ref, 'scan --attach');
       const outputs: [string | undefined, string][] = [[flags.output, 'output'], [flags.k8s, 'Kubernetes profile'], [flags.report, 'report'], [flags.graph, 'graph']];
       for (const [file, what] of outputs) if (file) await checkWritable(file, what);
@@ -177,6 +178,10 @@ function buildProgram(telemetry: Telemetry): Command {
         }
         if (flags.report) await writeNamedFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`, 'report');
         if (flags.graph) await writeNamedFile(flags.graph, dotGraph(result), 'graph');
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(scanReport(result), null, 2)}\n`);
+          return;
+        }
         process.stdout.write(reportText(result));
         if (dropped.length > 0) process.stdout.write(`not in the ${result.platform.architecture} syscall table, left out: ${dropped.join(' ')}\n`);
         process.stdout.write(`wrote ${flags.output}${flags.k8s ? `, ${flags.k8s}` : ''}${flags.report ? `, ${flags.report}` : ''}${flags.graph ? `, ${flags.graph}` : ''}\n`);
@@ -199,13 +204,16 @@ function buildProgram(telemetry: Telemetry): Command {
   scanCommand('explain', 'show why a syscall is allowed: one chain from the entrypoint to the syscall')
     .argument('<ref>', 'image reference')
     .argument('<syscall>', 'syscall name, e.g. openat')
-    .action(async (ref: string, syscall: string, flags: ScanFlags) => {
+    .option('--json', 'print {reference, syscall, allowed, origin, witness} as JSON (witness outermost first)')
+    .action(async (ref: string, syscall: string, flags: ScanFlags & { json?: boolean }) => {
       const platform = platformFlag(flags.platform);
       if (!namesOf(platformSpec(platform).table).has(syscall)) {
         throw new UsageError(`${JSON.stringify(syscall)} is not a syscall of ${formatPlatform(platform)} (e.g. openat, connect, clone3)`);
       }
       await withScan(ref, flags, async (result) => {
-        process.stdout.write(explainText(result, syscall));
+        const witness = result.syscalls.get(syscall);
+        const json = { reference: result.reference, syscall, allowed: witness !== undefined, ...(witness ? { origin: result.origins[syscall], witness } : {}) };
+        process.stdout.write(flags.json ? `${JSON.stringify(json, null, 2)}\n` : explainText(result, syscall));
       });
     });
 
