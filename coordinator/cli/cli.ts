@@ -208,7 +208,7 @@ function buildProgram(telemetry: Telemetry): Command {
     .action(async (ref: string, syscall: string, flags: ScanFlags & { json?: boolean }) => {
       const platform = platformFlag(flags.platform);
       if (!namesOf(platformSpec(platform).table).has(syscall)) {
-        throw new UsageError(`${JSON.stringify(syscall)} is not a syscall of ${formatPlatform(platform)} (e.g. openat, connect, clone3)`);
+        throw new InvalidInputError(`${JSON.stringify(syscall)} is not a syscall of ${formatPlatform(platform)} (e.g. openat, connect, clone3)`);
       }
       await withScan(ref, flags, async (result) => {
         const witness = result.syscalls.get(syscall);

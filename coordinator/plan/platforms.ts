@@ -83,11 +83,6 @@ export function namesOf(arch: SyscallArch): ReadonlySet<string> {
   return names;
 }
 
-/** True when `name` is a syscall of some platform we write profiles for (`kb syscall` takes any). */
-export function isKnownSyscallName(name: string): boolean {
-  return Object.values(PLATFORMS).some((spec) => namesOf(spec.table).has(name));
-}
-
 /** Code-unit order: stable across locales and Node versions. */
 export function sortedUnique(names: Iterable<string>): string[] {
   return [...new Set(names)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
