@@ -54,10 +54,10 @@ export class PhaseTimer {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 3 : 1)} s`;
 
-/** A timer that records nothing, for callers that did not ask for timings. */
-export const NO_TIMER: Pick<PhaseTimer, 'time' | 'timeSync'> = {
+/** What a phase is timed with: a PhaseTimer, or NO_TIMER when nobody asked for timings. */
+export type Timer = Pick<PhaseTimer, 'time' | 'timeSync'>;
+
+export const NO_TIMER: Timer = {
   time: (_phase, work) => work(),
   timeSync: (_phase, work) => work(),
 };
-
-export type Timer = Pick<PhaseTimer, 'time' | 'timeSync'>;

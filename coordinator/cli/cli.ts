@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { formatPlatform, parsePlatformSpec } from '../../extractor/manifest.js';
-import { namesOf, platformSpec } from '../plan/platforms.js';
+import { checkSyscallName } from '../plan/platforms.js';
 import type { DirImageConfig } from '../../extractor/source.js';
 import { defaultCacheDir } from '../../infra/config.js';
 import { type ClusterFlags, clusterConfig } from '../../infra/cluster-config.js';
@@ -12,7 +12,7 @@ import { DockergateError, fileError, InvalidInputError, NotFoundError, UsageErro
 import { checkWritable, readJsonFile, writeNamedFile } from './files.js';
 import { DEFAULT_LIMITS } from '../../infra/limits.js';
 import { formatBytes, type Progress, progressFor, silentCountProgress, terminalCountProgress } from '../../infra/progress.js';
-import { PhaseTimer } from '../../infra/timings.js';
+import { NO_TIMER, PhaseTimer } from '../../infra/timings.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
@@ -133,8 +133,7 @@ function buildProgram(telemetry: Telemetry): Command {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir);
       const { progress, timer } = reporting(flags);
       try {
-        const inspect = () => inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress });
-        const result = timer ? await timer.time('inspect', inspect) : await inspect();
+        const result = await (timer ?? NO_TIMER).time('inspect', () => inspectImage(runtime, ref, { source: sourceOptionsOf(flags), progress }));
         if (flags.json) await writeInspectJson(result, process.stdout);
         else process.stdout.write(inspectText(result, Boolean(flags.files)));
       } finally {
@@ -176,10 +175,11 @@ function buildProgram(telemetry: Telemetry): Command {
           const attached = await attachScanResult(ref, result, profileJson, kubernetesProfile(profile, kubernetesName(result.reference)), analyserNamed(flags.analyser), flags);
           process.stdout.write(attachedText(ref, result, attached));
         }
-        if (flags.report) await writeNamedFile(flags.report, `${JSON.stringify(scanReport(result), null, 2)}\n`, 'report');
+        const reportJson = flags.report || flags.json ? `${JSON.stringify(scanReport(result), null, 2)}\n` : '';
+        if (flags.report) await writeNamedFile(flags.report, reportJson, 'report');
         if (flags.graph) await writeNamedFile(flags.graph, dotGraph(result), 'graph');
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(scanReport(result), null, 2)}\n`);
+          process.stdout.write(reportJson);
           return;
         }
         process.stdout.write(reportText(result));
@@ -206,10 +206,7 @@ function buildProgram(telemetry: Telemetry): Command {
     .argument('<syscall>', 'syscall name, e.g. openat')
     .option('--json', 'print {reference, syscall, allowed, origin, witness} as JSON (witness outermost first)')
     .action(async (ref: string, syscall: string, flags: ScanFlags & { json?: boolean }) => {
-      const platform = platformFlag(flags.platform);
-      if (!namesOf(platformSpec(platform).table).has(syscall)) {
-        throw new InvalidInputError(`${JSON.stringify(syscall)} is not a syscall of ${formatPlatform(platform)} (e.g. openat, connect, clone3)`);
-      }
+      checkSyscallName(syscall, platformFlag(flags.platform));
       await withScan(ref, flags, async (result) => {
         const witness = result.syscalls.get(syscall);
         const json = { reference: result.reference, syscall, allowed: witness !== undefined, ...(witness ? { origin: result.origins[syscall], witness } : {}) };
@@ -334,8 +331,7 @@ function buildProgram(telemetry: Telemetry): Command {
       const runtime = embeddedRuntime(DEFAULT_LIMITS, flags.cacheDir, { analyser: analyserNamed(flags.analyser) });
       const { progress, timer } = reporting(flags);
       try {
-        const analyse = () => analyzeFiles(runtime, files, progress);
-        const results = timer ? await timer.time('analysis', analyse) : await analyse();
+        const results = await (timer ?? NO_TIMER).time('analysis', () => analyzeFiles(runtime, files, progress));
         const selected = results.map((result) => ({
           ...result,
           ...(result.facts && flags.export ? { facts: { ...result.facts, exports: result.facts.exports.filter((e) => symbolName(e.symbol) === flags.export) } } : {}),
@@ -406,7 +402,7 @@ async function withScan(ref: string, flags: ScanFlags, use: (result: ScanResult)
   const { progress, timer } = reporting(flags);
   try {
     const result = await scanImage(runtime, ref, { source: sourceOptionsOf(flags), progress, strict: Boolean(flags.strict), ...(timer ? { timer } : {}) });
-    await (timer ? timer.time('output', () => use(result)) : use(result));
+    await (timer ?? NO_TIMER).time('output', () => use(result));
   } finally {
     await runtime.close();
     printTimings(timer);
@@ -748,10 +744,10 @@ function versionText(): string {
   return `dockergate ${PACKAGE_VERSION} (extractor ${EXTRACTOR_VERSION}, analysers: ${analysers}, generator ${SCAN_GENERATOR_VERSION})`;
 }
 
-/** The path of a Node.js file-system error (`err.path`), if it is one. */
+/** The path a Node.js file-system error names (`err.path`), if any. */
 function errnoPath(err: unknown): string | undefined {
-  const candidate = err as NodeJS.ErrnoException | null;
-  return candidate instanceof Error && typeof candidate.code === 'string' && typeof candidate.path === 'string' ? candidate.path : undefined;
+  const path = err instanceof Error ? (err as NodeJS.ErrnoException).path : undefined;
+  return typeof path === 'string' ? path : undefined;
 }
 
 async function runProgram(program: Command, argv: readonly string[]): Promise<number> {
@@ -768,7 +764,8 @@ async function runProgram(program: Command, argv: readonly string[]): Promise<nu
       process.stderr.write(`dockergate: usage: ${err.message.replace(/^error: /, '')} (see dockergate${command} --help)\n`);
       return 2;
     }
-    const typed = err instanceof DockergateError ? err : errnoPath(err) ? fileError(err, errnoPath(err)!, 'file') : err;
+    const path = errnoPath(err);
+    const typed = path === undefined ? err : fileError(err, path, 'file');
     if (typed instanceof DockergateError) {
       process.stderr.write(`dockergate: ${typed.code}: ${typed.message}\n`);
       return typed instanceof UsageError ? 2 : 1;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseRegistryReference } from '../../extractor/reference.js';
 import { InvalidInputError, NotFoundError } from '../../infra/errors.js';
 import { type ExportSyscalls, type FleetStats, type KnowledgeBase, type KnownObject, type Page, type TagChange, type TagRecord, type TagWithSyscall, symbolName } from '../../store/kb/index.js';
-import { namesOf, PLATFORMS } from '../plan/platforms.js';
+import { checkSyscallName } from '../plan/platforms.js';
 
 /** Page sizes and list lengths a caller may ask for. */
 export const MAX_PAGE = 10_000;
@@ -36,11 +36,6 @@ export async function libraryReport(kb: KnowledgeBase, name: string, exportName?
   return { name: key, versions };
 }
 
-/** A syscall name of some supported platform's table (a typo is an error, not an empty answer). */
-export function checkSyscallName(name: string): void {
-  const known = Object.values(PLATFORMS).some((spec) => namesOf(spec.table).has(name));
-  if (!known) throw new InvalidInputError(`${JSON.stringify(name)} is not a syscall of any supported platform`);
-}
 
 /** The tags whose current profile allows `syscall`, one page. */
 export async function syscallPage(kb: KnowledgeBase, syscall: string, limit: number, after?: string): Promise<{ syscall: string } & Page<TagWithSyscall>> {

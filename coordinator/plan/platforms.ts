@@ -5,7 +5,8 @@
  * policy writers (`output/policy.ts`) both read it.
  */
 import type { Platform } from '../../extractor/types.js';
-import { UnsupportedError } from '../../infra/errors.js';
+import { InvalidInputError, UnsupportedError } from '../../infra/errors.js';
+import { formatPlatform } from '../../extractor/manifest.js';
 import { type SyscallArch, syscallTable } from '../../worker/syscalls/index.js';
 import dockerDefault from './data/docker-default-seccomp.json' with { type: 'json' };
 
@@ -81,6 +82,17 @@ export function namesOf(arch: SyscallArch): ReadonlySet<string> {
     knownNames.set(arch, names);
   }
   return names;
+}
+
+/**
+ * A syscall name of `platform`'s table, or of any supported platform's when none is given: a typo
+ * is an error, not an empty answer (`explain`, `kb syscall`, the knowledge-base API).
+ */
+export function checkSyscallName(name: string, platform?: Platform): void {
+  const specs = platform ? [platformSpec(platform)] : Object.values(PLATFORMS);
+  if (specs.some((spec) => namesOf(spec.table).has(name))) return;
+  const where = platform ? formatPlatform(platform) : 'any supported platform';
+  throw new InvalidInputError(`${JSON.stringify(name)} is not a syscall of ${where}`);
 }
 
 /** Code-unit order: stable across locales and Node versions. */

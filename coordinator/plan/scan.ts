@@ -114,6 +114,8 @@ const NSS_FUNCTIONS = new Set([
   'initgroups', 'getaddrinfo', 'gethostbyname', 'gethostbyname2', 'gethostbyname_r', 'gethostbyname2_r', 'gethostbyaddr', 'gethostbyaddr_r',
   'getnameinfo', 'getservbyname', 'getservbyname_r', 'getservbyport', 'getprotobyname', 'getspnam', 'getspnam_r', 'getnetgrent', 'innetgr',
 ]);
+/** A shared object's file name: `libfoo.so`, `libfoo.so.1.2`. */
+const SHARED_OBJECT_NAME = /\.so(\.[\d.]+)?$/;
 const EXEC_FUNCTIONS = new Set(['system', 'popen', 'posix_spawn', 'posix_spawnp', 'execl', 'execlp', 'execle', 'execv', 'execvp', 'execvpe', 'execve', 'fexecve']);
 
 interface Invocation {
@@ -813,6 +815,9 @@ class ScanPlanner {
     const before = loaded.length;
     let promoted = 0;
     const objects = [...scope, ...loaded];
+    /** Where ld.so finds `name` when `requester` dlopens it (its RPATH/RUNPATH, then the search path). */
+    const resolve = (name: string, requester: LoadedObject) =>
+      findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
     /**
      * Adds a library loaded at run time. One the program opens itself (`dependency` false) has every
      * export as a root, since `dlsym` may fetch any of them; one that comes only as a dependency of
@@ -822,7 +827,7 @@ class ScanPlanner {
       const key = `lib:${name}:${dependency}`;
       if (considered.has(key)) return;
       considered.add(key);
-      const found = findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
+      const found = resolve(name, requester);
       if (!found?.file.sha256) return;
       await this.factsOf([{ path: found.path, sha256: found.file.sha256 }]);
       const facts = this.facts.get(found.file.sha256);
@@ -853,16 +858,16 @@ class ScanPlanner {
      */
     const prefetch = async (wanted: readonly { name: string; requester: LoadedObject }[]): Promise<void> => {
       const items = wanted.flatMap(({ name, requester }) => {
-        const found = findLibrary(name, { path: requester.path, rpath: requester.facts.rpath, runpath: requester.facts.runpath, loader: 'glibc' }, this.search);
+        const found = resolve(name, requester);
         return found?.file.sha256 ? [{ path: found.path, sha256: found.file.sha256 }] : [];
       });
       if (items.length > 1) await this.factsOf(items);
     };
     if (imports.has('dlopen') || imports.has('dlmopen')) {
-      await prefetch(objects.flatMap((object) => object.facts.pathStrings.filter((text) => /\.so(\.[\d.]+)?$/.test(text)).map((text) => ({ name: text, requester: object }))));
+      await prefetch(objects.flatMap((object) => object.facts.pathStrings.filter((text) => SHARED_OBJECT_NAME.test(text)).map((text) => ({ name: text, requester: object }))));
       for (const object of [...objects]) {
         for (const text of object.facts.pathStrings) {
-          if (/\.so(\.[\d.]+)?$/.test(text)) await addLibrary(text, object, 'dlopen', `dlopen is reached and ${object.path} names ${text}`);
+          if (SHARED_OBJECT_NAME.test(text)) await addLibrary(text, object, 'dlopen', `dlopen is reached and ${object.path} names ${text}`);
         }
       }
       // A path read at run time (Apache's LoadModule, nginx's load_module) is no string of any
@@ -872,17 +877,17 @@ class ScanPlanner {
       const configured = (config: string): boolean => configPlaces.some((place) => config === place || config.startsWith(`${place.replace(/\/$/, '')}/`));
       const configuredModules = (await this.configuredModules()).filter(({ config }) => configured(config));
       await prefetch(configuredModules.map(({ module }) => ({ name: module, requester: scope[0]! })));
-      for (const { config, module } of configuredModules) {
-        if (configured(config)) await addLibrary(module, scope[0]!, 'dlopen', `dlopen is reached, ${config} names ${module}`);
-      }
+      for (const { config, module } of configuredModules) await addLibrary(module, scope[0]!, 'dlopen', `dlopen is reached, ${config} names ${module}`);
     }
     if ([...imports].some((name) => NSS_FUNCTIONS.has(name))) {
-      await prefetch((await this.nssModules()).map((module) => ({ name: module, requester: scope[0]! })));
-      for (const module of await this.nssModules()) await addLibrary(module, scope[0]!, 'nss', `NSS functions are reached and /etc/nsswitch.conf names it`);
+      const nssModules = await this.nssModules();
+      await prefetch(nssModules.map((module) => ({ name: module, requester: scope[0]! })));
+      for (const module of nssModules) await addLibrary(module, scope[0]!, 'nss', `NSS functions are reached and /etc/nsswitch.conf names it`);
     }
     if (imports.has('iconv_open')) {
-      await prefetch(this.gconvModules().map((module) => ({ name: module, requester: scope[0]! })));
-      for (const module of this.gconvModules()) await addLibrary(module, scope[0]!, 'gconv', 'iconv_open is reached');
+      const gconvModules = this.gconvModules();
+      await prefetch(gconvModules.map((module) => ({ name: module, requester: scope[0]! })));
+      for (const module of gconvModules) await addLibrary(module, scope[0]!, 'gconv', 'iconv_open is reached');
     }
     const runModules = this.runTimeModules.get(programPath) ?? [];
     for (const module of runModules) if (!loaded.includes(module)) loaded.push(module);
@@ -939,7 +944,7 @@ class ScanPlanner {
   }
 
   private async addInterpreterModules(interpreter: string): Promise<void> {
-    const modules = [...this.tree.files()].filter((file) => file.kind === 'elf' && file.sha256 && MODULE_DIRS.test(file.path) && /\.so(\.[\d.]+)?$/.test(file.path));
+    const modules = [...this.tree.files()].filter((file) => file.kind === 'elf' && file.sha256 && MODULE_DIRS.test(file.path) && SHARED_OBJECT_NAME.test(file.path));
     this.decide('interpreter-modules', `${interpreter} is an interpreter: all ${modules.length} native extension modules of the image are loadable`, interpreter);
     await this.factsOf(modules.map((file) => ({ path: file.path, sha256: file.sha256! })));
     const loaded = modules.flatMap((file) => {
