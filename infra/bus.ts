@@ -4,7 +4,7 @@
  * both keep: units are deduplicated by id while in flight (JetStream's `Nats-Msg-Id`), a
  * `retryable` error is retried with backoff up to `maxAttempts`, any other error is final.
  */
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { AbortedError, DockergateError } from './errors.js';
 import { withSpan } from './telemetry.js';
 
@@ -24,8 +24,10 @@ export interface Bus {
 }
 
 export interface InProcessBusOptions {
-  /** Units handled at once (CPU-bound work: about the number of cores). */
+  /** Units of one kind handled at once (CPU-bound work: about the number of cores). */
   readonly concurrency: number;
+  /** Kinds handled with another bound than `concurrency`. */
+  readonly concurrencyOf?: Readonly<Record<string, number>>;
   readonly maxAttempts: number;
   readonly backoffMs: number;
 }
@@ -33,10 +35,18 @@ export interface InProcessBusOptions {
 export class InProcessBus implements Bus {
   private readonly handlers = new Map<string, UnitHandler<unknown, unknown>>();
   private readonly inFlight = new Map<string, Promise<unknown>>();
-  private readonly limit;
+  /** One limiter per unit kind: each kind has its own bound. */
+  private readonly limits = new Map<string, LimitFunction>();
 
-  constructor(private readonly options: InProcessBusOptions = { concurrency: 2, maxAttempts: 3, backoffMs: 250 }) {
-    this.limit = pLimit(options.concurrency);
+  constructor(private readonly options: InProcessBusOptions = { concurrency: 2, maxAttempts: 3, backoffMs: 250 }) {}
+
+  private limitOf(kind: string): LimitFunction {
+    let limit = this.limits.get(kind);
+    if (!limit) {
+      limit = pLimit(this.options.concurrencyOf?.[kind] ?? this.options.concurrency);
+      this.limits.set(kind, limit);
+    }
+    return limit;
   }
 
   handle<P, R>(kind: string, handler: UnitHandler<P, R>): void {
@@ -50,7 +60,7 @@ export class InProcessBus implements Bus {
     const key = `${kind}:${id}`;
     const existing = this.inFlight.get(key);
     if (existing) return existing as Promise<R>;
-    const run = this.limit(() =>
+    const run = this.limitOf(kind)(() =>
       withSpan(`unit ${kind}`, { 'dockergate.unit.kind': kind, 'dockergate.unit.id': id }, () => this.attempt(handler, payload, signal ?? new AbortController().signal)),
     ).finally(() =>
       this.inFlight.delete(key),

@@ -68,12 +68,16 @@ export interface DataRegion {
   readonly symbols?: readonly string[];
   /** Held whatever code runs: data no taken address names, and unsplit data. */
   readonly always: boolean;
+  /** The section it starts in (`.data.rel.ro`), when it has one address. */
+  readonly section?: string;
 }
 
 /** A function whose address is taken in the object, and its reach when entered through a pointer. */
 export interface Callback {
   readonly address: number;
   readonly reach: number;
+  /** Its symbol name, when the object names the function (symbol table or exports). */
+  readonly name?: string;
 }
 
 /** One root of an object (an export, the entry point, an initialiser) and its reach. */

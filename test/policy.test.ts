@@ -264,6 +264,28 @@ describe('verifyImage with the real Docker daemon', { timeout: 300_000 }, () => 
     assert.equal(failing.exitCode, 1);
   });
 
+  it('verify --json prints the verdict as JSON and keeps the exit status', async () => {
+    const cli = (profileFile: string) =>
+      run(process.execPath, ['--import', 'tsx', 'test/helpers/cli.ts', 'verify', APP_IMAGE, '--profile', profileFile, '--json', '--timeout', '60']).then(
+        ({ stdout }) => ({ code: 0, stdout }),
+        (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+      );
+    const good = path.join(work, 'verify-default.json');
+    await fs.writeFile(good, JSON.stringify(dockerProfile(DEFAULT_PROFILE_SYSCALLS(AMD64), AMD64)));
+    const passed = await cli(good);
+    const verdict = JSON.parse(passed.stdout) as { image: string; profile: string; mode: string; passed: boolean; reason?: string; logs: string };
+    assert.equal(passed.code, 0);
+    assert.deepEqual([verdict.image, verdict.profile, verdict.mode, verdict.passed], [APP_IMAGE, good, 'auto', true]);
+    assert.match(verdict.reason ?? '', /running after/);
+    const bad = path.join(work, 'verify-no-execve.json');
+    await fs.writeFile(bad, JSON.stringify(dockerProfile([...trueSyscalls, ...runtimeNames()].filter((name) => name !== 'execve'), AMD64)));
+    const failed = await cli(bad);
+    assert.equal(failed.code, 1);
+    const refusal = JSON.parse(failed.stdout) as { passed: boolean; reason?: string; logs: string };
+    assert.equal(refusal.passed, false);
+    assert.match(`${refusal.reason} ${refusal.logs}`, /operation not permitted/);
+  });
+
   it('(b) fails without execve', async () => {
     const names = [...trueSyscalls, ...runtimeNames()].filter((name) => name !== 'execve');
     const result = await verifyImage(BASE_IMAGE, dockerProfile(names, AMD64), { cmd: ['/bin/true'] });

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { lineProgress } from '../infra/progress.js';
 import { PhaseTimer } from '../infra/timings.js';
+import type { ScanDiff } from '../coordinator/output/report.js';
 import { type EntrySpec, gzipLayer, writeOciLayout } from './helpers/layers.js';
 
 const run = promisify(execFile);
@@ -87,6 +88,37 @@ describe('progress of the command line', () => {
     assert.equal(explained.witness[0], 'entrypoint');
     const absent = JSON.parse((await run(process.execPath, [...CLI, 'explain', `oci:${layout}`, 'ptrace', '--cache-dir', cache, '--json', '-q'])).stdout) as { allowed: boolean };
     assert.equal(absent.allowed, report.syscalls.ptrace !== undefined);
+  });
+
+  it('diff --json says what diff prints, and nothing for an image against itself', { timeout: 300_000 }, async () => {
+    const cache = path.join(work, 'cache-diff');
+    // The same tree, started through the dynamic loader: one program more.
+    const viaLoader = path.join(work, 'image-via-loader');
+    const files = await Promise.all(['/usr/bin/dash', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2'].map(hostFile));
+    await writeOciLayout(viaLoader, {
+      layers: [await gzipLayer([...files, { name: 'bin', type: 'symlink', linkname: 'usr/bin' }, { name: 'lib', type: 'symlink', linkname: 'usr/lib' }])],
+      config: { Entrypoint: ['/lib64/ld-linux-x86-64.so.2', '/usr/bin/dash', '-c', 'exit 0'] },
+    });
+    const diff = async (...extra: string[]) => (await run(process.execPath, [...CLI, 'diff', `oci:${layout}`, `oci:${viaLoader}`, '--cache-dir', cache, '-q', ...extra])).stdout;
+    const json = JSON.parse(await diff('--json')) as ScanDiff;
+    const text = await diff();
+    assert.equal(json.from.reference, `oci:${layout}`);
+    assert.equal(json.to.reference, `oci:${viaLoader}`);
+    assert.deepEqual(json.programs.added, ['/lib64/ld-linux-x86-64.so.2']);
+    const lines = text.trimEnd().split('\n');
+    assert.equal(lines[0], `oci:${layout} → oci:${viaLoader}: ${json.from.syscalls} → ${json.to.syscalls} syscalls`);
+    const expected = [
+      ...json.programs.added.map((p) => `+ program ${p}`),
+      ...json.programs.removed.map((p) => `- program ${p}`),
+      ...json.objects.added.map((p) => `+ object ${p}`),
+      ...json.objects.changed.map((p) => `~ object ${p} (changed)`),
+      ...json.added.map(({ name, witness }) => `+ ${name}: ${[...witness].reverse().join(' ← ')}`),
+      ...json.removed.map(({ name, witness }) => `- ${name}: was ${[...witness].reverse().join(' ← ')}`),
+    ];
+    const same = json.added.length === 0 && json.removed.length === 0;
+    assert.deepEqual(lines.slice(1), same ? [...expected, 'same syscalls'] : expected);
+    const self = JSON.parse((await run(process.execPath, [...CLI, 'diff', `oci:${layout}`, `oci:${layout}`, '--cache-dir', cache, '-q', '--json'])).stdout) as ScanDiff;
+    assert.deepEqual([self.programs, self.objects, self.added, self.removed], [{ added: [], removed: [] }, { added: [], changed: [] }, [], []]);
   });
 
   it('analyze shows its phase too', { timeout: 120_000 }, async () => {

@@ -22,7 +22,8 @@ const THREAD_FILE = new URL(`./analysis-thread${path.extname(new URL(import.meta
 
 export class AnalysisPool {
   private readonly slots: Slot[] = [];
-  private readonly waiting: (() => void)[] = [];
+  /** Analyses waiting for a thread, each with its object's size: the largest is served first. */
+  private readonly waiting: { bytes: number; wake: () => void }[] = [];
   private nextId = 1;
 
   constructor(
@@ -45,7 +46,12 @@ export class AnalysisPool {
     return { worker, busy: false };
   }
 
-  private async acquire(): Promise<Slot> {
+  /**
+   * A thread for an object of `bytes` bytes. When all are busy, the largest waiting object gets the
+   * next free one (longest job first: a batch's large objects do not end up last on one thread
+   * while the others idle).
+   */
+  private async acquire(bytes: number): Promise<Slot> {
     for (;;) {
       const idle = this.slots.find((slot) => !slot.busy);
       if (idle) {
@@ -58,7 +64,7 @@ export class AnalysisPool {
         this.slots.push(slot);
         return slot;
       }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      await new Promise<void>((wake) => this.waiting.push({ bytes, wake }));
     }
   }
 
@@ -68,12 +74,15 @@ export class AnalysisPool {
       this.slots.splice(this.slots.indexOf(slot), 1);
       void slot.worker.terminate();
     }
-    this.waiting.shift()?.();
+    if (this.waiting.length === 0) return;
+    let largest = 0;
+    for (let i = 1; i < this.waiting.length; i++) if (this.waiting[i]!.bytes > this.waiting[largest]!.bytes) largest = i;
+    this.waiting.splice(largest, 1)[0]!.wake();
   }
 
   /** Analyses `bytes` in a thread; throws the thread's typed error, or a limit error. */
   async analyse(bytes: Uint8Array, sha256: string, signal?: AbortSignal): Promise<ObjectFacts> {
-    const slot = await this.acquire();
+    const slot = await this.acquire(bytes.length);
     const id = this.nextId++;
     let healthy = false;
     try {

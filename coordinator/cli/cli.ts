@@ -27,7 +27,7 @@ import { type AnalyzedFile, analyzeFiles } from '../plan/analyze.js';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { buildDockerProfile, type DockerSeccompProfile, kubernetesName, kubernetesProfile } from '../output/policy.js';
-import { diffText, dotGraph, explainText, reportText, scanReport } from '../output/report.js';
+import { diffText, dotGraph, explainText, reportText, scanDiff, scanReport } from '../output/report.js';
 import { SCAN_GENERATOR_VERSION, type ScanResult, scanImage, storedScan } from '../plan/scan.js';
 import { type ExportSummary, reachOf, symbolName } from '../../store/facts.js';
 import { ANALYSERS, analyserNamed, DEFAULT_ANALYSER } from '../../worker/analysers.js';
@@ -190,12 +190,13 @@ function buildProgram(telemetry: Telemetry): Command {
 
   scanCommand('attach', 'scan an image (or reuse its current scan) and push the profile next to it as an OCI artifact')
     .argument('<ref>', 'docker://host/repo:tag')
-    .action(async (ref: string, flags: ScanFlags) => {
+    .option('--json', 'print {reference, subject, artifact, via, tag} as JSON')
+    .action(async (ref: string, flags: ScanFlags & { json?: boolean }) => {
       registryReferenceOf(ref, 'attach');
       await withScan(ref, flags, async (result) => {
         const profile = buildDockerProfile(result.syscalls.keys(), result.platform).profile;
         const attached = await attachScanResult(ref, result, `${JSON.stringify(profile, null, 2)}\n`, kubernetesProfile(profile, kubernetesName(result.reference)), analyserNamed(flags.analyser), flags);
-        process.stdout.write(attachedText(ref, result, attached));
+        process.stdout.write(flags.json ? `${JSON.stringify({ reference: ref, subject: result.manifestDigest, ...attached }, null, 2)}\n` : attachedText(ref, result, attached));
       });
     });
 
@@ -217,10 +218,11 @@ function buildProgram(telemetry: Telemetry): Command {
   scanCommand('diff', 'compare the syscalls two images need, and why')
     .argument('<refA>', 'the old image')
     .argument('<refB>', 'the new image')
-    .action(async (refA: string, refB: string, flags: ScanFlags) => {
+    .option('--json', 'print {from, to, programs, objects, added, removed} as JSON (each witness outermost first)')
+    .action(async (refA: string, refB: string, flags: ScanFlags & { json?: boolean }) => {
       await withScan(refA, flags, async (before) => {
         await withScan(refB, flags, async (after) => {
-          process.stdout.write(diffText(before, after));
+          process.stdout.write(flags.json ? `${JSON.stringify(scanDiff(before, after), null, 2)}\n` : diffText(before, after));
         });
       });
     });
@@ -296,26 +298,30 @@ function buildProgram(telemetry: Telemetry): Command {
     .option('--oneshot', 'the image runs to completion: it must exit 0 (default: judged by what it does, see below)')
     .option('--service', 'the image is a service: it must stay up past the settle time (default with --smoke)')
     .option('--timeout <seconds>', 'budget for start, settle and smoke test', '60')
+    .option('--json', 'print {image, profile, mode, passed, exitCode, reason, smoke, logs} as JSON (exit status as without it)')
     .addHelpText('after', '\nWithout --oneshot or --service, a container that exits within the settle time (3 s) is judged as a\ncommand (it must exit 0), one still running then as a service (it must stay up; --smoke then runs).')
-    .action(async (image: string, flags: { profile: string; smoke?: string; network: string; oneshot?: boolean; service?: boolean; timeout: string }) => {
+    .action(async (image: string, flags: { profile: string; smoke?: string; network: string; oneshot?: boolean; service?: boolean; timeout: string; json?: boolean }) => {
       if (flags.network !== 'none' && flags.network !== 'host') throw new UsageError(`--network must be none or host, not ${JSON.stringify(flags.network)}`);
       if (flags.oneshot && (flags.service || flags.smoke)) throw new UsageError('--oneshot cannot be combined with --service or --smoke');
       const timeoutSeconds = Number(flags.timeout);
       if (!(Number.isFinite(timeoutSeconds) && timeoutSeconds > 0)) throw new UsageError(`--timeout must be a positive number of seconds, not ${JSON.stringify(flags.timeout)}`);
       const profile = seccompProfileOf(await readJsonFile(flags.profile, 'profile'), flags.profile);
       const { verifyImage } = await import('./verify.js');
+      const mode = flags.oneshot ? 'oneshot' : flags.service || flags.smoke ? 'service' : 'auto';
       const result = await verifyImage(image.replace(/^docker-daemon:/, ''), profile, {
         ...(flags.smoke ? { smoke: ['/bin/sh', '-c', flags.smoke] } : {}),
         network: flags.network,
-        mode: flags.oneshot ? 'oneshot' : flags.service || flags.smoke ? 'service' : 'auto',
+        mode,
         timeoutMs: timeoutSeconds * 1000,
       });
+      if (!result.passed) process.exitCode = 1;
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ image, profile: flags.profile, mode, ...result }, null, 2)}\n`);
+        return;
+      }
       process.stdout.write(`${result.passed ? 'PASS' : 'FAIL'}${result.reason ? `: ${result.reason}` : ''}\n`);
       if (result.smoke) process.stdout.write(`smoke exit ${result.smoke.exitCode}\n${result.smoke.output}\n`);
-      if (!result.passed) {
-        process.stdout.write(`container logs:\n${result.logs}\n`);
-        process.exitCode = 1;
-      }
+      if (!result.passed) process.stdout.write(`container logs:\n${result.logs}\n`);
     });
 
   analyserOption(

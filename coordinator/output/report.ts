@@ -146,22 +146,46 @@ export function dotGraph(result: ScanResult): string {
 }
 
 /** What `diff` prints: syscalls only one image allows, each with the other side's witness. */
-export function diffText(before: ScanResult, after: ScanResult): string {
-  const added = [...after.syscalls.keys()].filter((name) => !before.syscalls.has(name));
-  const removed = [...before.syscalls.keys()].filter((name) => !after.syscalls.has(name));
-  const lines = [`${before.reference} → ${after.reference}: ${before.syscalls.size} → ${after.syscalls.size} syscalls`];
+/** What changed between two scans (`diff`; `diff --json` prints it as is). */
+export interface ScanDiff {
+  readonly from: { readonly reference: string; readonly manifestDigest: string; readonly syscalls: number };
+  readonly to: { readonly reference: string; readonly manifestDigest: string; readonly syscalls: number };
+  readonly programs: { readonly added: readonly string[]; readonly removed: readonly string[] };
+  /** Objects `to` loads that `from` does not load at that path, or loads with other bytes. */
+  readonly objects: { readonly added: readonly string[]; readonly changed: readonly string[] };
+  /** Allowed by `to` and not `from`, with `to`'s witness (outermost first); and the reverse, with `from`'s. */
+  readonly added: readonly { readonly name: string; readonly witness: readonly string[] }[];
+  readonly removed: readonly { readonly name: string; readonly witness: readonly string[] }[];
+}
+
+export function scanDiff(before: ScanResult, after: ScanResult): ScanDiff {
+  const side = (result: ScanResult) => ({ reference: result.reference, manifestDigest: result.manifestDigest, syscalls: result.syscalls.size });
   const programsBefore = new Set(before.programs.map((p) => p.path));
   const programsAfter = new Set(after.programs.map((p) => p.path));
-  for (const path of programsAfter) if (!programsBefore.has(path)) lines.push(`+ program ${path}`);
-  for (const path of programsBefore) if (!programsAfter.has(path)) lines.push(`- program ${path}`);
   const shaBefore = new Map(before.objects.map((o) => [o.path, o.sha256]));
-  for (const object of after.objects) {
-    const old = shaBefore.get(object.path);
-    if (old === undefined) lines.push(`+ object ${object.path}`);
-    else if (old !== object.sha256) lines.push(`~ object ${object.path} (changed)`);
-  }
-  for (const name of added) lines.push(`+ ${name}: ${[...after.syscalls.get(name)!].reverse().join(' ← ')}`);
-  for (const name of removed) lines.push(`- ${name}: was ${[...before.syscalls.get(name)!].reverse().join(' ← ')}`);
-  if (added.length === 0 && removed.length === 0) lines.push('same syscalls');
+  const only = (a: ScanResult, b: ScanResult) => [...a.syscalls].filter(([name]) => !b.syscalls.has(name)).map(([name, witness]) => ({ name, witness }));
+  return {
+    from: side(before),
+    to: side(after),
+    programs: { added: [...programsAfter].filter((path) => !programsBefore.has(path)), removed: [...programsBefore].filter((path) => !programsAfter.has(path)) },
+    objects: {
+      added: after.objects.filter((object) => !shaBefore.has(object.path)).map((object) => object.path),
+      changed: after.objects.filter((object) => shaBefore.has(object.path) && shaBefore.get(object.path) !== object.sha256).map((object) => object.path),
+    },
+    added: only(after, before),
+    removed: only(before, after),
+  };
+}
+
+export function diffText(before: ScanResult, after: ScanResult): string {
+  const diff = scanDiff(before, after);
+  const lines = [`${diff.from.reference} → ${diff.to.reference}: ${diff.from.syscalls} → ${diff.to.syscalls} syscalls`];
+  for (const path of diff.programs.added) lines.push(`+ program ${path}`);
+  for (const path of diff.programs.removed) lines.push(`- program ${path}`);
+  for (const path of diff.objects.added) lines.push(`+ object ${path}`);
+  for (const path of diff.objects.changed) lines.push(`~ object ${path} (changed)`);
+  for (const { name, witness } of diff.added) lines.push(`+ ${name}: ${[...witness].reverse().join(' ← ')}`);
+  for (const { name, witness } of diff.removed) lines.push(`- ${name}: was ${[...witness].reverse().join(' ← ')}`);
+  if (diff.added.length === 0 && diff.removed.length === 0) lines.push('same syscalls');
   return `${lines.join('\n')}\n`;
 }

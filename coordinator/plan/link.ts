@@ -8,7 +8,7 @@
  * references (or that held data points at, or that any code may read), of every loaded object
  * (`main`, whose address `_start` hands to `__libc_start_main`, is one).
  */
-import { appletsOf, commandsOf, type ObjectFacts, type Reach, reachOf, symbolName } from '../../store/facts.js';
+import { appletsOf, type Callback, commandsOf, type DataRegion, type ObjectFacts, type Reach, reachOf, symbolName } from '../../store/facts.js';
 
 export interface LoadedObject {
   /** Where the object was found (its path in the image), for witness paths. */
@@ -97,6 +97,19 @@ interface Pending {
   readonly way: number;
 }
 
+/** A callback as a witness step: its name when the object has one, and its address. */
+function callbackStep(callback: Callback): string {
+  const address = `0x${callback.address.toString(16)}`;
+  return callback.name ? `${callback.name} <callback ${address}>` : `<callback ${address}>`;
+}
+
+/** A data region as a witness step: the data symbol or section that holds the pointers, and where. */
+function regionStep(region: DataRegion): string {
+  if (region.address === 0) return '<function pointers in data>';
+  const where = region.symbols?.[0] ?? region.section ?? 'data';
+  return `<function pointers in ${where} at 0x${region.address.toString(16)}>`;
+}
+
 export function linkFacts(input: LinkInput): LinkedReach {
   const runTime = input.loadedAtRunTime ?? [];
   const objects = [
@@ -139,7 +152,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
     if (!indirectReached) return;
     for (const [index, takenWay] of pending) {
       const callback = object.facts.callbacks[index];
-      if (callback) push(object, callback.reach, [...path, `${object.path}:<callback 0x${callback.address.toString(16)}>`], Math.max(takenWay, indirectWay));
+      if (callback) push(object, callback.reach, [...path, `${object.path}:${callbackStep(callback)}`], Math.max(takenWay, indirectWay));
     }
     pending.clear();
   };
@@ -151,7 +164,7 @@ export function linkFacts(input: LinkInput): LinkedReach {
   const heldRegions = new Map<LoadedObject, Map<number, { way: number; path: readonly string[] }>>();
   const enterRegion = (object: LoadedObject, index: number, path: readonly string[], way: number): void => {
     const region = object.facts.dataRegions[index];
-    if (region) push(object, region.reach, [...path, `${object.path}:<function pointers in data at 0x${region.address.toString(16)}>`], Math.max(way, indirectWay, WAY.data));
+    if (region) push(object, region.reach, [...path, `${object.path}:${regionStep(region)}`], Math.max(way, indirectWay, WAY.data));
   };
   const holdRegions = (object: LoadedObject, indices: Iterable<number>, path: readonly string[], way: number): void => {
     const held = heldRegions.get(object) ?? new Map<number, { way: number; path: readonly string[] }>();

@@ -13,6 +13,7 @@
  */
 import type { ImageConfig, LayerRecord, OpenedImage } from '../../extractor/types.js';
 import { withDeadline } from '../../infra/deadline.js';
+import { parseElf } from '../../worker/elf/index.js';
 import { DockergateError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
 import { appletsOf, commandsOf, type ObjectFacts } from '../../store/facts.js';
 import { scanCacheKey } from './analysis-state.js';
@@ -230,6 +231,10 @@ class ScanPlanner {
   private readonly syscalls = new Map<string, readonly string[]>();
   private readonly origins = new Map<string, SyscallOrigin>();
   private readonly facts = new Map<string, ObjectFacts | null>();
+  /** Objects being analysed now, each with the batch that analyses it (factsOf). */
+  private readonly analysing = new Map<string, Promise<void>>();
+  /** Failed analyses not reported yet: the reason, reported when something loads the object (factsOf). */
+  private readonly unreportedFailures = new Map<string, string>();
   private readonly objectPaths = new Map<string, string>();
   private readonly queue: Invocation[] = [];
   private readonly seenInvocations = new Set<string>();
@@ -621,39 +626,130 @@ class ScanPlanner {
     }
   }
 
-  /** Analyses (or fetches the facts of) objects; null marks a failed analysis. */
-  private async factsOf(items: readonly { path: string; sha256: string }[]): Promise<void> {
-    const missing = items.filter((item) => !this.facts.has(item.sha256));
+  /**
+   * Analyses (or fetches the facts of) objects; null marks a failed analysis. An object already
+   * being analysed (by another call) is waited for, not asked for again. A failed object is
+   * reported (fallBack) when a call that is not `ahead` asks for it: an analysis ahead
+   * (analyseAhead) is a guess at what will be loaded, and what it guesses wrong says nothing.
+   */
+  private async factsOf(items: readonly { path: string; sha256: string }[], ahead = false): Promise<void> {
     for (const item of items) if (!this.objectPaths.has(item.sha256)) this.objectPaths.set(item.sha256, item.path);
-    if (missing.length === 0) return;
+    const waits = new Set<Promise<void>>();
+    for (const item of items) {
+      const running = this.analysing.get(item.sha256);
+      if (running) waits.add(running);
+    }
+    const missing = items.filter((item) => !this.facts.has(item.sha256) && !this.analysing.has(item.sha256));
+    if (missing.length > 0) {
+      const batch = this.analyseBatch(missing, ahead);
+      waits.add(batch);
+      await batch;
+    }
+    await Promise.all(waits);
+    if (ahead) return;
+    for (const item of items) {
+      const failure = this.unreportedFailures.get(item.sha256);
+      if (failure === undefined) continue;
+      this.unreportedFailures.delete(item.sha256);
+      this.fallBack('analysis-failed', `${item.path}: ${failure}`, item.path);
+    }
+  }
+
+  /** One `analyseObjects` call for objects neither known nor being analysed; marked as being analysed until it ends. */
+  private analyseBatch(missing: readonly { path: string; sha256: string }[], ahead: boolean): Promise<void> {
     const max = this.runtime.limits.maxObjectsPerScan;
     let unique = [...new Map(missing.map((item) => [item.sha256, item])).values()];
-    if (this.facts.size + unique.length > max) {
+    const counted = this.facts.size + this.analysing.size;
+    if (counted + unique.length > max) {
+      // Budgets are spent on what is loaded, not on guesses: loadSet asks again.
+      if (ahead) return Promise.resolve();
       // Objects past the budget get no facts: what they would load and reach is unknown.
-      unique = unique.slice(0, Math.max(0, max - this.facts.size));
+      unique = unique.slice(0, Math.max(0, max - counted));
       if (!this.objectBudgetSpent) this.overBudget(`more than ${max} objects to analyse (maxObjectsPerScan); the others are not followed`);
       this.objectBudgetSpent = true;
-      if (unique.length === 0) return;
+      if (unique.length === 0) return Promise.resolve();
     }
     this.analysisPhase.add(unique.length);
     const pathOf = new Map(unique.map((item) => [item.sha256, item.path]));
-    const { facts, failures, fresh } = await this.timer.time('analysis', () =>
-      analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal, (sha256) => this.analysisPhase.done(pathOf.get(sha256) ?? sha256)),
-    );
-    this.fresh += fresh;
-    for (const item of unique) {
-      const found = facts.get(item.sha256);
-      this.facts.set(item.sha256, found ?? null);
-      if (!found) {
-        this.failed++;
-        const failure = failures.get(item.sha256);
-        this.fallBack('analysis-failed', `${item.path}: ${failure ? `${failure.code}: ${failure.message}` : 'no facts'}`, item.path);
+    const batch = (async () => {
+      try {
+        const { facts, failures, fresh } = await this.timer.time('analysis', () =>
+          analyseObjects(this.runtime, unique.map((item) => item.sha256), this.options.signal, (sha256) => this.analysisPhase.done(pathOf.get(sha256) ?? sha256)),
+        );
+        this.fresh += fresh;
+        for (const item of unique) {
+          const found = facts.get(item.sha256);
+          this.facts.set(item.sha256, found ?? null);
+          if (!found) {
+            this.failed++;
+            const failure = failures.get(item.sha256);
+            this.unreportedFailures.set(item.sha256, failure ? `${failure.code}: ${failure.message}` : 'no facts');
+          }
+        }
+      } finally {
+        for (const item of unique) this.analysing.delete(item.sha256);
       }
+    })();
+    for (const item of unique) this.analysing.set(item.sha256, batch);
+    return batch;
+  }
+
+  /**
+   * Analyses, in one batch and largest first, what `path` will load as its ELF headers say: the
+   * same DT_NEEDED, DT_RPATH and DT_RUNPATH lists its facts will hold, resolved as loadSet resolves
+   * them, and its interpreter. The analysis threads are then all busy from the start, instead of
+   * one level of the load order at a time waiting for its largest object. A guess only: loadSet
+   * follows the facts afterwards, so what this misses is analysed there; an object whose headers do
+   * not parse here (or that is larger than maxElfBytes) is left to it.
+   */
+  private async analyseAhead(path: string, file: TreeFile): Promise<void> {
+    const limits = this.runtime.limits;
+    const found: { path: string; file: TreeFile }[] = [{ path, file }];
+    const seen = new Set([file.sha256!]);
+    const add = (object: { path: string; file: TreeFile } | undefined): void => {
+      if (!object?.file.sha256 || object.file.kind !== 'elf' || seen.has(object.file.sha256)) return;
+      seen.add(object.file.sha256);
+      found.push(object);
+    };
+    let loader: Requester['loader'] = 'glibc';
+    for (let i = 0; i < found.length && found.length <= limits.maxObjectsPerScan && !this.outOfTime(); i++) {
+      const object = found[i]!;
+      const headers = await this.dynamicHeaders(object.file);
+      if (!headers) continue;
+      if (i === 0 && headers.interpreter) {
+        loader = headers.interpreter.includes('musl') ? 'musl' : 'glibc';
+        const interpreter = safeResolve(this.tree, headers.interpreter);
+        if (interpreter) add({ path: headers.interpreter, file: interpreter });
+      }
+      const requester: Requester = {
+        path: object.path,
+        rpath: headers.rpath.slice(0, limits.maxSearchPathEntries),
+        runpath: headers.runpath.slice(0, limits.maxSearchPathEntries),
+        loader,
+      };
+      for (const name of headers.needed.slice(0, limits.maxNeededPerObject)) add(findLibrary(name, requester, this.search));
+    }
+    if (found.length < 2) return;
+    const batch = found.sort((a, b) => b.file.size - a.file.size).map((object) => ({ path: object.path, sha256: object.file.sha256! }));
+    await this.factsOf(batch, true);
+  }
+
+  /** An object's dynamic-linking headers: from its facts when known, else parsed from its bytes. */
+  private async dynamicHeaders(file: TreeFile): Promise<Pick<ObjectFacts, 'needed' | 'rpath' | 'runpath' | 'interpreter'> | undefined> {
+    const known = this.facts.get(file.sha256!);
+    if (known) return known;
+    if (known === null || file.size > this.runtime.limits.maxElfBytes) return undefined;
+    try {
+      const elf = parseElf(await this.runtime.cas.get(file.sha256!), this.runtime.limits);
+      return { needed: elf.dynamic?.needed ?? [], rpath: elf.dynamic?.rpath ?? [], runpath: elf.dynamic?.runpath ?? [], ...(elf.interpreter ? { interpreter: elf.interpreter } : {}) };
+    } catch {
+      return undefined;
     }
   }
 
   /** The objects a program loads, in global-scope order (BFS over DT_NEEDED), and its loader. */
   private async loadSet(path: string, file: TreeFile): Promise<{ scope: LoadedObject[]; interpreter?: LoadedObject }> {
+    await this.analyseAhead(path, file);
     await this.factsOf([{ path, sha256: file.sha256! }]);
     const programFacts = this.facts.get(file.sha256!);
     if (!programFacts) return { scope: [] };

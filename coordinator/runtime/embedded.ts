@@ -15,6 +15,7 @@ import { DirCas } from '../../store/cas.js';
 import { DirLayerRecordStore } from '../../store/layer-records.js';
 import { registerLayerExtractor, type LayerBlobs } from '../../worker/extract-layer.js';
 import { registerObjectAnalyser } from '../../worker/analyse-object.js';
+import { UNIT_ANALYSE_OBJECT } from '../../worker/contracts.js';
 import { AnalysisPool } from '../../worker/analysis-pool.js';
 import { analyserRegistry, DEFAULT_ANALYSER } from '../../worker/analysers.js';
 import type { KnowledgeBase } from '../../store/kb/index.js';
@@ -24,7 +25,11 @@ import { DirScanCache } from '../../store/scan-cache.js';
 export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), options: RuntimeOptions = {}): Runtime {
   const cas = new DirCas(path.join(cacheDir));
   const records = new DirLayerRecordStore(cacheDir);
-  const bus = new InProcessBus({ concurrency: Math.max(1, Math.min(os.availableParallelism(), 4)), maxAttempts: 3, backoffMs: 250 });
+  const threads = Math.max(1, Math.min(os.availableParallelism(), 4));
+  // Twice as many analysis units as threads: a unit's own work on this thread (reading the object,
+  // writing its facts) overlaps another's analysis, so the threads do not wait for it; the pool
+  // still runs at most `threads` analyses at once. Layers: one per thread.
+  const bus = new InProcessBus({ concurrency: threads, concurrencyOf: { [UNIT_ANALYSE_OBJECT]: 2 * threads }, maxAttempts: 3, backoffMs: 250 });
   const shared = new Map<string, { image: OpenedImage; wrap?: (layer: LayerDescriptor, blob: Readable) => Readable }>();
   const blobs: LayerBlobs = {
     async open({ image: reference, layer }, signal) {
@@ -38,7 +43,7 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
   // The store and drizzle load on first use: `inspect` and warm rescans never pay for them.
   const kb = (): Promise<KnowledgeBase> =>
     (kbOpening ??= import('../../store/kb/sqlite.js').then(({ openEmbeddedKnowledgeBase }) => openEmbeddedKnowledgeBase(path.join(cacheDir, 'kb.sqlite'))));
-  const pool = new AnalysisPool(limits, Math.max(1, Math.min(os.availableParallelism(), 4)));
+  const pool = new AnalysisPool(limits, threads);
   const counters = { analysed: 0, failed: 0, extracted: 0 };
   registerLayerExtractor(bus, { cas, records, blobs, limits, counters });
   registerObjectAnalyser(bus, { cas, kb, analyser: analyserRegistry(limits, pool), counters });

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { InvalidInputError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
+import { fileError, InvalidInputError, LimitExceededError, NotFoundError } from '../../infra/errors.js';
 import type { Limits } from '../../infra/limits.js';
 import type { SourceReference } from '../reference.js';
 import type { ImageSource } from '../source.js';
@@ -98,7 +98,8 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
     try {
       raw = await fs.readdir(path.join(root, relative), { encoding: 'buffer' });
     } catch (err) {
-      throw new InvalidInputError(`${where(relative)}: cannot list (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+      // Unreadable (permission-denied), gone (not-found): named, with its kind.
+      throw fileError(err, where(relative), 'directory');
     }
     const names = raw.map((bytes) => {
       try {
@@ -118,7 +119,7 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
         stat = await fs.lstat(path.join(root, child));
       } catch (err) {
         // Removed while listed, or unreadable: the tree is not what it was a moment ago.
-        throw new InvalidInputError(`${where(child)}: cannot stat (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+        throw fileError(err, where(child), 'file');
       }
       const linkTarget = stat.isSymbolicLink() ? await fs.readlink(path.join(root, child)) : undefined;
       if (linkTarget !== undefined && Buffer.byteLength(linkTarget) > limits.maxPathBytes) throw new LimitExceededError('maxPathBytes', limits.maxPathBytes, `link target of ${where(child)}`);
@@ -162,7 +163,9 @@ function packTree(root: string, entries: readonly TreeEntry[]): Readable {
           // would run past the entry and be read as the tar's next headers.
           const input = createReadStream(path.join(root, relative), { start: 0, end: stat.size - 1 });
           reading = input;
-          input.on('error', reject);
+          // A file the user cannot read fails the scan naming it (permission-denied): left out, it
+          // could be a program the entrypoint runs.
+          input.on('error', (err) => reject(fileError(err, `dir:${path.join(root, relative)}`, 'file')));
           input.on('close', () => {
             if (!input.readableEnded) reject(new Error(`${relative}: closed before it was packed`));
           });

@@ -108,14 +108,21 @@ export function assembleFacts(
     .map(({ item, roots }) => summarise(item.name, roots));
   const initialisers = roots.initialisers.map((item) => summarise(item.name, [item.address]));
   const entry = roots.entry !== undefined && graph.functions.has(roots.entry) ? summarise('_start', [roots.entry]) : undefined;
-  const callbacks = callbackAddresses.map((address) => ({ address, reach: reachOfClosures([closures.callbackClosure(address)]) }));
-  const dataRegions = graph.dataRegions.map((region, k) => ({
-    address: region.address,
-    reach: reachOfClosures([closures.regionClosure(k)]),
-    holds: region.holds,
-    ...(region.symbols.length > 0 ? { symbols: region.symbols } : {}),
-    always: region.always,
-  }));
+  const callbacks = callbackAddresses.map((address) => {
+    const name = graph.functions.get(address)?.names?.[0];
+    return { address, reach: reachOfClosures([closures.callbackClosure(address)]), ...(name ? { name } : {}) };
+  });
+  const dataRegions = graph.dataRegions.map((region, k) => {
+    const section = region.address === 0 ? undefined : elf.sections.find((s) => s.addr !== 0 && region.address >= s.addr && region.address < s.addr + s.size)?.name;
+    return {
+      address: region.address,
+      reach: reachOfClosures([closures.regionClosure(k)]),
+      holds: region.holds,
+      ...(region.symbols.length > 0 ? { symbols: region.symbols } : {}),
+      always: region.always,
+      ...(section ? { section } : {}),
+    };
+  });
   const copiedData = elf.copyRelocatedSymbols();
 
   const unresolved: UnresolvedSite[] = [];
@@ -182,16 +189,16 @@ function pathStrings(elf: ElfFile): string[] {
     if (!/^\.(rodata|data)/.test(section.name)) continue;
     const bytes = elf.sectionBytes(section.name);
     if (!bytes) continue;
-    let start = 0;
-    for (let i = 0; i < bytes.length && found.size < MAX_PATH_STRINGS; i++) {
-      if (bytes[i] !== 0) continue;
+    // indexOf finds each NUL natively: most of these sections are tables, not text.
+    for (let start = 0, i = bytes.indexOf(0); i !== -1 && found.size < MAX_PATH_STRINGS; start = i + 1, i = bytes.indexOf(0, start)) {
       const length = i - start;
-      if (length >= 2 && length <= 256) {
-        const text = Buffer.from(bytes.subarray(start, i)).toString('latin1');
-        const isPath = bytes[start] === 0x2f && /^\/[\x21-\x7e]+$/.test(text) && !text.includes('//') && /[a-zA-Z]/.test(text);
+      // Only a string that starts with '/' or "lib" can be either: the others are not decoded.
+      const first = bytes[start];
+      if (length >= 2 && length <= 256 && (first === 0x2f || (first === 0x6c && bytes[start + 1] === 0x69 && bytes[start + 2] === 0x62))) {
+        const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, length).toString('latin1');
+        const isPath = first === 0x2f && /^\/[\x21-\x7e]+$/.test(text) && !text.includes('//') && /[a-zA-Z]/.test(text);
         if (isPath || LIBRARY_NAME.test(text)) found.add(text);
       }
-      start = i + 1;
     }
   }
   return [...found].sort();

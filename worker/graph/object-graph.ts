@@ -36,6 +36,8 @@ export interface GraphFunction {
   readonly wrapperSites: number;
   /** Data regions (indices into `ObjectGraph.dataRegions`) this function references. */
   readonly dataRegions: ReadonlySet<number>;
+  /** Symbol names of its entry (symbol table, exports), when the object has them: what reports call it. */
+  readonly names?: readonly string[];
 }
 
 /** A `GraphFunction` while an analyser builds it. */

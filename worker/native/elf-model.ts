@@ -268,31 +268,40 @@ function scanDataWords(elf: ElfFile, wanted: (value: number) => boolean): [numbe
   return found;
 }
 
-/** An identifier as a C symbol name (what `dlsym` is given). */
-const IDENTIFIER_CHAR = /[A-Za-z0-9_.]/;
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+/** An identifier as a C symbol name (what `dlsym` is given): `[A-Za-z_][A-Za-z0-9_.]*`, by byte. */
+const IDENTIFIER_BYTE = byteClass((c) => /[A-Za-z0-9_.]/.test(c));
+const IDENTIFIER_START_BYTE = byteClass((c) => /[A-Za-z_]/.test(c));
+
+function byteClass(member: (char: string) => boolean): Uint8Array {
+  const table = new Uint8Array(256);
+  for (let byte = 0; byte < 256; byte++) table[byte] = member(String.fromCharCode(byte)) ? 1 : 0;
+  return table;
+}
 
 /**
  * Identifier-like NUL-terminated strings of `.rodata*` sections, with their addresses: each
  * string, and each identifier tail of it (a linker that merges strings may let "accept" be the
- * tail of "raccept"; code then points into the longer one).
+ * tail of "raccept"; code then points into the longer one). Bytes are tested against tables and
+ * each string is decoded once; its tails are slices of it.
  */
 function* readOnlyStrings(elf: ElfFile): Generator<[number, string]> {
   for (const section of elf.sections) {
     if (!section.name.startsWith('.rodata') || !section.hasFileData) continue;
     const bytes = elf.sectionBytes(section.name);
     if (!bytes) continue;
-    let start = 0;
-    for (let end = 0; end < bytes.length; end++) {
-      if (bytes[end] !== 0) continue;
+    // indexOf finds each NUL natively.
+    for (let start = 0, end = bytes.indexOf(0); end !== -1; start = end + 1, end = bytes.indexOf(0, start)) {
       // Only the identifier tail of [start, end) can be a name, and only at most 128 bytes of it.
       let tail = end;
-      while (tail > start && end - tail < 128 && IDENTIFIER_CHAR.test(String.fromCharCode(bytes[tail - 1]!))) tail--;
-      for (let from = tail; from <= end - 2; from++) {
-        const text = Buffer.from(bytes.subarray(from, end)).toString('latin1');
-        if (IDENTIFIER.test(text)) yield [section.addr + from, text];
+      while (tail > start && end - tail < 128 && IDENTIFIER_BYTE[bytes[tail - 1]!] === 1) tail--;
+      if (end - tail >= 2) {
+        let text: string | undefined;
+        for (let from = tail; from <= end - 2; from++) {
+          if (IDENTIFIER_START_BYTE[bytes[from]!] !== 1) continue;
+          text ??= Buffer.from(bytes.buffer, bytes.byteOffset + tail, end - tail).toString('latin1');
+          yield [section.addr + from, text.slice(from - tail)];
+        }
       }
-      start = end + 1;
     }
   }
 }

@@ -106,21 +106,27 @@ export function sweep(
       try {
         decoder.ip = BigInt(range.start);
         let next = lowerBound(starts, range.start + 1);
-        while (decoder.canDecode) {
-          const address = range.start + decoder.position;
+        // The decoder's position, kept here (it advances by each valid instruction's length): two
+        // calls into WebAssembly fewer per instruction.
+        let position = 0;
+        while (position < range.bytes.length) {
+          const address = range.start + position;
           decoder.decodeOut(instruction);
           const size = instruction.length;
           while (next < starts.length && starts[next]! <= address) next++;
           const start = starts[next];
-          const [kind, value] = classify(instruction, bitness);
+          const kind = classify(instruction, bitness);
           if (start !== undefined && start < address + size && !(weakStarts.has(start) && kind === Op.Padding)) {
             // Runs over a function start: the bytes before it are not an instruction of ours.
             push(address, start - address, Op.Invalid, Number.NaN);
-            decoder.position = start - range.start;
+            position = start - range.start;
+            decoder.position = position;
             decoder.ip = BigInt(start);
             continue;
           }
-          push(address, size, kind, value);
+          push(address, size, kind, classifiedTarget);
+          // An undecodable instruction's length is what the decoder skipped: read it back.
+          position = kind === Op.Invalid ? decoder.position : position + size;
         }
       } finally {
         decoder.free();
@@ -167,19 +173,30 @@ function absoluteTarget(instruction: Instruction, operand: number): number {
   return Number.NaN;
 }
 
-function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
+/**
+ * The target of the instruction `classify` saw last (see `InstructionTable.target`): returned
+ * beside the kind without allocating a pair per instruction.
+ */
+let classifiedTarget = Number.NaN;
+
+function classified(kind: Op, target: number): Op {
+  classifiedTarget = target;
+  return kind;
+}
+
+function classify(instruction: Instruction, bitness: 32 | 64): Op {
   switch (instruction.flowControl) {
     case FlowControl.Next: {
       const mnemonic = instruction.mnemonic;
-      if (mnemonic === Mnemonic.Hlt) return [Op.Stop, Number.NaN];
-      if (mnemonic === Mnemonic.Nop) return [Op.Padding, Number.NaN];
+      if (mnemonic === Mnemonic.Hlt) return classified(Op.Stop, Number.NaN);
+      if (mnemonic === Mnemonic.Nop) return classified(Op.Padding, Number.NaN);
       if (mnemonic === Mnemonic.Lea) {
         const value = ripTarget(instruction, 1);
-        return Number.isNaN(value) ? [Op.Other, value] : [Op.LeaRip, value];
+        return classified(Number.isNaN(value) ? Op.Other : Op.LeaRip, value);
       }
       if (mnemonic === Mnemonic.Mov && instruction.op0Kind === OpKind.Register) {
         const slot = ripTarget(instruction, 1);
-        if (!Number.isNaN(slot)) return [Op.LoadRip, slot];
+        if (!Number.isNaN(slot)) return classified(Op.LoadRip, slot);
       }
       if (mnemonic === Mnemonic.Mov || mnemonic === Mnemonic.Push) {
         const last = instruction.opCount - 1;
@@ -187,45 +204,45 @@ function classify(instruction: Instruction, bitness: 32 | 64): [Op, number] {
         if (kind === OpKind.Immediate32 || kind === OpKind.Immediate32to64 || kind === OpKind.Immediate8to32 || kind === OpKind.Immediate64) {
           const value = kind === OpKind.Immediate64 ? Number(instruction.immediate64) : instruction.immediate32 >>> 0;
           // Small values are never code addresses: skip them cheaply.
-          return value >= 0x1000 ? [Op.Immediate, value] : [Op.Other, Number.NaN];
+          return value >= 0x1000 ? classified(Op.Immediate, value) : classified(Op.Other, Number.NaN);
         }
       }
       for (let operand = 0; operand < instruction.opCount; operand++) {
         const address = absoluteTarget(instruction, operand);
-        if (!Number.isNaN(address)) return [mnemonic === Mnemonic.Cmp ? Op.CompareMemory : Op.KnownMemory, address];
+        if (!Number.isNaN(address)) return classified(mnemonic === Mnemonic.Cmp ? Op.CompareMemory : Op.KnownMemory, address);
       }
-      return [Op.Other, Number.NaN];
+      return classified(Op.Other, Number.NaN);
     }
     case FlowControl.Call: {
       // iced files `syscall` and `sysenter` under calls.
       const mnemonic = instruction.mnemonic;
-      if (mnemonic === Mnemonic.Syscall) return [Op.Syscall, Number.NaN];
-      if (mnemonic === Mnemonic.Sysenter) return [Op.Sysenter, Number.NaN];
-      return [Op.CallDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32];
+      if (mnemonic === Mnemonic.Syscall) return classified(Op.Syscall, Number.NaN);
+      if (mnemonic === Mnemonic.Sysenter) return classified(Op.Sysenter, Number.NaN);
+      return classified(Op.CallDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32);
     }
     case FlowControl.IndirectCall:
-      return [Op.CallIndirect, absoluteTarget(instruction, 0)];
+      return classified(Op.CallIndirect, absoluteTarget(instruction, 0));
     case FlowControl.UnconditionalBranch:
       // jmp rel; a far jmp with an immediate segment is treated as a stop.
       return instruction.op0Kind === OpKind.NearBranch64 || instruction.op0Kind === OpKind.NearBranch32
-        ? [Op.JmpDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32]
-        : [Op.Stop, Number.NaN];
+        ? classified(Op.JmpDirect, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32)
+        : classified(Op.Stop, Number.NaN);
     case FlowControl.IndirectBranch:
-      return [Op.JmpIndirect, absoluteTarget(instruction, 0)];
+      return classified(Op.JmpIndirect, absoluteTarget(instruction, 0));
     case FlowControl.ConditionalBranch:
-      return [Op.Jcc, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32];
+      return classified(Op.Jcc, bitness === 64 ? Number(instruction.nearBranch64) : instruction.nearBranch32);
     case FlowControl.Return:
-      return [Op.Return, Number.NaN];
+      return classified(Op.Return, Number.NaN);
     case FlowControl.Interrupt:
-      if (instruction.mnemonic === Mnemonic.Int && instruction.immediate8 === 0x80) return [Op.Int80, Number.NaN];
+      if (instruction.mnemonic === Mnemonic.Int && instruction.immediate8 === 0x80) return classified(Op.Int80, Number.NaN);
       // `int3` fills the gaps between functions (Go, MSVC-style linkers), as `nop` does elsewhere:
       // it is padding, so a function that ends in `ret; int3` does not run on into the next one.
-      if (instruction.mnemonic === Mnemonic.Int3) return [Op.Padding, Number.NaN];
-      return [Op.Other, Number.NaN];
+      if (instruction.mnemonic === Mnemonic.Int3) return classified(Op.Padding, Number.NaN);
+      return classified(Op.Other, Number.NaN);
     case FlowControl.Exception:
-      return instruction.code === 0 ? [Op.Invalid, Number.NaN] : [Op.Stop, Number.NaN];
+      return classified(instruction.code === 0 ? Op.Invalid : Op.Stop, Number.NaN);
     default:
-      return [Op.Other, Number.NaN];
+      return classified(Op.Other, Number.NaN);
   }
 }
 
