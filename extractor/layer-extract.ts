@@ -20,9 +20,8 @@ import { classify, type Classification } from './classify.js';
 import { baseName, normaliseEntryPath, parentOf } from './paths.js';
 import { HashingStream } from './streams.js';
 import type { Digest, FileType, LayerDescriptor, LayerFile, LayerRecord } from './types.js';
+import { EXTRACTOR_VERSION } from './version.js';
 
-/** Bumped whenever a `LayerRecord` computed from the same bytes would differ. */
-export const EXTRACTOR_VERSION = 3;
 
 /**
  * Configuration files that decide how programs load code, kept in the CAS like ELF files and

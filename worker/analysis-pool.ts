@@ -46,6 +46,11 @@ export class AnalysisPool {
     return { worker, busy: false };
   }
 
+  /** Starts threads now, for `objects` analyses at most (idle until they come): their start-up overlaps other work. */
+  warm(objects = this.size): void {
+    while (this.slots.length < Math.min(this.size, objects)) this.slots.push(this.spawn());
+  }
+
   /**
    * A thread for an object of `bytes` bytes. When all are busy, the largest waiting object gets the
    * next free one (longest job first: a batch's large objects do not end up last on one thread

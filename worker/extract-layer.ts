@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { EXTRACTOR_VERSION, extractLayer } from '../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../extractor/version.js';
 import type { Bus } from '../infra/bus.js';
 import { withDeadline } from '../infra/deadline.js';
 import type { Limits } from '../infra/limits.js';
@@ -34,7 +34,8 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
     const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, () =>
       // Past extractTimeoutMs the fetch and the extraction stop and the unit fails with that limit (never retried).
       withDeadline(deps.limits, 'extractTimeoutMs', `the extraction of layer ${unit.layer.digest}`, context.signal, async (signal) => {
-        const blob = await deps.blobs.open(unit, signal);
+        // The extractor (tar, gzip, zstd) loads with the first layer to extract: a warm rescan has none.
+        const [{ extractLayer }, blob] = await Promise.all([import('../extractor/layer-extract.js'), deps.blobs.open(unit, signal)]);
         return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal });
       }),
     );

@@ -15,11 +15,9 @@ import { formatBytes, type Progress, progressFor, silentCountProgress, terminalC
 import { NO_TIMER, PhaseTimer } from '../../infra/timings.js';
 import { embeddedRuntime } from '../runtime/embedded.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { crawlRegistry, rescanRegistries, type Scanner, type TagCheckOptions } from '../crawl/crawl.js';
-import { postWebhook, webhookUrl } from '../crawl/webhook.js';
+import type { Scanner, TagCheckOptions } from '../crawl/crawl.js';
 import { registerKbCommands, registerServeCommand } from './kb-command.js';
 import { attachedText, attachScanResult, registerFetchProfile, registryReferenceOf } from './attach-command.js';
-import { crawlSummaryText } from '../crawl/summary-text.js';
 import { analysisState } from '../plan/analysis-state.js';
 import type { Platform } from '../../extractor/types.js';
 import { fileJson, type InspectOptions, type InspectResult, inspectImage } from '../plan/inspect.js';
@@ -38,7 +36,7 @@ import { spanSync, startTelemetry, type Telemetry, withSpan } from '../../infra/
 import { PACKAGE_VERSION } from '../../infra/versions.js';
 import { roundTripCounters } from '../../infra/round-trips.js';
 import type { ServiceLog } from '../../infra/log.js';
-import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../../extractor/version.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -484,6 +482,7 @@ function checkRegistryArgument(registry: string): void {
 function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
   checkRegistryArgument(registry);
   return withTagChecks(flags, async (options) => {
+    const [{ crawlRegistry }, { crawlSummaryText }] = await Promise.all([import('../crawl/crawl.js'), import('../crawl/summary-text.js')]);
     const summary = await crawlRegistry({ ...options, registry, ...(flags.repo ? { repositories: flags.repo } : {}), ...(flags.tag ? { tags: flags.tag } : {}) });
     process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
     // Some tags failing is the crawl's result (listed above); nothing crawled at all is an error.
@@ -494,8 +493,10 @@ function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
 /** `rescan`: every known tag of the registries (all known when none is named) checked again. */
 function runRescan(registries: string[], flags: RescanFlags): Promise<void> {
   registries.forEach(checkRegistryArgument);
-  const webhook = flags.webhook ? webhookUrl(flags.webhook) : undefined;
   return withTagChecks(flags, async (options) => {
+    const { postWebhook, webhookUrl } = await import('../crawl/webhook.js');
+    const webhook = flags.webhook ? webhookUrl(flags.webhook) : undefined;
+    const [{ rescanRegistries }, { crawlSummaryText }] = await Promise.all([import('../crawl/crawl.js'), import('../crawl/summary-text.js')]);
     const summary = await rescanRegistries(options, registries);
     process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
     if (webhook) await postWebhook(webhook, summary);

@@ -10,10 +10,10 @@ import { type Command, Option } from 'commander';
 import { defaultCacheDir } from '../../infra/config.js';
 import { InvalidInputError, UsageError } from '../../infra/errors.js';
 import { readNamedFile } from './files.js';
-import { isLoopbackHost, kbApiHandler } from '../kb/api.js';
 import type { ExportSyscalls, KnowledgeBase } from '../../store/kb/index.js';
-import { openQueryStore } from '../kb/open.js';
-import { fleetReport, libraryReport, pageSize, profileDiff, syscallPage, tagReport } from '../kb/queries.js';
+/** The query modules (and the store's driver) load when a command runs, not when the CLI starts. */
+const queries = () => import('../kb/queries.js');
+const openQueryStore = async (flags: KbFlags): Promise<KnowledgeBase> => (await import('../kb/open.js')).openQueryStore(flags);
 
 interface KbFlags {
   json?: boolean;
@@ -64,7 +64,7 @@ export function registerKbCommands(program: Command): void {
       .option('--export <symbol>', 'only this export (e.g. getaddrinfo), in every version'),
   ).action((name: string, flags: KbFlags & { export?: string }) =>
     withKb(flags, async (store) => {
-      const report = await libraryReport(store, name, flags.export);
+      const report = await (await queries()).libraryReport(store, name, flags.export);
       print(flags, report, () => {
         let text = `${report.name}: ${report.versions.length} version${report.versions.length === 1 ? '' : 's'} seen\n`;
         for (const version of report.versions) {
@@ -89,6 +89,7 @@ export function registerKbCommands(program: Command): void {
       .option('--after <cursor>', 'the page after the one that printed this cursor'),
   ).action((name: string, flags: KbFlags & { limit: string; after?: string }) =>
     withKb(flags, async (store) => {
+      const { pageSize, syscallPage } = await queries();
       const page = await syscallPage(store, name, pageSize(flags.limit, 100, '--limit'), flags.after);
       print(flags, page, () => {
         let text = page.items.length === 0 && !flags.after ? `no known tag allows ${name}\n` : '';
@@ -101,7 +102,7 @@ export function registerKbCommands(program: Command): void {
 
   common(kb.command('image').description('a tag\'s profile and its history of changes').argument('<ref>', 'registry/repository:tag')).action((text: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const tag = await tagReport(store, text);
+      const tag = await (await queries()).tagReport(store, text);
       print(flags, tag, () => {
         let out = `${tagName(tag)} → ${tag.digest} (state ${tag.state}; checked ${tag.checkedAt}, changed ${tag.changedAt})\n`;
         if (tag.error) out += `  last scan failed: ${tag.error}\n`;
@@ -125,7 +126,7 @@ export function registerKbCommands(program: Command): void {
       .argument('<refB>', 'the same'),
   ).action((textA: string, textB: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const diff = await profileDiff(store, textA, textB);
+      const diff = await (await queries()).profileDiff(store, textA, textB);
       print(flags, diff, () => {
         let out = `${textA} (${short(diff.from.manifestDigest)}) → ${textB} (${short(diff.to.manifestDigest)}): +${diff.added.length} -${diff.removed.length}\n`;
         for (const entry of diff.added) out += `  + ${entry.name}: ${entry.witness}\n`;
@@ -138,6 +139,7 @@ export function registerKbCommands(program: Command): void {
   common(kb.command('stats').description('fleet statistics: common and rare syscalls, largest profiles, fallbacks and why, failed analyses').option('--top <n>', 'entries per list', '10')).action(
     (flags: KbFlags & { top: string }) =>
       withKb(flags, async (store) => {
+        const { fleetReport, pageSize } = await queries();
         const stats = await fleetReport(store, pageSize(flags.top, 10, '--top'));
         print(flags, stats, () => {
           let out = `${stats.tags} tags, ${stats.profiles} current profiles, ${stats.syscalls.distinct} distinct syscalls allowed\n`;
@@ -177,6 +179,7 @@ export function registerServeCommand(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, not ${JSON.stringify(flags.port)}`);
       const token = flags.tokenFile ? (await readNamedFile(flags.tokenFile, 'token file')).trim() : process.env.DOCKERGATE_API_TOKEN?.trim();
       if (flags.tokenFile && !token) throw new InvalidInputError(`--token-file ${flags.tokenFile} is empty`);
+      const { isLoopbackHost, kbApiHandler } = await import('../kb/api.js');
       if (!isLoopbackHost(flags.host) && !token) throw new UsageError(`serving on ${flags.host} (beyond loopback) needs a bearer token: --token-file <file> or $DOCKERGATE_API_TOKEN`);
       const kb = await openQueryStore(flags);
       const server = http.createServer(kbApiHandler({ kb, ...(token ? { token } : {}) }));

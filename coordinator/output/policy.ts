@@ -6,7 +6,11 @@
  * The caller decides what goes into the allowed set; in particular the container runtime's own
  * needs (`coordinator/plan/runtime-syscalls.ts`) are not added here.
  */
-import { stringify } from 'yaml';
+import { createRequire } from 'node:module';
+
+/** yaml, loaded when a Kubernetes profile is first written (most commands write none). */
+let yaml: typeof import('yaml') | undefined;
+const yamlText = (doc: unknown): string => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml')).stringify(doc, { lineWidth: 0 });
 import type { Platform } from '../../extractor/types.js';
 import { UnsupportedError } from '../../infra/errors.js';
 import { namesOf, PLATFORMS, platformSpec, SECCOMP_ARCHES, type SeccompArch, sortedUnique } from '../plan/platforms.js';
@@ -202,7 +206,7 @@ export function kubernetesProfile(profile: DockerSeccompProfile, name: string, n
   };
   const problems = validateSeccompProfileCrd(doc);
   if (problems.length > 0) throw new UnsupportedError(`SeccompProfile ${name}: ${problems.join('; ')}`);
-  return stringify(doc, { lineWidth: 0 });
+  return yamlText(doc);
 }
 
 /** True when every syscall of the profile's native table is named by some rule (so the default never applies to a known name). */

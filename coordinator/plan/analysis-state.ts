@@ -6,7 +6,7 @@
  * "what is stale" is a comparison of this key, not a rescan of everything.
  */
 import { createHash } from 'node:crypto';
-import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../../extractor/version.js';
 import type { AnalyserIdentity } from '../../worker/analysers.js';
 import dockerDefault from './data/docker-default-seccomp.json' with { type: 'json' };
 import { RUNTIME_SYSCALLS } from './runtime-syscalls.js';

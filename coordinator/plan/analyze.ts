@@ -55,6 +55,7 @@ async function readInput(file: string, maxBytes: number): Promise<Buffer> {
 }
 
 export async function analyzeFiles(runtime: Runtime, paths: readonly string[], progress: Progress = silentProgress): Promise<AnalyzedFile[]> {
+  runtime.warmAnalysis(paths.length);
   const inputs = await Promise.all(
     paths.map(async (file) => {
       const bytes = await readInput(file, runtime.limits.maxElfBytes);

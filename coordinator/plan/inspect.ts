@@ -3,7 +3,7 @@
  * records into the image tree, and describe what later stages need.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../../extractor/version.js';
 import { checkLayerMediaType, formatPlatform } from '../../extractor/manifest.js';
 import { parseReference } from '../../extractor/reference.js';
 import type { SourceOptions } from '../../extractor/source.js';

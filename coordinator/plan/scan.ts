@@ -190,6 +190,8 @@ async function scanUntraced(runtime: Runtime, referenceText: string, options: Sc
     if (stored) return fromStored(stored, image.reference);
     // Single-flight per image: while another coordinator plans it, this one waits, then finds
     // the stored scan (concurrent scans of one image in one process likewise).
+    // Not known: objects will be analysed once the layers are read.
+    runtime.warmAnalysis();
     const kb = await runtime.kb();
     return await kb.exclusive(`scan ${key}`, async () => {
       const finished = (await runtime.scans.get(key)) as StoredScan | undefined;

@@ -12,7 +12,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { EXTRACTOR_VERSION } from '../../extractor/layer-extract.js';
+import { EXTRACTOR_VERSION } from '../../extractor/version.js';
 import { parseReference } from '../../extractor/reference.js';
 import { VerifyingStream } from '../../extractor/streams.js';
 import type { Limits } from '../../infra/limits.js';
@@ -60,6 +60,8 @@ export function clusterRuntime(limits: Limits, services: ClusterServices, option
       }
       return () => {};
     },
+    // The workers analyse: nothing starts here.
+    warmAnalysis() {},
     async close() {
       await services.close();
     },

@@ -60,6 +60,9 @@ export function embeddedRuntime(limits: Limits, cacheDir = defaultCacheDir(), op
       shared.set(image.reference, { image, ...(wrap ? { wrap } : {}) });
       return () => shared.delete(image.reference);
     },
+    warmAnalysis(objects) {
+      pool.warm(objects);
+    },
     async close() {
       await bus.close();
       await pool.close();

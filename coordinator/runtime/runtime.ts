@@ -30,6 +30,12 @@ export interface Runtime {
    * layer blobs staged into S3). `wrap` sees each blob as it is read (progress). Returns `unshare`.
    */
   share(image: OpenedImage, wrap?: (layer: LayerDescriptor, blob: Readable) => Readable): Promise<() => void>;
+  /**
+   * Objects will be analysed soon: start what analysis needs (in process: the analysis threads,
+   * whose start-up then overlaps reading the image or the files; no more than `objects` of them).
+   * A no-op where workers analyse.
+   */
+  warmAnalysis(objects?: number): void;
   close(): Promise<void>;
 }
 

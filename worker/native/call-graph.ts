@@ -4,7 +4,7 @@
  * functions whose syscall number is a parameter become wrappers, resolved at each call site
  * (transitively: a function that forwards its parameter to a wrapper is a wrapper too).
  */
-import { type Instruction, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
+import { type Instruction, Mnemonic, OpKind, Register, RegisterExt } from '../x86/iced.js';
 import { fallsThrough, type InstructionTable, lowerBound, Op, sweep } from '../x86/sweep.js';
 import { type ConstantMemory, type FunctionSpan, type JumpIndex, locationOfParam, Redecoder, type Resolution, ValueTracker } from '../x86/track.js';
 import type { GraphDataRegion, GraphFunctionBuilder, ObjectGraph, SyscallRef, UnresolvedRef } from '../graph/object-graph.js';

@@ -4,7 +4,7 @@
  * cannot desynchronise the decoding of the next function. Only what the analysis needs is kept
  * per instruction; the backward register tracker re-decodes single instructions on demand.
  */
-import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register } from 'iced-x86';
+import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register } from './iced.js';
 import { LimitExceededError } from '../../infra/errors.js';
 
 /** What an instruction means to the analysis. */

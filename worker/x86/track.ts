@@ -16,7 +16,7 @@ import {
   OpKind,
   Register,
   RegisterExt,
-} from 'iced-x86';
+} from './iced.js';
 import { type InstructionTable, lowerBound, Op, reachedByFallthrough } from './sweep.js';
 
 /**
