@@ -2,6 +2,7 @@
  * The README's install, as a user runs it: `npm pack` in the checkout, `npm install -g` of the
  * tarball into a temporary prefix, then the installed `dockergate` from a directory outside the
  * checkout: --version, --help, and the main job (`scan`) on an OCI layout of this machine's files.
+ * And the README's quick start as written (`npm run example`), its image run under its profile.
  * Dependencies come from the npm registry (or npm's cache, filled by `npm ci`).
  */
 import assert from 'node:assert/strict';
@@ -11,6 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { validateSeccompProfileCrd } from '../coordinator/output/policy.js';
 import { type EntrySpec, gzipLayer, writeOciLayout } from './helpers/layers.js';
 
 const run = promisify(execFile);
@@ -68,5 +71,26 @@ describe('installed with npm install -g from npm pack', () => {
     for (const name of ['execve', 'exit_group', 'mmap']) assert.ok(allowed.includes(name), name);
     // The default cache is under the user's home, not the checkout.
     await fs.access(path.join(elsewhere, '.cache', 'dockergate'));
+  });
+});
+
+describe("the README's quick start, as written", () => {
+  it('npm run example writes the profile, the Kubernetes profile, the report and the graph, and the image runs under the profile', { timeout: 600_000 }, async () => {
+    const outputs = ['example-profile.json', 'example-profile.yaml', 'example-report.json', 'example.dot'].map((name) => path.join(CHECKOUT, name));
+    await Promise.all(outputs.map((file) => fs.rm(file, { force: true })));
+    await run('npm', ['run', 'example', '--silent'], { cwd: CHECKOUT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+    const [profileText, yamlText, reportText, dot] = await Promise.all(outputs.map((file) => fs.readFile(file, 'utf8')));
+    const profile = JSON.parse(profileText!) as { defaultAction: string; syscalls: { names: string[]; action: string }[] };
+    const allowed = profile.syscalls.find((rule) => rule.action === 'SCMP_ACT_ALLOW')!.names;
+    const report = JSON.parse(reportText!) as { syscalls: Record<string, string[]> };
+    assert.deepEqual([...allowed].sort(), Object.keys(report.syscalls).sort(), 'the report explains every allowed syscall');
+    assert.deepEqual(validateSeccompProfileCrd(parseYaml(yamlText!)), []);
+    assert.match(dot!, /^digraph /);
+    // The example image, copied into the daemon, still does its job under the profile it got.
+    const image = 'dockergate-test/example:quick-start';
+    await run('skopeo', ['copy', '--quiet', `oci:${path.join(CHECKOUT, 'test/fixtures/example/hello-oci')}:latest`, `docker-daemon:${image}`], { timeout: 300_000 });
+    const { stdout } = await run('docker', ['run', '--rm', '--network', 'none', '--security-opt', `seccomp=${outputs[0]}`, image], { timeout: 120_000 });
+    assert.match(stdout, /^hello from the example image\n/);
+    assert.match(stdout, /^PATH=\/usr\/local\/bin:\/usr\/bin:\/bin$/m);
   });
 });
