@@ -34,8 +34,11 @@ export function registerLayerExtractor(bus: Bus, deps: LayerExtractorDeps): void
     const record = await withSpan('layer fetch and extract', { 'dockergate.layer': unit.layer.digest, 'dockergate.bytes': unit.layer.size }, () =>
       // Past extractTimeoutMs the fetch and the extraction stop and the unit fails with that limit (never retried).
       withDeadline(deps.limits, 'extractTimeoutMs', `the extraction of layer ${unit.layer.digest}`, context.signal, async (signal) => {
-        // The extractor (tar, gzip, zstd) loads with the first layer to extract: a warm rescan has none.
-        const [{ extractLayer }, blob] = await Promise.all([import('../extractor/layer-extract.js'), deps.blobs.open(unit, signal)]);
+        // The extractor (tar, gzip, zstd) loads with the first layer to extract: a warm rescan has
+        // none. Loaded before the blob opens: an open blob may already be flowing (a worker counts
+        // its bytes with a 'data' listener), so nothing may come between opening and consuming it.
+        const { extractLayer } = await import('../extractor/layer-extract.js');
+        const blob = await deps.blobs.open(unit, signal);
         return extractLayer(blob, unit.layer, { cas: deps.cas, limits: deps.limits, signal });
       }),
     );

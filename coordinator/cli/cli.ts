@@ -491,11 +491,12 @@ function runCrawl(registry: string, flags: CrawlFlags): Promise<void> {
 }
 
 /** `rescan`: every known tag of the registries (all known when none is named) checked again. */
-function runRescan(registries: string[], flags: RescanFlags): Promise<void> {
+async function runRescan(registries: string[], flags: RescanFlags): Promise<void> {
   registries.forEach(checkRegistryArgument);
+  // A malformed --webhook is a usage error before anything is opened.
+  const { postWebhook, webhookUrl } = await import('../crawl/webhook.js');
+  const webhook = flags.webhook ? webhookUrl(flags.webhook) : undefined;
   return withTagChecks(flags, async (options) => {
-    const { postWebhook, webhookUrl } = await import('../crawl/webhook.js');
-    const webhook = flags.webhook ? webhookUrl(flags.webhook) : undefined;
     const [{ rescanRegistries }, { crawlSummaryText }] = await Promise.all([import('../crawl/crawl.js'), import('../crawl/summary-text.js')]);
     const summary = await rescanRegistries(options, registries);
     process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : crawlSummaryText(summary));
