@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AbortedError, DockergateError, InvalidInputError, LimitExceededError, UnsupportedError } from '../infra/errors.js';
+import { AbortedError, type DockergateError, type ErrorCode, InvalidInputError, LimitExceededError, RemoteUnitError } from '../infra/errors.js';
 import type { Limits } from '../infra/limits.js';
 import type { ObjectFacts } from '../store/facts.js';
 import type { AnalysisReply, AnalysisRequest } from './analysis-thread.js';
@@ -143,15 +143,15 @@ export class AnalysisPool {
   }
 }
 
+/** Codes a thread may report (a DockergateError's code), kept as they were there. */
+const THREAD_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(['invalid-input', 'unsafe-path', 'limit-exceeded', 'digest-mismatch', 'unsupported', 'not-found']);
+
+/**
+ * The thread's error on this side: its own code and message, unchanged (a limit error reads as the
+ * thread wrote it). An `internal` error is a bug of the analyser on this object: final for the
+ * object, recorded with its stack so the next analyser version (a new facts key) tries it again.
+ */
 function errorOf(code: string, message: string): DockergateError {
-  switch (code) {
-    case 'invalid-input':
-      return new InvalidInputError(message);
-    case 'unsupported':
-      return new UnsupportedError(message);
-    case 'limit-exceeded':
-      return new LimitExceededError('analysis', 0, message);
-    default:
-      return new InvalidInputError(`analyser failed (${code}): ${message}`);
-  }
+  if (THREAD_ERROR_CODES.has(code)) return new RemoteUnitError(code as ErrorCode, message);
+  return new InvalidInputError(`analyser failed (${code}): ${message}`);
 }

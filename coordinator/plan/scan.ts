@@ -736,13 +736,20 @@ class ScanPlanner {
     await this.factsOf(batch, true);
   }
 
-  /** An object's dynamic-linking headers: from its facts when known, else parsed from its bytes. */
+  /**
+   * An object's dynamic-linking headers: from its facts when this scan or the knowledge base has
+   * them (a cluster coordinator then reads no object from S3), else parsed from its bytes.
+   */
   private async dynamicHeaders(file: TreeFile): Promise<Pick<ObjectFacts, 'needed' | 'rpath' | 'runpath' | 'interpreter'> | undefined> {
-    const known = this.facts.get(file.sha256!);
+    const sha256 = file.sha256!;
+    const known = this.facts.get(sha256);
     if (known) return known;
     if (known === null || file.size > this.runtime.limits.maxElfBytes) return undefined;
+    const kb = await this.runtime.kb();
+    const stored = (await kb.getFacts([{ sha256, analyser: this.runtime.analyser.name, analyserVersion: this.runtime.analyser.version }])).get(sha256);
+    if (stored) return stored;
     try {
-      const elf = parseElf(await this.runtime.cas.get(file.sha256!), this.runtime.limits);
+      const elf = parseElf(await this.runtime.cas.get(sha256), this.runtime.limits);
       return { needed: elf.dynamic?.needed ?? [], rpath: elf.dynamic?.rpath ?? [], runpath: elf.dynamic?.runpath ?? [], ...(elf.interpreter ? { interpreter: elf.interpreter } : {}) };
     } catch {
       return undefined;

@@ -98,8 +98,7 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
     try {
       raw = await fs.readdir(path.join(root, relative), { encoding: 'buffer' });
     } catch (err) {
-      // Unreadable (permission-denied), gone (not-found): named, with its kind.
-      throw fileError(err, where(relative), 'directory');
+      throw treeError(err, where(relative), 'directory', 'list');
     }
     const names = raw.map((bytes) => {
       try {
@@ -119,7 +118,7 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
         stat = await fs.lstat(path.join(root, child));
       } catch (err) {
         // Removed while listed, or unreadable: the tree is not what it was a moment ago.
-        throw fileError(err, where(child), 'file');
+        throw treeError(err, where(child), 'file', 'stat');
       }
       const linkTarget = stat.isSymbolicLink() ? await fs.readlink(path.join(root, child)) : undefined;
       if (linkTarget !== undefined && Buffer.byteLength(linkTarget) > limits.maxPathBytes) throw new LimitExceededError('maxPathBytes', limits.maxPathBytes, `link target of ${where(child)}`);
@@ -134,6 +133,17 @@ async function walk(root: string, limits: Limits): Promise<TreeEntry[]> {
     for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]!);
   }
   return entries;
+}
+
+/**
+ * A file or directory of the tree that cannot be listed, stat'ed or read: permission-denied (the
+ * user may not read it) or not-found (gone meanwhile), named, as fileError words them; anything
+ * else (ENAMETOOLONG, ELOOP, ...) is the tree's own fault: invalid-input.
+ */
+function treeError(err: unknown, where: string, what: 'file' | 'directory', verb: 'list' | 'stat' | 'read'): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ENOTDIR') return fileError(err, where, what);
+  return new InvalidInputError(`${where}: cannot ${verb} (${code ?? String(err)})`, { cause: err });
 }
 
 function packTree(root: string, entries: readonly TreeEntry[]): Readable {
@@ -165,7 +175,7 @@ function packTree(root: string, entries: readonly TreeEntry[]): Readable {
           reading = input;
           // A file the user cannot read fails the scan naming it (permission-denied): left out, it
           // could be a program the entrypoint runs.
-          input.on('error', (err) => reject(fileError(err, `dir:${path.join(root, relative)}`, 'file')));
+          input.on('error', (err) => reject(treeError(err, `dir:${path.join(root, relative)}`, 'file', 'read')));
           input.on('close', () => {
             if (!input.readableEnded) reject(new Error(`${relative}: closed before it was packed`));
           });
