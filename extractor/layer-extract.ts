@@ -22,7 +22,6 @@ import { HashingStream } from './streams.js';
 import type { Digest, FileType, LayerDescriptor, LayerFile, LayerRecord } from './types.js';
 import { EXTRACTOR_VERSION } from './version.js';
 
-
 /**
  * Configuration files that decide how programs load code, kept in the CAS like ELF files and
  * scripts: the loader cache and path files, and NSS's configuration.

@@ -64,7 +64,8 @@ export function registerKbCommands(program: Command): void {
       .option('--export <symbol>', 'only this export (e.g. getaddrinfo), in every version'),
   ).action((name: string, flags: KbFlags & { export?: string }) =>
     withKb(flags, async (store) => {
-      const report = await (await queries()).libraryReport(store, name, flags.export);
+      const { libraryReport } = await queries();
+      const report = await libraryReport(store, name, flags.export);
       print(flags, report, () => {
         let text = `${report.name}: ${report.versions.length} version${report.versions.length === 1 ? '' : 's'} seen\n`;
         for (const version of report.versions) {
@@ -102,7 +103,8 @@ export function registerKbCommands(program: Command): void {
 
   common(kb.command('image').description('a tag\'s profile and its history of changes').argument('<ref>', 'registry/repository:tag')).action((text: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const tag = await (await queries()).tagReport(store, text);
+      const { tagReport } = await queries();
+      const tag = await tagReport(store, text);
       print(flags, tag, () => {
         let out = `${tagName(tag)} → ${tag.digest} (state ${tag.state}; checked ${tag.checkedAt}, changed ${tag.changedAt})\n`;
         if (tag.error) out += `  last scan failed: ${tag.error}\n`;
@@ -126,7 +128,8 @@ export function registerKbCommands(program: Command): void {
       .argument('<refB>', 'the same'),
   ).action((textA: string, textB: string, flags: KbFlags) =>
     withKb(flags, async (store) => {
-      const diff = await (await queries()).profileDiff(store, textA, textB);
+      const { profileDiff } = await queries();
+      const diff = await profileDiff(store, textA, textB);
       print(flags, diff, () => {
         let out = `${textA} (${short(diff.from.manifestDigest)}) → ${textB} (${short(diff.to.manifestDigest)}): +${diff.added.length} -${diff.removed.length}\n`;
         for (const entry of diff.added) out += `  + ${entry.name}: ${entry.witness}\n`;

@@ -36,7 +36,6 @@ export async function libraryReport(kb: KnowledgeBase, name: string, exportName?
   return { name: key, versions };
 }
 
-
 /** The tags whose current profile allows `syscall`, one page. */
 export async function syscallPage(kb: KnowledgeBase, syscall: string, limit: number, after?: string): Promise<{ syscall: string } & Page<TagWithSyscall>> {
   checkSyscallName(syscall);

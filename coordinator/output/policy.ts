@@ -7,13 +7,13 @@
  * needs (`coordinator/plan/runtime-syscalls.ts`) are not added here.
  */
 import { createRequire } from 'node:module';
+import type { Platform } from '../../extractor/types.js';
+import { UnsupportedError } from '../../infra/errors.js';
+import { namesOf, PLATFORMS, platformSpec, SECCOMP_ARCHES, type SeccompArch, sortedUnique } from '../plan/platforms.js';
 
 /** yaml, loaded when a Kubernetes profile is first written (most commands write none). */
 let yaml: typeof import('yaml') | undefined;
 const yamlText = (doc: unknown): string => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml')).stringify(doc, { lineWidth: 0 });
-import type { Platform } from '../../extractor/types.js';
-import { UnsupportedError } from '../../infra/errors.js';
-import { namesOf, PLATFORMS, platformSpec, SECCOMP_ARCHES, type SeccompArch, sortedUnique } from '../plan/platforms.js';
 
 /** Actions of libseccomp as the OCI runtime spec and moby spell them. */
 export const SECCOMP_ACTIONS = [

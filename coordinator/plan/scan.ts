@@ -642,11 +642,7 @@ class ScanPlanner {
       if (running) waits.add(running);
     }
     const missing = items.filter((item) => !this.facts.has(item.sha256) && !this.analysing.has(item.sha256));
-    if (missing.length > 0) {
-      const batch = this.analyseBatch(missing, ahead);
-      waits.add(batch);
-      await batch;
-    }
+    if (missing.length > 0) waits.add(this.analyseBatch(missing, ahead));
     await Promise.all(waits);
     if (ahead) return;
     for (const item of items) {
@@ -738,7 +734,9 @@ class ScanPlanner {
 
   /**
    * An object's dynamic-linking headers: from its facts when this scan or the knowledge base has
-   * them (a cluster coordinator then reads no object from S3), else parsed from its bytes.
+   * them (a cluster coordinator then reads no object from S3), else parsed from its bytes. Facts
+   * read from the knowledge base are the scan's facts of the object from then on (known, not
+   * asked for again).
    */
   private async dynamicHeaders(file: TreeFile): Promise<Pick<ObjectFacts, 'needed' | 'rpath' | 'runpath' | 'interpreter'> | undefined> {
     const sha256 = file.sha256!;
@@ -747,7 +745,13 @@ class ScanPlanner {
     if (known === null || file.size > this.runtime.limits.maxElfBytes) return undefined;
     const kb = await this.runtime.kb();
     const stored = (await kb.getFacts([{ sha256, analyser: this.runtime.analyser.name, analyserVersion: this.runtime.analyser.version }])).get(sha256);
-    if (stored) return stored;
+    if (stored) {
+      this.facts.set(sha256, stored);
+      // Counted among the objects of the analysis phase, as a known one.
+      this.analysisPhase.add(1);
+      this.analysisPhase.done(file.path);
+      return stored;
+    }
     try {
       const elf = parseElf(await this.runtime.cas.get(sha256), this.runtime.limits);
       return { needed: elf.dynamic?.needed ?? [], rpath: elf.dynamic?.rpath ?? [], runpath: elf.dynamic?.runpath ?? [], ...(elf.interpreter ? { interpreter: elf.interpreter } : {}) };
